@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Virtual cards, readers, tills and networks (installed as ``loyaltysdk.simulators``)."""
