@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The ``loyalty`` command: a thin client of the public API."""
+"""The ``loyalty`` command: a thin client of the public API.
+
+Each area keeps its commands in its own private module (``_cli_*.py``) and is
+registered here, so this file stays an index.
+"""
 
 from __future__ import annotations
 
@@ -12,3 +16,14 @@ from . import __version__
 @click.version_option(__version__, prog_name="loyalty")
 def main() -> None:
     """Loyalty cards, points, e-vouchers and stored value for POS tills."""
+
+
+def _register() -> None:
+    # Imported here so that `loyalty --help` stays fast and a missing optional
+    # extra only breaks the command that needs it.
+    from ._cli_ledger import ledger_group
+
+    main.add_command(ledger_group)
+
+
+_register()
