@@ -1,0 +1,1034 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The double-entry ledger: balanced, append-only, idempotent, durable.
+
+Every write follows one path (`_write`): look the idempotency key up (a
+repeat returns the first result or the first rejection), release holds that
+timed out, check the request, then append the journal rows, adjust the
+balance columns, move points lots and append the outbox record, all in one
+SQLite transaction, so one call is one durable commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount
+from .._money import Amount, Money, Points, amount_of, check_unit
+from ._errors import (
+    REJECTIONS,
+    AccountConflict,
+    HoldExpired,
+    HoldResolved,
+    InsufficientFunds,
+    InvalidTransaction,
+    LedgerCorrupted,
+    LimitExceeded,
+    NotReversible,
+    PostExceedsHold,
+    Rejection,
+    UnbalancedTransaction,
+    UnknownAccount,
+    UnknownTransaction,
+)
+from ._sqlite import SQLiteStore, Synchronous
+from ._store import AccountRow, LedgerStore, NewTx, PostingRow, StoredTx, from_micros, to_micros
+from ._types import (
+    Account,
+    AccountFlags,
+    Balance,
+    Entry,
+    Kind,
+    Lot,
+    OutboxRecord,
+    OutboxStatus,
+    Posting,
+    Side,
+    Transaction,
+)
+
+Clock = Callable[[], datetime]
+
+# Keys the ledger makes for itself; a caller may not use these prefixes.
+_EXPIRY_PREFIX: Final = "expiry:"
+_BREAKAGE_PREFIX: Final = "breakage:"
+_MAX_KEY: Final = 200
+_MAX_MEMO: Final = 1000
+_MAX_POSTINGS: Final = 1000
+_REVERSIBLE: Final = frozenset({Kind.TRANSFER.value, Kind.POST.value, Kind.BREAKAGE.value})
+
+# (debits posted, credits posted, debits pending, credits pending)
+_Delta = list[int]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY or not key.isprintable():
+        raise InvalidTransaction(
+            f"an idempotency key is 1-{_MAX_KEY} printable characters: {key!r}"
+        )
+    if key.startswith((_EXPIRY_PREFIX, _BREAKAGE_PREFIX)):
+        raise InvalidTransaction(f"key prefix reserved for the ledger: {key!r}")
+    return key
+
+
+def _check_ref(key: object) -> str:
+    if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY:
+        raise InvalidTransaction(f"not a transaction key: {key!r}")
+    return key
+
+
+def _check_memo(memo: object) -> str | None:
+    if memo is None:
+        return None
+    if not isinstance(memo, str) or len(memo) > _MAX_MEMO:
+        raise InvalidTransaction(f"a memo is a string of at most {_MAX_MEMO} characters")
+    return memo
+
+
+def _check_postings(postings: object) -> tuple[Posting, ...]:
+    if isinstance(postings, Posting) or not isinstance(postings, Iterable):
+        raise InvalidTransaction("postings must be a sequence of Posting")
+    items = tuple(postings)
+    if not items:
+        raise InvalidTransaction("a transaction needs at least one posting")
+    if len(items) > _MAX_POSTINGS:
+        raise InvalidTransaction(f"at most {_MAX_POSTINGS} postings in one transaction")
+    for item in items:
+        if not isinstance(item, Posting):
+            raise InvalidTransaction(f"not a Posting: {item!r}")
+        if item.expires_at is not None and item.expires_at.tzinfo is None:
+            raise InvalidTransaction("a lot expiry must be an aware datetime")
+    totals: dict[str, int] = {}
+    for item in items:
+        sign = 1 if item.side is Side.DEBIT else -1
+        totals[item.unit] = totals.get(item.unit, 0) + sign * item.amount.minor
+    unbalanced = {unit: total for unit, total in totals.items() if total}
+    if unbalanced:
+        detail = ", ".join(
+            f"{unit} debits exceed credits by {total}" for unit, total in unbalanced.items()
+        )
+        raise UnbalancedTransaction(f"transaction does not balance: {detail}")
+    return items
+
+
+def _fingerprint(
+    kind: Kind, ref: str | None, postings: Sequence[Posting], extra: object, memo: str | None
+) -> bytes:
+    canonical = [
+        kind.value,
+        ref,
+        [
+            [
+                p.account,
+                p.side.value,
+                p.amount.minor,
+                p.unit,
+                None if p.expires_at is None else to_micros(p.expires_at),
+            ]
+            for p in postings
+        ],
+        extra,
+        memo,
+    ]
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).digest()[:16]
+
+
+def _posting_from_row(row: PostingRow) -> Posting:
+    expires = None if row.expires_at is None else from_micros(row.expires_at)
+    return Posting(row.account, Side(row.side), amount_of(row.amount, row.unit), expires)
+
+
+class Ledger:
+    """A till's (or a hub's) ledger. Open with `Ledger.open` or `Ledger.in_memory`.
+
+    All writes take a caller-made idempotency key: repeating a call with the
+    same key and content returns the first result (or raises the first
+    rejection again); the same key with other content raises
+    `IdempotencyConflict`.
+    """
+
+    def __init__(self, store: LedgerStore, *, origin: str, clock: Clock | None = None) -> None:
+        if not isinstance(origin, str) or not origin or not origin.isprintable():
+            raise InvalidTransaction(
+                f"origin must name the till or hub, e.g. 'S012-T3': {origin!r}"
+            )
+        self._store = store
+        self.origin = origin
+        self._clock = clock or _utcnow
+        self._lock = threading.RLock()
+        self._batch_depth = 0
+        self._accounts: dict[str, Account] = {}
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        origin: str,
+        clock: Clock | None = None,
+        synchronous: Synchronous = "FULL",
+    ) -> Ledger:
+        """Open (creating or migrating) the ledger in the SQLite file at `path`.
+
+        Args:
+            path: the file; its directory must exist.
+            origin: who writes here, e.g. the till id ``S012-T3``; it is stamped
+                on every outbox record.
+            clock: returns the current aware UTC time (tests inject one).
+            synchronous: SQLite's durability level; FULL unless you know why not.
+        """
+        return cls(SQLiteStore(path, synchronous=synchronous), origin=origin, clock=clock)
+
+    @classmethod
+    def in_memory(cls, *, origin: str = "TEST", clock: Clock | None = None) -> Ledger:
+        """A throwaway ledger for tests."""
+        return cls(SQLiteStore(":memory:"), origin=origin, clock=clock)
+
+    @property
+    def store(self) -> LedgerStore:
+        """The storage under this ledger."""
+        return self._store
+
+    def close(self) -> None:
+        """Close the underlying store."""
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _now(self) -> int:
+        return to_micros(self._clock())
+
+    # -- accounts ----------------------------------------------------------
+
+    def open_account(
+        self,
+        account_id: str,
+        unit: str,
+        *,
+        flags: AccountFlags = AccountFlags.NONE,
+        lots: bool = False,
+        breakage_account: str | None = None,
+    ) -> Account:
+        """Create an account, or return it if it exists with the same description.
+
+        Args:
+            account_id: a readable id, e.g. ``member:M-1:points``.
+            unit: an ISO 4217 code or ``PTS``.
+            flags: limits the account enforces.
+            lots: credits form lots that are spent oldest first and expire;
+                needs DEBITS_MUST_NOT_EXCEED_CREDITS and a breakage account.
+            breakage_account: where expired lots go (same unit).
+
+        Raises:
+            AccountConflict: the id exists with another description.
+            InvalidTransaction: the description is inconsistent.
+            UnknownAccount: the breakage account does not exist.
+        """
+        if not isinstance(account_id, str) or not 0 < len(account_id) <= 200:
+            raise InvalidTransaction(f"an account id is a non-empty string: {account_id!r}")
+        check_unit(unit)
+        flags = AccountFlags(flags)
+        if (
+            flags
+            == AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+        ):
+            raise InvalidTransaction("an account cannot carry both limit flags")
+        if lots and (
+            flags != AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS or breakage_account is None
+        ):
+            raise InvalidTransaction(
+                "a lot-tracked account needs DEBITS_MUST_NOT_EXCEED_CREDITS and a breakage account"
+            )
+        if not lots and breakage_account is not None:
+            raise InvalidTransaction("only lot-tracked accounts have a breakage account")
+        account = Account(account_id, unit, flags, lots, breakage_account)
+        with self._lock, self._store.write():
+            existing = self._store.get_account(account_id)
+            if existing is not None:
+                if existing.account != account:
+                    raise AccountConflict(f"account {account_id} exists as {existing.account}")
+                return existing.account
+            if breakage_account is not None:
+                target = self._store.get_account(breakage_account)
+                if target is None:
+                    raise UnknownAccount(f"no breakage account {breakage_account}")
+                if target.account.unit != unit:
+                    raise CurrencyMismatch(
+                        f"breakage account {breakage_account} is in {target.account.unit}"
+                    )
+            self._store.insert_account(account, self._now())
+        self._accounts[account_id] = account
+        return account
+
+    def account(self, account_id: str) -> Account:
+        """Return an account's description.
+
+        Raises:
+            UnknownAccount: no such account.
+        """
+        cached = self._accounts.get(account_id)
+        if cached is not None:
+            return cached
+        with self._lock:
+            row = self._store.get_account(account_id)
+        if row is None:
+            raise UnknownAccount(f"no account {account_id!r}")
+        self._accounts[account_id] = row.account
+        return row.account
+
+    def balance(self, account_id: str) -> Balance:
+        """Return the posted, pending and available balance of an account.
+
+        Raises:
+            UnknownAccount: no such account.
+        """
+        with self._lock:
+            row = self._store.get_account(account_id)
+        if row is None:
+            raise UnknownAccount(f"no account {account_id!r}")
+        return self._balance(row)
+
+    @staticmethod
+    def _balance(row: AccountRow) -> Balance:
+        return Balance(
+            row.account.id,
+            row.account.unit,
+            row.debits_posted,
+            row.credits_posted,
+            row.debits_pending,
+            row.credits_pending,
+            debit_normal=row.account.flags == AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+        )
+
+    def balances(self) -> list[Balance]:
+        """Every account's balance, by account id."""
+        with self._lock:
+            return [self._balance(row) for row in self._store.all_accounts()]
+
+    # -- writes ------------------------------------------------------------
+
+    def transfer(
+        self, key: str, postings: Iterable[Posting], *, memo: str | None = None
+    ) -> Transaction:
+        """Post a balanced set of postings at once.
+
+        Args:
+            key: the caller's idempotency key (a receipt reference, say).
+            postings: debits and credits that balance per unit.
+            memo: free text for people reading the journal.
+
+        Returns:
+            The committed transaction (the first one, on a repeat).
+
+        Raises:
+            InvalidTransaction: malformed or unbalanced postings, bad key.
+            UnknownAccount / CurrencyMismatch: a posting does not fit its account.
+            InsufficientFunds / LimitExceeded: an account limit would be broken
+                (remembered under `key`).
+            IdempotencyConflict: `key` was used for something else.
+        """
+        key = _check_key(key)
+        items = _check_postings(postings)
+        memo = _check_memo(memo)
+        fingerprint = _fingerprint(Kind.TRANSFER, None, items, None, memo)
+
+        def apply(now: int) -> Transaction:
+            return self._movement(now, key, fingerprint, Kind.TRANSFER, items, memo=memo)
+
+        return self._write(key, fingerprint, apply)
+
+    def hold(
+        self,
+        key: str,
+        postings: Iterable[Posting],
+        *,
+        timeout: timedelta,
+        memo: str | None = None,
+    ) -> Transaction:
+        """Reserve a balanced set of postings until posted, voided or timed out.
+
+        A hold moves nothing; it takes the debits out of the accounts'
+        available balance at once. After `timeout` the ledger voids it
+        (kind EXPIRY) on its next write or `expire()` call.
+
+        Raises:
+            As `transfer`; InvalidTransaction for a non-positive timeout.
+        """
+        key = _check_key(key)
+        items = _check_postings(postings)
+        memo = _check_memo(memo)
+        if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
+            raise InvalidTransaction(f"a hold needs a positive timeout, not {timeout!r}")
+        timeout_us = timeout // timedelta(microseconds=1)
+        fingerprint = _fingerprint(Kind.HOLD, None, items, timeout_us, memo)
+
+        def apply(now: int) -> Transaction:
+            tx = self._movement(
+                now,
+                key,
+                fingerprint,
+                Kind.HOLD,
+                items,
+                pending=True,
+                expires_at=now + timeout_us,
+                memo=memo,
+            )
+            self._store.add_open_hold(tx.seq, now + timeout_us)
+            return tx
+
+        return self._write(key, fingerprint, apply)
+
+    def post(
+        self,
+        key: str,
+        hold_key: str,
+        postings: Iterable[Posting] | None = None,
+        *,
+        amount: Amount | None = None,
+        memo: str | None = None,
+    ) -> Transaction:
+        """Resolve a hold by moving all of it, or less; the rest is released.
+
+        Args:
+            key: this post's idempotency key.
+            hold_key: the key the hold was taken with.
+            postings: what to move, each at most the held amount on the same
+                account and side; balanced. None moves the whole hold.
+            amount: shorthand for a hold of one debit and one credit: move
+                this much of it.
+
+        Raises:
+            UnknownTransaction: no hold under `hold_key`.
+            HoldResolved / HoldExpired / PostExceedsHold: remembered under `key`.
+        """
+        key = _check_key(key)
+        hold_key = _check_ref(hold_key)
+        memo = _check_memo(memo)
+        if postings is not None and amount is not None:
+            raise InvalidTransaction("give postings or amount, not both")
+        items = None if postings is None else _check_postings(postings)
+        if amount is not None and (not isinstance(amount, Money | Points) or amount.minor <= 0):
+            raise InvalidAmount(f"post amount must be positive Money or Points: {amount!r}")
+        extra = None if amount is None else [amount.minor, amount.unit]
+        fingerprint = _fingerprint(Kind.POST, hold_key, items or (), extra, memo)
+
+        def apply(now: int) -> Transaction:
+            hold, held = self._open_hold(hold_key)
+            moved = self._post_postings(held, items, amount)
+            return self._resolve(now, key, fingerprint, Kind.POST, hold, held, moved, memo)
+
+        return self._write(key, fingerprint, apply)
+
+    def void(self, key: str, hold_key: str, *, memo: str | None = None) -> Transaction:
+        """Resolve a hold by releasing all of it.
+
+        Raises:
+            UnknownTransaction: no hold under `hold_key`.
+            HoldResolved / HoldExpired: remembered under `key`.
+        """
+        key = _check_key(key)
+        hold_key = _check_ref(hold_key)
+        memo = _check_memo(memo)
+        fingerprint = _fingerprint(Kind.VOID, hold_key, (), None, memo)
+
+        def apply(now: int) -> Transaction:
+            hold, held = self._open_hold(hold_key)
+            return self._resolve(now, key, fingerprint, Kind.VOID, hold, held, (), memo)
+
+        return self._write(key, fingerprint, apply)
+
+    def reverse(self, key: str, original_key: str, *, memo: str | None = None) -> Transaction:
+        """Undo a posted transfer, post or breakage with a new, opposite entry.
+
+        Points a reversed redemption gave back return to the lots they came
+        from; points a reversed earning created are taken from those lots first.
+
+        Raises:
+            UnknownTransaction: no committed entry under `original_key`.
+            NotReversible: reversed already, or a hold/void/expiry/reversal
+                (remembered under `key`).
+            InsufficientFunds: the money or points were spent meanwhile.
+        """
+        key = _check_key(key)
+        original_key = _check_ref(original_key)
+        memo = _check_memo(memo)
+        fingerprint = _fingerprint(Kind.REVERSAL, original_key, (), None, memo)
+
+        def apply(now: int) -> Transaction:
+            original = self._store.find_tx(original_key)
+            if original is None or original.status != "committed":
+                raise UnknownTransaction(f"no committed transaction {original_key!r}")
+            if original.kind not in _REVERSIBLE:
+                raise NotReversible(
+                    f"{original_key} is a {original.kind}: void holds, reverse posts"
+                )
+            if self._store.is_reversed(original.seq):
+                raise NotReversible(f"{original_key} was reversed already")
+            flipped = tuple(
+                _posting_from_row(row).flipped() for row in self._store.postings_of(original.seq)
+            )
+            return self._movement(
+                now,
+                key,
+                fingerprint,
+                Kind.REVERSAL,
+                flipped,
+                ref_seq=original.seq,
+                reverses=original.seq,
+                memo=memo,
+                lots_from=original.seq,
+            )
+
+        return self._write(key, fingerprint, apply)
+
+    def expire(self, now: datetime | None = None) -> list[Transaction]:
+        """Void holds that timed out and move expired points lots to breakage.
+
+        Run it on a schedule (the till does on start and daily); writes also
+        release timed-out holds and expired lots they touch on their own.
+
+        Returns:
+            The EXPIRY and BREAKAGE entries made.
+        """
+        moment = to_micros(now) if now is not None else self._now()
+        with self._lock, self._store.write():
+            made = self._expire_holds(moment)
+            for account in self._store.expired_lot_accounts(moment, None):
+                tx = self._expire_lots(account, moment)
+                if tx is not None:
+                    made.append(tx)
+        return made
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Group writes into one durable commit: all of them or none.
+
+        A rejection inside rolls the whole group back, and is then
+        remembered under the rejected call's key.
+        """
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                with self._store.write():
+                    yield
+            except Rejection as rejection:
+                if self._batch_depth == 1:
+                    self._remember(rejection)
+                raise
+            finally:
+                self._batch_depth -= 1
+
+    # -- reads -------------------------------------------------------------
+
+    def transaction(self, key: str) -> Transaction | None:
+        """The committed entry under `key`, or None (also for a rejected key)."""
+        with self._lock:
+            found = self._store.find_tx(key)
+            if found is None or found.status != "committed":
+                return None
+            return self._load(found)
+
+    def history(
+        self, account_id: str, *, limit: int = 100, before_seq: int | None = None
+    ) -> list[Entry]:
+        """An account's postings, newest first, `limit` at a time.
+
+        Pass the last entry's `seq` as `before_seq` for the next page.
+        """
+        self.account(account_id)
+        with self._lock:
+            rows = self._store.history(account_id, limit, before_seq)
+        return [
+            Entry(
+                tx.seq,
+                tx.key,
+                Kind(tx.kind),
+                Side(p.side),
+                amount_of(p.amount, p.unit),
+                p.pending,
+                from_micros(tx.created_at),
+                tx.memo,
+            )
+            for tx, p in rows
+        ]
+
+    def lots(self, account_id: str) -> list[Lot]:
+        """Every lot of a lot-tracked account, oldest first (spent ones too)."""
+        self.account(account_id)
+        with self._lock:
+            rows = self._store.lots_of(account_id)
+        return [
+            Lot(
+                r.id,
+                r.account,
+                r.amount,
+                r.remaining,
+                from_micros(r.earned_at),
+                None if r.expires_at is None else from_micros(r.expires_at),
+            )
+            for r in rows
+        ]
+
+    def outbox(self, *, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
+        """Outbox records after `after_seq`, oldest first, for the sync loop."""
+        with self._lock:
+            rows = self._store.outbox(after_seq, limit)
+        return [OutboxRecord(seq, tx, from_micros(at), payload) for seq, tx, at, payload in rows]
+
+    def ack_outbox(self, upto_seq: int) -> None:
+        """Drop outbox records up to `upto_seq`: the hub has them durably."""
+        with self._lock, self._store.write():
+            self._store.ack_outbox(upto_seq)
+
+    def outbox_status(self) -> OutboxStatus:
+        """How many records wait for the hub and how old the oldest is."""
+        with self._lock:
+            length, oldest, last, acked = self._store.outbox_status()
+        return OutboxStatus(length, None if oldest is None else from_micros(oldest), last, acked)
+
+    def check(self) -> None:
+        """Fold the journal and compare it with the stored state.
+
+        Checks: stored balances equal the fold of the postings; per unit the
+        balances of all accounts sum to zero, posted and pending; no limit is
+        broken; every lot-tracked account's open lots add up to its posted
+        balance; every open hold is unresolved; every committed entry is in
+        the outbox or acknowledged by the hub.
+
+        Raises:
+            LedgerCorrupted: listing every disagreement found.
+        """
+        problems: list[str] = []
+        with self._lock:
+            rows = {row.account.id: row for row in self._store.all_accounts()}
+            sums: dict[str, list[int]] = {}
+            for account_id, dp, cp, dpe, cpe in self._store.fold_journal():
+                row = rows[account_id]
+                stored = (
+                    row.debits_posted,
+                    row.credits_posted,
+                    row.debits_pending,
+                    row.credits_pending,
+                )
+                if stored != (dp, cp, dpe, cpe):
+                    problems.append(
+                        f"{account_id}: stored {stored} but journal folds to {(dp, cp, dpe, cpe)}"
+                    )
+                unit_sum = sums.setdefault(row.account.unit, [0, 0])
+                unit_sum[0] += cp - dp
+                unit_sum[1] += cpe - dpe
+                flags = row.account.flags
+                if flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and dp + dpe > cp:
+                    problems.append(f"{account_id}: debits exceed credits")
+                if flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS and cp + cpe > dp:
+                    problems.append(f"{account_id}: credits exceed debits")
+                if row.account.lots:
+                    remaining = sum(lot.remaining for lot in self._store.open_lots(account_id))
+                    if remaining != cp - dp:
+                        problems.append(
+                            f"{account_id}: lots hold {remaining} but balance is {cp - dp}"
+                        )
+            for unit, (posted, pending) in sums.items():
+                if posted or pending:
+                    problems.append(f"{unit}: balances sum to {posted} posted, {pending} pending")
+            for seq in self._store.open_holds():
+                if self._store.is_resolved(seq):
+                    problems.append(f"hold #{seq} is open but resolved")
+            missing = self._store.committed_without_outbox()
+            if missing:
+                problems.append(f"{missing} committed entries are missing from the outbox")
+        if problems:
+            raise LedgerCorrupted("; ".join(problems))
+
+    # -- the write path ----------------------------------------------------
+
+    def _write(
+        self, key: str, fingerprint: bytes, apply: Callable[[int], Transaction]
+    ) -> Transaction:
+        rejection: Rejection | None = None
+        with self._lock, self._store.write():
+            found = self._store.find_tx(key)
+            if found is not None:
+                return self._replay(found, fingerprint)
+            now = self._now()
+            self._expire_holds(now)
+            try:
+                return apply(now)
+            except Rejection as error:
+                # Checks raise before anything of this call is written, so the
+                # rejection can be stored in the same commit. Inside atomic()
+                # the whole group rolls back and atomic() stores it after.
+                error.ledger_key = key  # type: ignore[attr-defined]
+                error.ledger_fingerprint = fingerprint  # type: ignore[attr-defined]
+                if self._batch_depth:
+                    raise
+                self._insert_rejection(key, fingerprint, error, now)
+                rejection = error
+        raise rejection
+
+    def _remember(self, rejection: Rejection) -> None:
+        key = getattr(rejection, "ledger_key", None)
+        fingerprint = getattr(rejection, "ledger_fingerprint", None)
+        if key is None or fingerprint is None:
+            return
+        with self._store.write():
+            if self._store.find_tx(key) is None:
+                self._insert_rejection(key, fingerprint, rejection, self._now())
+
+    def _insert_rejection(self, key: str, fingerprint: bytes, error: Rejection, now: int) -> None:
+        self._store.insert_tx(
+            NewTx(
+                key=key,
+                fingerprint=fingerprint,
+                kind="rejected",
+                status="rejected",
+                created_at=now,
+                error_code=error.code,
+                error_message=str(error),
+            )
+        )
+
+    def _replay(self, found: StoredTx, fingerprint: bytes) -> Transaction:
+        if found.fingerprint != fingerprint:
+            raise IdempotencyConflict(f"key {found.key!r} was used before with other content")
+        if found.status == "rejected":
+            cls = REJECTIONS.get(found.error_code or "", Rejection)
+            raise cls(found.error_message or "rejected")
+        return self._load(found)
+
+    def _load(self, found: StoredTx) -> Transaction:
+        ref = None
+        if found.ref_seq is not None:
+            ref_tx = self._store.get_tx(found.ref_seq)
+            ref = None if ref_tx is None else ref_tx.key
+        return Transaction(
+            found.seq,
+            found.key,
+            Kind(found.kind),
+            tuple(_posting_from_row(row) for row in self._store.postings_of(found.seq)),
+            from_micros(found.created_at),
+            ref,
+            None if found.expires_at is None else from_micros(found.expires_at),
+            found.memo,
+        )
+
+    def _open_hold(self, hold_key: str) -> tuple[StoredTx, list[PostingRow]]:
+        hold = self._store.find_tx(hold_key)
+        if hold is None or hold.status != "committed" or hold.kind != Kind.HOLD.value:
+            raise UnknownTransaction(f"no hold {hold_key!r}")
+        return hold, self._store.postings_of(hold.seq)
+
+    def _post_postings(
+        self, held: list[PostingRow], wanted: tuple[Posting, ...] | None, amount: Amount | None
+    ) -> tuple[Posting, ...]:
+        full = tuple(_posting_from_row(row) for row in held)
+        if wanted is None and amount is None:
+            return full
+        if amount is not None:
+            if len(full) != 2 or {p.side for p in full} != {Side.DEBIT, Side.CREDIT}:
+                raise InvalidTransaction("amount= needs a hold of one debit and one credit")
+            if amount.unit != full[0].unit:
+                raise CurrencyMismatch(f"hold is in {full[0].unit}, not {amount.unit}")
+            if amount.minor > full[0].amount.minor:
+                raise PostExceedsHold(f"post {amount} exceeds hold {full[0].amount}")
+            return tuple(Posting(p.account, p.side, amount, p.expires_at) for p in full)
+        assert wanted is not None
+        room: dict[tuple[str, Side, str], int] = {}
+        expiry: dict[tuple[str, Side, str], datetime | None] = {}
+        for p in full:
+            slot = (p.account, p.side, p.unit)
+            room[slot] = room.get(slot, 0) + p.amount.minor
+            expiry.setdefault(slot, p.expires_at)
+        moved = []
+        for p in wanted:
+            slot = (p.account, p.side, p.unit)
+            if room.get(slot, 0) < p.amount.minor:
+                raise PostExceedsHold(
+                    f"{p.side.value} {p.amount} on {p.account} exceeds what the hold reserved"
+                )
+            room[slot] -= p.amount.minor
+            moved.append(Posting(p.account, p.side, p.amount, p.expires_at or expiry[slot]))
+        return tuple(moved)
+
+    def _resolve(
+        self,
+        now: int,
+        key: str,
+        fingerprint: bytes,
+        kind: Kind,
+        hold: StoredTx,
+        held: list[PostingRow],
+        moved: tuple[Posting, ...],
+        memo: str | None,
+    ) -> Transaction:
+        if self._store.is_resolved(hold.seq):
+            expired = self._store.find_tx(_EXPIRY_PREFIX + hold.key)
+            if expired is not None:
+                raise HoldExpired(f"hold {hold.key} timed out and was released")
+            raise HoldResolved(f"hold {hold.key} was posted or voided already")
+        tx = self._movement(
+            now,
+            key,
+            fingerprint,
+            kind,
+            moved,
+            ref_seq=hold.seq,
+            resolves=hold.seq,
+            release=held,
+            memo=memo,
+        )
+        self._store.remove_open_hold(hold.seq)
+        return tx
+
+    def _expire_holds(self, now: int) -> list[Transaction]:
+        made = []
+        for seq in self._store.expired_holds(now):
+            hold = self._store.get_tx(seq)
+            assert hold is not None
+            key = _EXPIRY_PREFIX + hold.key
+            fingerprint = _fingerprint(Kind.EXPIRY, hold.key, (), None, None)
+            made.append(
+                self._movement(
+                    now,
+                    key,
+                    fingerprint,
+                    Kind.EXPIRY,
+                    (),
+                    ref_seq=seq,
+                    resolves=seq,
+                    release=self._store.postings_of(seq),
+                )
+            )
+            self._store.remove_open_hold(seq)
+        return made
+
+    def _expire_lots(self, account_id: str, now: int) -> Transaction | None:
+        row = self._store.get_account(account_id)
+        assert row is not None
+        assert row.account.breakage_account is not None
+        expired = sum(
+            lot.remaining
+            for lot in self._store.open_lots(account_id)
+            if lot.expires_at is not None and lot.expires_at <= now
+        )
+        # Points reserved by an open hold before they expired stay spendable
+        # by that hold; only what is not reserved goes to breakage now.
+        available = row.credits_posted - row.debits_posted - row.debits_pending
+        amount = min(expired, available)
+        if amount <= 0:
+            return None
+        unit_amount = amount_of(amount, row.account.unit)
+        postings = (
+            Posting.debit(account_id, unit_amount),
+            Posting.credit(row.account.breakage_account, unit_amount),
+        )
+        key = f"{_BREAKAGE_PREFIX}{account_id}:{now}"
+        fingerprint = _fingerprint(Kind.BREAKAGE, None, postings, None, None)
+        return self._movement(now, key, fingerprint, Kind.BREAKAGE, postings, expiring_lots=True)
+
+    def _movement(
+        self,
+        now: int,
+        key: str,
+        fingerprint: bytes,
+        kind: Kind,
+        postings: tuple[Posting, ...],
+        *,
+        pending: bool = False,
+        ref_seq: int | None = None,
+        resolves: int | None = None,
+        reverses: int | None = None,
+        expires_at: int | None = None,
+        release: Sequence[PostingRow] = (),
+        memo: str | None = None,
+        lots_from: int | None = None,
+        expiring_lots: bool = False,
+    ) -> Transaction:
+        """Check, then append one journal entry and apply it. Raises before writing."""
+        names = list(dict.fromkeys([p.account for p in postings] + [r.account for r in release]))
+        rows = self._store.get_accounts(names)
+        for name in names:
+            if name not in rows:
+                raise UnknownAccount(f"no account {name!r}")
+        for p in postings:
+            if p.unit != rows[p.account].account.unit:
+                unit = rows[p.account].account.unit
+                raise CurrencyMismatch(f"{p.amount} posted to {p.account}, an account in {unit}")
+
+        # Expired lots leave a points account before anything spends from it.
+        if kind is not Kind.BREAKAGE:
+            refreshed = False
+            for p in postings:
+                account = rows[p.account].account
+                if (
+                    account.lots
+                    and p.side is Side.DEBIT
+                    and self._store.expired_lot_accounts(now, account.id)
+                ):
+                    self._expire_lots(account.id, now)
+                    refreshed = True
+            if refreshed:
+                rows = self._store.get_accounts(names)
+
+        deltas: dict[str, _Delta] = {name: [0, 0, 0, 0] for name in names}
+        for p in postings:
+            column = (0 if p.side is Side.DEBIT else 1) + (2 if pending else 0)
+            deltas[p.account][column] += p.amount.minor
+        for r in release:
+            deltas[r.account][2 if r.side == "D" else 3] -= r.amount
+
+        for name, delta in deltas.items():
+            row = rows[name]
+            flags = row.account.flags
+            dp, cp = row.debits_posted + delta[0], row.credits_posted + delta[1]
+            dpe, cpe = row.debits_pending + delta[2], row.credits_pending + delta[3]
+            if (
+                flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+                and (delta[0] > 0 or delta[2] > 0)
+                and dp + dpe > cp
+            ):
+                short = amount_of(dp + dpe - cp, row.account.unit)
+                raise InsufficientFunds(f"{name} is short by {short}")
+            if (
+                flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+                and (delta[1] > 0 or delta[3] > 0)
+                and cp + cpe > dp
+            ):
+                over = amount_of(cp + cpe - dp, row.account.unit)
+                raise LimitExceeded(f"{name} would exceed its limit by {over}")
+
+        seq = self._store.insert_tx(
+            NewTx(
+                key=key,
+                fingerprint=fingerprint,
+                kind=kind.value,
+                status="committed",
+                created_at=now,
+                ref_seq=ref_seq,
+                resolves=resolves,
+                reverses=reverses,
+                expires_at=expires_at,
+                memo=memo,
+            )
+        )
+        self._store.insert_postings(
+            seq,
+            [
+                (
+                    p.account,
+                    p.side.value,
+                    p.amount.minor,
+                    p.unit,
+                    pending,
+                    None if p.expires_at is None else to_micros(p.expires_at),
+                )
+                for p in postings
+            ],
+        )
+        self._store.add_to_balances(
+            {name: (d[0], d[1], d[2], d[3]) for name, d in deltas.items() if any(d)}
+        )
+        if not pending:
+            for name, delta in deltas.items():
+                if rows[name].account.lots and (delta[0] or delta[1]):
+                    self._move_lots(seq, name, postings, now, lots_from, expiring_lots)
+
+        ref_key = None
+        if ref_seq is not None:
+            ref_tx = self._store.get_tx(ref_seq)
+            ref_key = None if ref_tx is None else ref_tx.key
+        payload = json.dumps(
+            {
+                "v": 1,
+                "origin": self.origin,
+                "key": key,
+                "kind": kind.value,
+                "ref": ref_key,
+                "at": now,
+                "expires_at": expires_at,
+                "memo": memo,
+                "postings": [
+                    [
+                        p.account,
+                        p.side.value,
+                        p.amount.minor,
+                        p.unit,
+                        None if p.expires_at is None else to_micros(p.expires_at),
+                    ]
+                    for p in postings
+                ],
+            },
+            separators=(",", ":"),
+        )
+        self._store.append_outbox(seq, now, payload)
+        return Transaction(
+            seq,
+            key,
+            kind,
+            postings,
+            from_micros(now),
+            ref_key,
+            None if expires_at is None else from_micros(expires_at),
+            memo,
+        )
+
+    def _move_lots(
+        self,
+        seq: int,
+        account_id: str,
+        postings: tuple[Posting, ...],
+        now: int,
+        lots_from: int | None,
+        expiring_lots: bool,
+    ) -> None:
+        """Keep a lot-tracked account's lots equal to its posted balance."""
+        credits = [p for p in postings if p.account == account_id and p.side is Side.CREDIT]
+        net = sum(p.amount.minor for p in credits) - sum(
+            p.amount.minor for p in postings if p.account == account_id and p.side is Side.DEBIT
+        )
+        if net > 0:
+            # A reversed redemption gives points back to the lots they came from.
+            if lots_from is not None:
+                for lot_id, lot_account, moved in self._store.lot_moves_of(lots_from):
+                    if net == 0:
+                        break
+                    if moved < 0 and lot_account == account_id:
+                        back = min(-moved, net)
+                        self._store.move_lot(seq, lot_id, back)
+                        net -= back
+            if net > 0:
+                expires = [p.expires_at for p in credits if p.expires_at is not None]
+                expiry = to_micros(min(expires)) if expires else None
+                self._store.insert_lot(account_id, seq, net, now, expiry)
+            return
+        need = -net
+        lots = self._store.open_lots(account_id)
+        if expiring_lots:
+            lots = [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= now]
+        elif lots_from is not None:
+            # A reversed earning takes back the lots it created first.
+            own = {lot.id for lot in self._store.lots_created_by(lots_from)}
+            lots.sort(key=lambda lot: lot.id not in own)
+        for lot in lots:
+            if need == 0:
+                break
+            take = min(lot.remaining, need)
+            self._store.move_lot(seq, lot.id, -take)
+            need -= take
+        if need:
+            raise LedgerCorrupted(f"{account_id}: lots hold less than its balance")

@@ -1,0 +1,391 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The embedded ledger store: one SQLite file in WAL mode.
+
+Writes use the connection directly (`BEGIN IMMEDIATE` ... `COMMIT`) so that
+one checkout is exactly one durable commit; sqlite-utils serves the schema
+tooling, inspection and reports that read the same file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, Literal
+
+from .._errors import ConfigurationError
+from ._schema import migrate
+from ._store import AccountRow, LotRow, NewTx, PostingRow, StoredTx
+from ._types import Account, AccountFlags
+
+Synchronous = Literal["FULL", "NORMAL", "EXTRA", "OFF"]
+
+_ACCOUNT_COLUMNS: Final = (
+    "id, unit, flags, lots, breakage_account, "
+    "debits_posted, credits_posted, debits_pending, credits_pending"
+)
+_TX_COLUMNS: Final = (
+    "seq, key, fingerprint, kind, status, ref_seq, created_at, expires_at, memo, "
+    "error_code, error_message"
+)
+
+
+def _account_row(row: tuple[object, ...]) -> AccountRow:
+    ident, unit, flags, lots, breakage, dp, cp, dpe, cpe = row
+    account = Account(str(ident), str(unit), AccountFlags(flags), bool(lots), breakage)  # type: ignore[arg-type]
+    return AccountRow(account, dp, cp, dpe, cpe)  # type: ignore[arg-type]
+
+
+def _tx_row(row: tuple[object, ...]) -> StoredTx:
+    return StoredTx(*row)  # type: ignore[arg-type]
+
+
+class SQLiteStore:
+    """`LedgerStore` on one SQLite file (or ``:memory:``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+            raise ConfigurationError(
+                f"synchronous must be FULL, EXTRA, NORMAL or OFF: {synchronous!r}"
+            )
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so there is
+        # exactly one commit per write and nothing implicit in between.
+        self._conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.path = str(path)
+        conn = self._conn
+        if self.path != ":memory:":
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode.lower() != "wal":
+                raise ConfigurationError(f"cannot put {self.path} in WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for read-only tooling (sqlite-utils, reports)."""
+        return self._conn
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """A write transaction; nested calls join the outermost one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (a WAL checkpoint happens as SQLite closes)."""
+        with self._lock:
+            self._conn.close()
+
+    # -- accounts ----------------------------------------------------------
+
+    def insert_account(self, account: Account, created_at: int) -> None:
+        self._conn.execute(
+            "INSERT INTO accounts (id, unit, flags, lots, breakage_account, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                account.id,
+                account.unit,
+                int(account.flags),
+                int(account.lots),
+                account.breakage_account,
+                created_at,
+            ),
+        )
+
+    def get_account(self, account_id: str) -> AccountRow | None:
+        row = self._conn.execute(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return None if row is None else _account_row(row)
+
+    def get_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountRow]:
+        marks = ",".join("?" * len(account_ids))
+        rows = self._conn.execute(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({marks})", tuple(account_ids)
+        ).fetchall()
+        return {row[0]: _account_row(row) for row in rows}
+
+    def add_to_balances(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
+        self._conn.executemany(
+            "UPDATE accounts SET debits_posted = debits_posted + ?,"
+            " credits_posted = credits_posted + ?, debits_pending = debits_pending + ?,"
+            " credits_pending = credits_pending + ? WHERE id = ?",
+            [(*delta, account) for account, delta in deltas.items()],
+        )
+
+    def all_accounts(self) -> list[AccountRow]:
+        rows = self._conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY id")
+        return [_account_row(row) for row in rows]
+
+    # -- journal -----------------------------------------------------------
+
+    def find_tx(self, key: str) -> StoredTx | None:
+        row = self._conn.execute(
+            f"SELECT {_TX_COLUMNS} FROM transactions WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else _tx_row(row)
+
+    def get_tx(self, seq: int) -> StoredTx | None:
+        row = self._conn.execute(
+            f"SELECT {_TX_COLUMNS} FROM transactions WHERE seq = ?", (seq,)
+        ).fetchone()
+        return None if row is None else _tx_row(row)
+
+    def insert_tx(self, tx: NewTx) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO transactions (key, fingerprint, kind, status, ref_seq, resolves,"
+            " reverses, created_at, expires_at, memo, error_code, error_message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tx.key,
+                tx.fingerprint,
+                tx.kind,
+                tx.status,
+                tx.ref_seq,
+                tx.resolves,
+                tx.reverses,
+                tx.created_at,
+                tx.expires_at,
+                tx.memo,
+                tx.error_code,
+                tx.error_message,
+            ),
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    def insert_postings(
+        self, seq: int, rows: Iterable[tuple[str, str, int, str, bool, int | None]]
+    ) -> None:
+        self._conn.executemany(
+            "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(seq, index, *row) for index, row in enumerate(rows)],
+        )
+
+    def postings_of(self, seq: int) -> list[PostingRow]:
+        rows = self._conn.execute(
+            "SELECT tx_seq, account, side, amount, unit, pending, expires_at FROM postings"
+            " WHERE tx_seq = ? ORDER BY idx",
+            (seq,),
+        )
+        return [PostingRow(s, a, d, m, u, bool(p), e) for s, a, d, m, u, p, e in rows]
+
+    def is_resolved(self, hold_seq: int) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM transactions WHERE resolves = ?", (hold_seq,)
+        ).fetchone()
+        return row is not None
+
+    def is_reversed(self, seq: int) -> bool:
+        row = self._conn.execute("SELECT 1 FROM transactions WHERE reverses = ?", (seq,)).fetchone()
+        return row is not None
+
+    def history(
+        self, account_id: str, limit: int, before_seq: int | None
+    ) -> list[tuple[StoredTx, PostingRow]]:
+        rows = self._conn.execute(
+            f"SELECT {', '.join('t.' + c.strip() for c in _TX_COLUMNS.split(','))},"
+            " p.tx_seq, p.account, p.side, p.amount, p.unit, p.pending, p.expires_at"
+            " FROM postings p JOIN transactions t ON t.seq = p.tx_seq"
+            " WHERE p.account = ? AND p.tx_seq < ? ORDER BY p.tx_seq DESC, p.idx DESC LIMIT ?",
+            (account_id, before_seq if before_seq is not None else 2**62, limit),
+        ).fetchall()
+        return [
+            (
+                _tx_row(row[:11]),
+                PostingRow(row[11], row[12], row[13], row[14], row[15], bool(row[16]), row[17]),
+            )
+            for row in rows
+        ]
+
+    # -- holds -------------------------------------------------------------
+
+    def add_open_hold(self, seq: int, expires_at: int) -> None:
+        self._conn.execute(
+            "INSERT INTO open_holds (hold_seq, expires_at) VALUES (?, ?)", (seq, expires_at)
+        )
+
+    def remove_open_hold(self, seq: int) -> None:
+        self._conn.execute("DELETE FROM open_holds WHERE hold_seq = ?", (seq,))
+
+    def expired_holds(self, now: int) -> list[int]:
+        rows = self._conn.execute(
+            "SELECT hold_seq FROM open_holds WHERE expires_at <= ? ORDER BY expires_at, hold_seq",
+            (now,),
+        )
+        return [seq for (seq,) in rows]
+
+    def open_holds(self) -> list[int]:
+        return [seq for (seq,) in self._conn.execute("SELECT hold_seq FROM open_holds")]
+
+    # -- lots --------------------------------------------------------------
+
+    def insert_lot(
+        self, account: str, tx_seq: int, amount: int, earned_at: int, expires_at: int | None
+    ) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO lots (account, tx_seq, amount, remaining, earned_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (account, tx_seq, amount, amount, earned_at, expires_at),
+        )
+        lot_id = cursor.lastrowid
+        assert lot_id is not None
+        return lot_id
+
+    def open_lots(self, account: str) -> list[LotRow]:
+        rows = self._conn.execute(
+            "SELECT id, account, tx_seq, amount, remaining, earned_at, expires_at FROM lots"
+            " WHERE account = ? AND remaining > 0 ORDER BY earned_at, id",
+            (account,),
+        )
+        return [LotRow(*row) for row in rows]
+
+    def expired_lot_accounts(self, now: int, account: str | None) -> list[str]:
+        if account is not None:
+            row = self._conn.execute(
+                "SELECT 1 FROM lots WHERE account = ? AND remaining > 0"
+                " AND expires_at <= ? LIMIT 1",
+                (account, now),
+            ).fetchone()
+            return [] if row is None else [account]
+        rows = self._conn.execute(
+            "SELECT DISTINCT account FROM lots WHERE remaining > 0 AND expires_at <= ?"
+            " ORDER BY account",
+            (now,),
+        )
+        return [name for (name,) in rows]
+
+    def lots_of(self, account: str) -> list[LotRow]:
+        rows = self._conn.execute(
+            "SELECT id, account, tx_seq, amount, remaining, earned_at, expires_at FROM lots"
+            " WHERE account = ? ORDER BY earned_at, id",
+            (account,),
+        )
+        return [LotRow(*row) for row in rows]
+
+    def move_lot(self, tx_seq: int, lot_id: int, delta: int) -> None:
+        self._conn.execute(
+            "UPDATE lots SET remaining = remaining + ? WHERE id = ?", (delta, lot_id)
+        )
+        self._conn.execute(
+            "INSERT INTO lot_moves (tx_seq, lot_id, amount) VALUES (?, ?, ?)",
+            (tx_seq, lot_id, delta),
+        )
+
+    def lot_moves_of(self, tx_seq: int) -> list[tuple[int, str, int]]:
+        rows = self._conn.execute(
+            "SELECT m.lot_id, l.account, m.amount FROM lot_moves m JOIN lots l ON l.id = m.lot_id"
+            " WHERE m.tx_seq = ? ORDER BY m.lot_id",
+            (tx_seq,),
+        )
+        return [(lot, account, amount) for lot, account, amount in rows]
+
+    def lots_created_by(self, tx_seq: int) -> list[LotRow]:
+        rows = self._conn.execute(
+            "SELECT id, account, tx_seq, amount, remaining, earned_at, expires_at FROM lots"
+            " WHERE tx_seq = ? ORDER BY id",
+            (tx_seq,),
+        )
+        return [LotRow(*row) for row in rows]
+
+    # -- outbox ------------------------------------------------------------
+
+    def append_outbox(self, tx_seq: int, created_at: int, payload: str) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO outbox (tx_seq, created_at, payload) VALUES (?, ?, ?)",
+            (tx_seq, created_at, payload),
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    def outbox(self, after_seq: int, limit: int) -> list[tuple[int, int, int, str]]:
+        rows = self._conn.execute(
+            "SELECT seq, tx_seq, created_at, payload FROM outbox WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [(s, t, c, p) for s, t, c, p in rows]
+
+    def ack_outbox(self, upto_seq: int) -> None:
+        # Acknowledged records leave the outbox; the journal keeps the
+        # transactions. The high-water mark is kept so checks still know
+        # which transactions were shipped.
+        (last_tx,) = self._conn.execute(
+            "SELECT max(tx_seq) FROM outbox WHERE seq <= ?", (upto_seq,)
+        ).fetchone()
+        self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
+        for name, value in (("outbox_acked", upto_seq), ("outbox_acked_tx", last_tx)):
+            if value is not None:
+                self._conn.execute(
+                    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name)"
+                    " DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+                    (name, value),
+                )
+
+    def outbox_status(self) -> tuple[int, int | None, int, int]:
+        length, oldest = self._conn.execute(
+            "SELECT count(*), min(created_at) FROM outbox"
+        ).fetchone()
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        last = row[0] if row else 0
+        acked = self._conn.execute("SELECT value FROM meta WHERE name = 'outbox_acked'").fetchone()
+        return length, oldest, last, int(acked[0]) if acked else 0
+
+    # -- checks ------------------------------------------------------------
+
+    def fold_journal(self) -> Iterator[tuple[str, int, int, int, int]]:
+        """Per account: debits and credits posted, and pending in open holds."""
+        yield from self._conn.execute(
+            "SELECT a.id,"
+            " coalesce(sum(CASE WHEN p.pending = 0 AND p.side = 'D' THEN p.amount END), 0),"
+            " coalesce(sum(CASE WHEN p.pending = 0 AND p.side = 'C' THEN p.amount END), 0),"
+            " coalesce(sum(CASE WHEN p.pending = 1 AND p.side = 'D' AND h.hold_seq IS NOT NULL"
+            "   THEN p.amount END), 0),"
+            " coalesce(sum(CASE WHEN p.pending = 1 AND p.side = 'C' AND h.hold_seq IS NOT NULL"
+            "   THEN p.amount END), 0)"
+            " FROM accounts a LEFT JOIN postings p ON p.account = a.id"
+            " LEFT JOIN open_holds h ON h.hold_seq = p.tx_seq"
+            " GROUP BY a.id ORDER BY a.id"
+        )
+
+    def committed_without_outbox(self) -> int:
+        """Committed transactions neither in the outbox nor acknowledged by the hub."""
+        (count,) = self._conn.execute(
+            "SELECT count(*) FROM transactions t WHERE t.status = 'committed'"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.tx_seq = t.seq)"
+            " AND t.seq > coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+            "   WHERE name = 'outbox_acked_tx'), 0)"
+        ).fetchone()
+        return int(count)

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The storage interface under the ledger, so a hub can put it on PostgreSQL.
+
+The ledger's rules (balancing, limits, idempotency, holds, lots) live in
+`Ledger`; a store only reads and writes rows inside one serialisable write
+transaction. `SQLiteStore` is the embedded implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Protocol
+
+import attrs
+
+from ._types import Account, AccountFlags
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the Unix epoch."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: pass an aware one (UTC)")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime for integer microseconds since the Unix epoch."""
+    seconds, micro = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
+
+
+@attrs.define
+class AccountRow:
+    """An account with its balance columns, as read inside a write."""
+
+    account: Account
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+
+@attrs.frozen
+class StoredTx:
+    """What the store keeps about an idempotency key."""
+
+    seq: int
+    key: str
+    fingerprint: bytes
+    kind: str
+    status: str
+    ref_seq: int | None
+    created_at: int
+    expires_at: int | None
+    memo: str | None
+    error_code: str | None
+    error_message: str | None
+
+
+@attrs.frozen
+class PostingRow:
+    """A stored posting."""
+
+    tx_seq: int
+    account: str
+    side: str
+    amount: int
+    unit: str
+    pending: bool
+    expires_at: int | None
+
+
+@attrs.frozen
+class LotRow:
+    """A stored lot."""
+
+    id: int
+    account: str
+    tx_seq: int
+    amount: int
+    remaining: int
+    earned_at: int
+    expires_at: int | None
+
+
+@attrs.frozen
+class NewTx:
+    """A journal row to insert."""
+
+    key: str
+    fingerprint: bytes
+    kind: str
+    status: str
+    created_at: int
+    ref_seq: int | None = None
+    resolves: int | None = None
+    reverses: int | None = None
+    expires_at: int | None = None
+    memo: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class LedgerStore(Protocol):
+    """Row access for the ledger. All writes happen inside `write()`."""
+
+    def write(self) -> AbstractContextManager[None]:
+        """One serialisable, durable write transaction (nestable: joins the outer one)."""
+        ...
+
+    def close(self) -> None: ...
+
+    # accounts
+    def insert_account(self, account: Account, created_at: int) -> None: ...
+    def get_account(self, account_id: str) -> AccountRow | None: ...
+    def get_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountRow]: ...
+    def add_to_balances(self, deltas: dict[str, tuple[int, int, int, int]]) -> None: ...
+    def all_accounts(self) -> list[AccountRow]: ...
+
+    # journal
+    def find_tx(self, key: str) -> StoredTx | None: ...
+    def get_tx(self, seq: int) -> StoredTx | None: ...
+    def insert_tx(self, tx: NewTx) -> int: ...
+    def insert_postings(
+        self, seq: int, rows: Iterable[tuple[str, str, int, str, bool, int | None]]
+    ) -> None: ...
+    def postings_of(self, seq: int) -> list[PostingRow]: ...
+    def is_resolved(self, hold_seq: int) -> bool: ...
+    def is_reversed(self, seq: int) -> bool: ...
+    def history(
+        self, account_id: str, limit: int, before_seq: int | None
+    ) -> list[tuple[StoredTx, PostingRow]]: ...
+
+    # holds
+    def add_open_hold(self, seq: int, expires_at: int) -> None: ...
+    def remove_open_hold(self, seq: int) -> None: ...
+    def expired_holds(self, now: int) -> list[int]: ...
+    def open_holds(self) -> list[int]: ...
+
+    # lots
+    def insert_lot(
+        self, account: str, tx_seq: int, amount: int, earned_at: int, expires_at: int | None
+    ) -> int: ...
+    def open_lots(self, account: str) -> list[LotRow]: ...
+    def expired_lot_accounts(self, now: int, account: str | None) -> list[str]: ...
+    def lots_of(self, account: str) -> list[LotRow]: ...
+    def move_lot(self, tx_seq: int, lot_id: int, delta: int) -> None: ...
+    def lot_moves_of(self, tx_seq: int) -> list[tuple[int, str, int]]: ...
+    def lots_created_by(self, tx_seq: int) -> list[LotRow]: ...
+
+    # outbox
+    def append_outbox(self, tx_seq: int, created_at: int, payload: str) -> int: ...
+    def outbox(self, after_seq: int, limit: int) -> list[tuple[int, int, int, str]]: ...
+    def ack_outbox(self, upto_seq: int) -> None: ...
+    def outbox_status(self) -> tuple[int, int | None, int, int]: ...
+
+    # checks
+    def fold_journal(self) -> Iterator[tuple[str, int, int, int, int]]: ...
+    def committed_without_outbox(self) -> int: ...
+
+
+__all__ = [
+    "AccountFlags",
+    "AccountRow",
+    "LedgerStore",
+    "LotRow",
+    "NewTx",
+    "PostingRow",
+    "StoredTx",
+    "from_micros",
+    "to_micros",
+]

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Value types of the ledger: accounts, postings, transactions, balances."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+from .._money import Amount, Money, Points, amount_of
+from ._errors import InvalidTransaction
+
+
+class AccountFlags(enum.IntFlag):
+    """Limits an account enforces on every transaction, pending ones included."""
+
+    NONE = 0
+    #: A member's points or wallet: it can never be spent below zero.
+    DEBITS_MUST_NOT_EXCEED_CREDITS = 1
+    #: The mirror limit, for accounts whose normal balance is a debit.
+    CREDITS_MUST_NOT_EXCEED_DEBITS = 2
+
+
+class Side(enum.Enum):
+    """Which column of an account a posting moves."""
+
+    DEBIT = "D"
+    CREDIT = "C"
+
+
+class Kind(enum.Enum):
+    """What a journal entry is."""
+
+    TRANSFER = "transfer"  # posted at once
+    HOLD = "hold"  # pending: reserves, moves nothing yet
+    POST = "post"  # resolves a hold: moves all or less of it
+    VOID = "void"  # resolves a hold: moves nothing
+    EXPIRY = "expiry"  # a hold that timed out, voided by the ledger
+    REVERSAL = "reversal"  # undoes a transfer, post or breakage
+    BREAKAGE = "breakage"  # expired points lots moved to breakage
+
+
+def _positive_amount(_instance: object, _attribute: attrs.Attribute[Amount], value: object) -> None:
+    if not isinstance(value, Money | Points):
+        raise InvalidTransaction(f"a posting amount is Money or Points, not {value!r}")
+    if value.minor <= 0:
+        raise InvalidTransaction(f"a posting amount must be positive, not {value}")
+
+
+def _account_id(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise InvalidTransaction(f"an account id is a non-empty string, not {value!r}")
+
+
+@attrs.frozen
+class Posting:
+    """One side of a movement: debit or credit one account by a positive amount.
+
+    Attributes:
+        account: the account id.
+        side: debit or credit.
+        amount: Money in the account's currency, or Points.
+        expires_at: for a credit to a lot-tracked account, when that lot expires.
+    """
+
+    account: str = attrs.field(validator=_account_id)
+    side: Side = attrs.field(validator=attrs.validators.instance_of(Side))
+    amount: Amount = attrs.field(validator=_positive_amount)
+    expires_at: datetime | None = attrs.field(default=None)
+
+    @classmethod
+    def debit(cls, account: str, amount: Amount) -> Posting:
+        """A posting that debits `account` by `amount`."""
+        return cls(account, Side.DEBIT, amount)
+
+    @classmethod
+    def credit(cls, account: str, amount: Amount, *, expires_at: datetime | None = None) -> Posting:
+        """A posting that credits `account` by `amount` (a points lot may expire)."""
+        return cls(account, Side.CREDIT, amount, expires_at)
+
+    @property
+    def unit(self) -> str:
+        """The unit moved: a currency code or PTS."""
+        return self.amount.unit
+
+    def flipped(self) -> Posting:
+        """The same movement in the other direction (used by reversals)."""
+        side = Side.CREDIT if self.side is Side.DEBIT else Side.DEBIT
+        return Posting(self.account, side, self.amount)
+
+
+@attrs.frozen
+class Account:
+    """An account's fixed description.
+
+    Attributes:
+        id: a readable id such as ``member:M-1:points`` or ``sys:points:issued``.
+        unit: a currency code or PTS.
+        flags: the limits it enforces.
+        lots: whether credits form expiring lots consumed oldest first.
+        breakage_account: where expired lots go (lot-tracked accounts only).
+    """
+
+    id: str
+    unit: str
+    flags: AccountFlags
+    lots: bool = False
+    breakage_account: str | None = None
+
+
+@attrs.frozen
+class Balance:
+    """An account's balance, three ways.
+
+    Amounts are shown on the account's normal side: credit for ordinary and
+    member accounts, debit for accounts flagged credits-must-not-exceed-debits.
+
+    Attributes:
+        posted: what has settled.
+        pending: the net of open holds (positive when holds would add to it).
+        available: what may be spent now: posted less pending outflows.
+    """
+
+    account: str
+    unit: str
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+    debit_normal: bool = False
+
+    def _amount(self, minor: int) -> Amount:
+        return amount_of(minor, self.unit)
+
+    @property
+    def posted(self) -> Amount:
+        """Settled balance on the account's normal side."""
+        net = self.credits_posted - self.debits_posted
+        return self._amount(-net if self.debit_normal else net)
+
+    @property
+    def pending(self) -> Amount:
+        """Net effect of open holds on the normal side."""
+        net = self.credits_pending - self.debits_pending
+        return self._amount(-net if self.debit_normal else net)
+
+    @property
+    def available(self) -> Amount:
+        """Posted less what open holds would take out: what a cashier sees."""
+        if self.debit_normal:
+            return self._amount(self.debits_posted - self.credits_posted - self.credits_pending)
+        return self._amount(self.credits_posted - self.debits_posted - self.debits_pending)
+
+
+@attrs.frozen
+class Transaction:
+    """A committed journal entry.
+
+    Attributes:
+        seq: its position in this ledger's journal.
+        key: the caller's idempotency key.
+        kind: what it is.
+        postings: what it moved (for a hold: what it reserves).
+        created_at: when it was committed (UTC).
+        ref: the key of the hold it resolves or the entry it reverses.
+        expires_at: for a hold, when it times out.
+        memo: free text for people.
+    """
+
+    seq: int
+    key: str
+    kind: Kind
+    postings: tuple[Posting, ...]
+    created_at: datetime
+    ref: str | None = None
+    expires_at: datetime | None = None
+    memo: str | None = None
+
+
+@attrs.frozen
+class Entry:
+    """One posting as an account's history shows it."""
+
+    seq: int
+    key: str
+    kind: Kind
+    side: Side
+    amount: Amount
+    pending: bool
+    created_at: datetime
+    memo: str | None
+
+
+@attrs.frozen
+class Lot:
+    """Points earned together, spent oldest first, expiring together."""
+
+    id: int
+    account: str
+    amount: int
+    remaining: int
+    earned_at: datetime
+    expires_at: datetime | None
+
+
+@attrs.frozen
+class OutboxRecord:
+    """A committed transaction waiting to be shipped to the hub.
+
+    Attributes:
+        seq: this till's monotonic sequence number (never reused).
+        payload: the transaction as JSON text, self-contained for the hub.
+    """
+
+    seq: int
+    tx_seq: int
+    created_at: datetime
+    payload: str
+
+
+@attrs.frozen
+class OutboxStatus:
+    """How much is waiting for the hub, and since when."""
+
+    length: int
+    oldest_at: datetime | None
+    last_seq: int
+    acked_seq: int
