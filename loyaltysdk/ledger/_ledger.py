@@ -11,13 +11,13 @@ SQLite transaction, so one call is one durable commit.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount
 from .._money import Amount, Money, Points, amount_of, check_unit
@@ -62,6 +62,8 @@ _MAX_KEY: Final = 200
 _MAX_MEMO: Final = 1000
 _MAX_POSTINGS: Final = 1000
 _REVERSIBLE: Final = frozenset({Kind.TRANSFER.value, Kind.POST.value, Kind.BREAKAGE.value})
+_DEBIT_LIMIT: Final = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CREDIT_LIMIT: Final = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 # (debits posted, credits posted, debits pending, credits pending)
 _Delta = list[int]
@@ -95,52 +97,85 @@ def _check_memo(memo: object) -> str | None:
     return memo
 
 
-def _check_postings(postings: object) -> tuple[Posting, ...]:
-    if isinstance(postings, Posting) or not isinstance(postings, Iterable):
+# A posting flattened once for checks, fingerprint, insert and payload:
+# (account, side "D"/"C", amount in minor units, unit, lot expiry in micros).
+_Row = tuple[str, str, int, str, "int | None"]
+
+
+def _rows(postings: Iterable[Posting]) -> tuple[_Row, ...]:
+    debit = Side.DEBIT
+    return tuple(
+        [
+            (
+                p.account,
+                "D" if p.side is debit else "C",
+                p.amount.minor,
+                p.amount.unit,
+                None if p.expires_at is None else to_micros(p.expires_at),
+            )
+            for p in postings
+        ]
+    )
+
+
+def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, ...]]:
+    if isinstance(postings, Posting | str | bytes):
         raise InvalidTransaction("postings must be a sequence of Posting")
-    items = tuple(postings)
+    try:
+        items = tuple(cast(Iterable[Posting], postings))
+    except TypeError:
+        raise InvalidTransaction("postings must be a sequence of Posting") from None
     if not items:
         raise InvalidTransaction("a transaction needs at least one posting")
     if len(items) > _MAX_POSTINGS:
         raise InvalidTransaction(f"at most {_MAX_POSTINGS} postings in one transaction")
     for item in items:
-        if not isinstance(item, Posting):
+        if type(item) is not Posting:
             raise InvalidTransaction(f"not a Posting: {item!r}")
         if item.expires_at is not None and item.expires_at.tzinfo is None:
             raise InvalidTransaction("a lot expiry must be an aware datetime")
+    rows = _rows(items)
     totals: dict[str, int] = {}
-    for item in items:
-        sign = 1 if item.side is Side.DEBIT else -1
-        totals[item.unit] = totals.get(item.unit, 0) + sign * item.amount.minor
+    for _, side, minor, unit, _ in rows:
+        totals[unit] = totals.get(unit, 0) + (minor if side == "D" else -minor)
     unbalanced = {unit: total for unit, total in totals.items() if total}
     if unbalanced:
         detail = ", ".join(
             f"{unit} debits exceed credits by {total}" for unit, total in unbalanced.items()
         )
         raise UnbalancedTransaction(f"transaction does not balance: {detail}")
-    return items
+    return items, rows
+
+
+def _payload(
+    origin: str,
+    key: str,
+    kind: str,
+    ref: str | None,
+    at: int,
+    expires_at: int | None,
+    memo: str | None,
+    rows: tuple[_Row, ...],
+) -> str:
+    """The outbox record as compact JSON (built by hand: it runs on every write)."""
+    text = _json_string
+    postings = ",".join(
+        f"[{text(a)},{text(s)},{m},{text(u)},{'null' if e is None else e}]"
+        for a, s, m, u, e in rows
+    )
+    return (
+        f'{{"v":1,"origin":{text(origin)},"key":{text(key)},"kind":{text(kind)},'
+        f'"ref":{"null" if ref is None else text(ref)},"at":{at},'
+        f'"expires_at":{"null" if expires_at is None else expires_at},'
+        f'"memo":{"null" if memo is None else text(memo)},"postings":[{postings}]}}'
+    )
 
 
 def _fingerprint(
-    kind: Kind, ref: str | None, postings: Sequence[Posting], extra: object, memo: str | None
+    kind: Kind, ref: str | None, rows: tuple[_Row, ...], extra: object, memo: str | None
 ) -> bytes:
-    canonical = [
-        kind.value,
-        ref,
-        [
-            [
-                p.account,
-                p.side.value,
-                p.amount.minor,
-                p.unit,
-                None if p.expires_at is None else to_micros(p.expires_at),
-            ]
-            for p in postings
-        ],
-        extra,
-        memo,
-    ]
-    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).digest()[:16]
+    # repr() of a tuple of str/int/None is unambiguous, and cheaper than JSON.
+    return hashlib.sha256(repr((kind.value, ref, rows, extra, memo)).encode()).digest()[:16]
 
 
 def _posting_from_row(row: PostingRow) -> Posting:
@@ -168,6 +203,7 @@ class Ledger:
         self._lock = threading.RLock()
         self._batch_depth = 0
         self._accounts: dict[str, Account] = {}
+        self._flag_bits: dict[str, int] = {}  # int(flags) per cached account
 
     @classmethod
     def open(
@@ -272,7 +308,7 @@ class Ledger:
                         f"breakage account {breakage_account} is in {target.account.unit}"
                     )
             self._store.insert_account(account, self._now())
-        self._accounts[account_id] = account
+        self._remember_account(account)
         return account
 
     def account(self, account_id: str) -> Account:
@@ -288,7 +324,7 @@ class Ledger:
             row = self._store.get_account(account_id)
         if row is None:
             raise UnknownAccount(f"no account {account_id!r}")
-        self._accounts[account_id] = row.account
+        self._remember_account(row.account)
         return row.account
 
     def balance(self, account_id: str) -> Balance:
@@ -343,12 +379,12 @@ class Ledger:
             IdempotencyConflict: `key` was used for something else.
         """
         key = _check_key(key)
-        items = _check_postings(postings)
+        items, rows = _check_postings(postings)
         memo = _check_memo(memo)
-        fingerprint = _fingerprint(Kind.TRANSFER, None, items, None, memo)
+        fingerprint = _fingerprint(Kind.TRANSFER, None, rows, None, memo)
 
         def apply(now: int) -> Transaction:
-            return self._movement(now, key, fingerprint, Kind.TRANSFER, items, memo=memo)
+            return self._movement(now, key, fingerprint, Kind.TRANSFER, items, rows, memo=memo)
 
         return self._write(key, fingerprint, apply)
 
@@ -370,12 +406,12 @@ class Ledger:
             As `transfer`; InvalidTransaction for a non-positive timeout.
         """
         key = _check_key(key)
-        items = _check_postings(postings)
+        items, rows = _check_postings(postings)
         memo = _check_memo(memo)
         if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
             raise InvalidTransaction(f"a hold needs a positive timeout, not {timeout!r}")
         timeout_us = timeout // timedelta(microseconds=1)
-        fingerprint = _fingerprint(Kind.HOLD, None, items, timeout_us, memo)
+        fingerprint = _fingerprint(Kind.HOLD, None, rows, timeout_us, memo)
 
         def apply(now: int) -> Transaction:
             tx = self._movement(
@@ -384,6 +420,7 @@ class Ledger:
                 fingerprint,
                 Kind.HOLD,
                 items,
+                rows,
                 pending=True,
                 expires_at=now + timeout_us,
                 memo=memo,
@@ -421,11 +458,11 @@ class Ledger:
         memo = _check_memo(memo)
         if postings is not None and amount is not None:
             raise InvalidTransaction("give postings or amount, not both")
-        items = None if postings is None else _check_postings(postings)
+        items, rows = (None, ()) if postings is None else _check_postings(postings)
         if amount is not None and (not isinstance(amount, Money | Points) or amount.minor <= 0):
             raise InvalidAmount(f"post amount must be positive Money or Points: {amount!r}")
-        extra = None if amount is None else [amount.minor, amount.unit]
-        fingerprint = _fingerprint(Kind.POST, hold_key, items or (), extra, memo)
+        extra = None if amount is None else (amount.minor, amount.unit)
+        fingerprint = _fingerprint(Kind.POST, hold_key, rows, extra, memo)
 
         def apply(now: int) -> Transaction:
             hold, held = self._open_hold(hold_key)
@@ -488,6 +525,7 @@ class Ledger:
                 fingerprint,
                 Kind.REVERSAL,
                 flipped,
+                _rows(flipped),
                 ref_seq=original.seq,
                 reverses=original.seq,
                 memo=memo,
@@ -526,9 +564,12 @@ class Ledger:
             try:
                 with self._store.write():
                     yield
-            except Rejection as rejection:
-                if self._batch_depth == 1:
-                    self._remember(rejection)
+            except BaseException as error:
+                # Accounts opened inside the group were rolled back with it.
+                self._accounts.clear()
+                self._flag_bits.clear()
+                if isinstance(error, Rejection) and self._batch_depth == 1:
+                    self._remember(error)
                 raise
             finally:
                 self._batch_depth -= 1
@@ -652,6 +693,7 @@ class Ledger:
             missing = self._store.committed_without_outbox()
             if missing:
                 problems.append(f"{missing} committed entries are missing from the outbox")
+            problems.extend(self._store.foreign_key_problems())
         if problems:
             raise LedgerCorrupted("; ".join(problems))
 
@@ -787,6 +829,7 @@ class Ledger:
             fingerprint,
             kind,
             moved,
+            _rows(moved),
             ref_seq=hold.seq,
             resolves=hold.seq,
             release=held,
@@ -808,6 +851,7 @@ class Ledger:
                     key,
                     fingerprint,
                     Kind.EXPIRY,
+                    (),
                     (),
                     ref_seq=seq,
                     resolves=seq,
@@ -838,8 +882,27 @@ class Ledger:
             Posting.credit(row.account.breakage_account, unit_amount),
         )
         key = f"{_BREAKAGE_PREFIX}{account_id}:{now}"
-        fingerprint = _fingerprint(Kind.BREAKAGE, None, postings, None, None)
-        return self._movement(now, key, fingerprint, Kind.BREAKAGE, postings, expiring_lots=True)
+        rows = _rows(postings)
+        fingerprint = _fingerprint(Kind.BREAKAGE, None, rows, None, None)
+        return self._movement(
+            now, key, fingerprint, Kind.BREAKAGE, postings, rows, expiring_lots=True
+        )
+
+    def _remember_account(self, account: Account) -> None:
+        self._accounts[account.id] = account
+        self._flag_bits[account.id] = int(account.flags)
+
+    def _describe(self, names: Sequence[str]) -> dict[str, Account]:
+        """Account descriptions, cached: they never change once created."""
+        cache = self._accounts
+        missing = [name for name in names if name not in cache]
+        if missing:
+            rows = self._store.get_accounts(missing)
+            for name in missing:
+                if name not in rows:
+                    raise UnknownAccount(f"no account {name!r}")
+                self._remember_account(rows[name].account)
+        return cache
 
     def _movement(
         self,
@@ -848,6 +911,7 @@ class Ledger:
         fingerprint: bytes,
         kind: Kind,
         postings: tuple[Posting, ...],
+        rows: tuple[_Row, ...],
         *,
         pending: bool = False,
         ref_seq: int | None = None,
@@ -859,60 +923,60 @@ class Ledger:
         lots_from: int | None = None,
         expiring_lots: bool = False,
     ) -> Transaction:
-        """Check, then append one journal entry and apply it. Raises before writing."""
-        names = list(dict.fromkeys([p.account for p in postings] + [r.account for r in release]))
-        rows = self._store.get_accounts(names)
-        for name in names:
-            if name not in rows:
-                raise UnknownAccount(f"no account {name!r}")
-        for p in postings:
-            if p.unit != rows[p.account].account.unit:
-                unit = rows[p.account].account.unit
-                raise CurrencyMismatch(f"{p.amount} posted to {p.account}, an account in {unit}")
+        """Check, then append one journal entry and apply it. Raises before writing.
 
-        # Expired lots leave a points account before anything spends from it.
-        if kind is not Kind.BREAKAGE:
-            refreshed = False
-            for p in postings:
-                account = rows[p.account].account
+        This is the hot path of every checkout: each posting was flattened
+        once into `rows`, and balances are read only where a limit can bite.
+        """
+        deltas: dict[str, _Delta] = {}
+        column_base = 2 if pending else 0
+        for account_id, side, minor, _, _ in rows:
+            delta = deltas.get(account_id)
+            if delta is None:
+                delta = deltas[account_id] = [0, 0, 0, 0]
+            delta[column_base + (side == "C")] += minor
+        for r in release:
+            delta = deltas.get(r.account)
+            if delta is None:
+                delta = deltas[r.account] = [0, 0, 0, 0]
+            delta[2 if r.side == "D" else 3] -= r.amount
+        accounts = self._describe(list(deltas))
+        for account_id, _, _, unit, _ in rows:
+            if accounts[account_id].unit != unit:
+                held = accounts[account_id].unit
+                raise CurrencyMismatch(f"{unit} posted to {account_id}, an account in {held}")
+
+        watched = []
+        flag_bits = self._flag_bits
+        for account_id, delta in deltas.items():
+            flags = flag_bits[account_id]
+            if flags & _DEBIT_LIMIT and (delta[0] > 0 or delta[2] > 0):
+                account = accounts[account_id]
+                watched.append(account_id)
+                # Expired lots leave a points account before anything spends from it.
                 if (
                     account.lots
-                    and p.side is Side.DEBIT
-                    and self._store.expired_lot_accounts(now, account.id)
+                    and kind is not Kind.BREAKAGE
+                    and self._store.expired_lot_accounts(now, account_id)
                 ):
-                    self._expire_lots(account.id, now)
-                    refreshed = True
-            if refreshed:
-                rows = self._store.get_accounts(names)
+                    self._expire_lots(account_id, now)
+            elif flags & _CREDIT_LIMIT and (delta[1] > 0 or delta[3] > 0):
+                watched.append(account_id)
+        if watched:
+            for account_id, (dp, cp, dpe, cpe) in self._store.get_balances(watched).items():
+                delta = deltas[account_id]
+                dp, cp, dpe, cpe = dp + delta[0], cp + delta[1], dpe + delta[2], cpe + delta[3]
+                unit = accounts[account_id].unit
+                if flag_bits[account_id] & _DEBIT_LIMIT:
+                    if dp + dpe > cp:
+                        short = amount_of(dp + dpe - cp, unit)
+                        raise InsufficientFunds(f"{account_id} is short by {short}")
+                elif cp + cpe > dp:
+                    over = amount_of(cp + cpe - dp, unit)
+                    raise LimitExceeded(f"{account_id} would exceed its limit by {over}")
 
-        deltas: dict[str, _Delta] = {name: [0, 0, 0, 0] for name in names}
-        for p in postings:
-            column = (0 if p.side is Side.DEBIT else 1) + (2 if pending else 0)
-            deltas[p.account][column] += p.amount.minor
-        for r in release:
-            deltas[r.account][2 if r.side == "D" else 3] -= r.amount
-
-        for name, delta in deltas.items():
-            row = rows[name]
-            flags = row.account.flags
-            dp, cp = row.debits_posted + delta[0], row.credits_posted + delta[1]
-            dpe, cpe = row.debits_pending + delta[2], row.credits_pending + delta[3]
-            if (
-                flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-                and (delta[0] > 0 or delta[2] > 0)
-                and dp + dpe > cp
-            ):
-                short = amount_of(dp + dpe - cp, row.account.unit)
-                raise InsufficientFunds(f"{name} is short by {short}")
-            if (
-                flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-                and (delta[1] > 0 or delta[3] > 0)
-                and cp + cpe > dp
-            ):
-                over = amount_of(cp + cpe - dp, row.account.unit)
-                raise LimitExceeded(f"{name} would exceed its limit by {over}")
-
-        seq = self._store.insert_tx(
+        store = self._store
+        seq = store.insert_tx(
             NewTx(
                 key=key,
                 fingerprint=fingerprint,
@@ -926,56 +990,19 @@ class Ledger:
                 memo=memo,
             )
         )
-        self._store.insert_postings(
-            seq,
-            [
-                (
-                    p.account,
-                    p.side.value,
-                    p.amount.minor,
-                    p.unit,
-                    pending,
-                    None if p.expires_at is None else to_micros(p.expires_at),
-                )
-                for p in postings
-            ],
-        )
-        self._store.add_to_balances(
-            {name: (d[0], d[1], d[2], d[3]) for name, d in deltas.items() if any(d)}
-        )
+        store.insert_postings(seq, [(a, s, m, u, pending, e) for a, s, m, u, e in rows])
+        store.add_to_balances({a: (d[0], d[1], d[2], d[3]) for a, d in deltas.items() if any(d)})
         if not pending:
-            for name, delta in deltas.items():
-                if rows[name].account.lots and (delta[0] or delta[1]):
-                    self._move_lots(seq, name, postings, now, lots_from, expiring_lots)
+            for account_id, delta in deltas.items():
+                if accounts[account_id].lots and (delta[0] or delta[1]):
+                    self._move_lots(seq, account_id, rows, now, lots_from, expiring_lots)
 
         ref_key = None
         if ref_seq is not None:
-            ref_tx = self._store.get_tx(ref_seq)
+            ref_tx = store.get_tx(ref_seq)
             ref_key = None if ref_tx is None else ref_tx.key
-        payload = json.dumps(
-            {
-                "v": 1,
-                "origin": self.origin,
-                "key": key,
-                "kind": kind.value,
-                "ref": ref_key,
-                "at": now,
-                "expires_at": expires_at,
-                "memo": memo,
-                "postings": [
-                    [
-                        p.account,
-                        p.side.value,
-                        p.amount.minor,
-                        p.unit,
-                        None if p.expires_at is None else to_micros(p.expires_at),
-                    ]
-                    for p in postings
-                ],
-            },
-            separators=(",", ":"),
-        )
-        self._store.append_outbox(seq, now, payload)
+        payload = _payload(self.origin, key, kind.value, ref_key, now, expires_at, memo, rows)
+        store.append_outbox(seq, now, payload)
         return Transaction(
             seq,
             key,
@@ -991,16 +1018,19 @@ class Ledger:
         self,
         seq: int,
         account_id: str,
-        postings: tuple[Posting, ...],
+        rows: tuple[_Row, ...],
         now: int,
         lots_from: int | None,
         expiring_lots: bool,
     ) -> None:
         """Keep a lot-tracked account's lots equal to its posted balance."""
-        credits = [p for p in postings if p.account == account_id and p.side is Side.CREDIT]
-        net = sum(p.amount.minor for p in credits) - sum(
-            p.amount.minor for p in postings if p.account == account_id and p.side is Side.DEBIT
-        )
+        net = 0
+        expiries = []
+        for account, side, minor, _, expires in rows:
+            if account == account_id:
+                net += minor if side == "C" else -minor
+                if side == "C" and expires is not None:
+                    expiries.append(expires)
         if net > 0:
             # A reversed redemption gives points back to the lots they came from.
             if lots_from is not None:
@@ -1012,8 +1042,7 @@ class Ledger:
                         self._store.move_lot(seq, lot_id, back)
                         net -= back
             if net > 0:
-                expires = [p.expires_at for p in credits if p.expires_at is not None]
-                expiry = to_micros(min(expires)) if expires else None
+                expiry = min(expiries) if expiries else None
                 self._store.insert_lot(account_id, seq, net, now, expiry)
             return
         need = -net

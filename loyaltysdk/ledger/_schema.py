@@ -5,6 +5,9 @@ Every uniqueness rule is a constraint here, not only a check in Python: one
 transaction per idempotency key, one resolution per hold, one reversal per
 entry, one outbox record per transaction. Account limits are CHECK
 constraints too, so a bug above cannot store a negative member balance.
+Foreign keys are declared for tools and for `Ledger.check()`, which runs
+SQLite's foreign_key_check; they are not enforced on the write path, where
+the ledger has already resolved every account it names.
 `PRAGMA user_version` records which migrations ran.
 """
 
@@ -29,7 +32,7 @@ CREATE TABLE accounts (
     created_at INTEGER NOT NULL,
     CHECK (flags & 1 = 0 OR debits_posted + debits_pending <= credits_posted),
     CHECK (flags & 2 = 0 OR credits_posted + credits_pending <= debits_posted)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE transactions (
     seq INTEGER PRIMARY KEY,
@@ -38,14 +41,23 @@ CREATE TABLE transactions (
     kind TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('committed', 'rejected')),
     ref_seq INTEGER REFERENCES transactions(seq),
-    resolves INTEGER UNIQUE REFERENCES transactions(seq),
-    reverses INTEGER UNIQUE REFERENCES transactions(seq),
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
     memo TEXT,
     error_code TEXT,
-    error_message TEXT,
-    CHECK (status = 'committed' OR (resolves IS NULL AND reverses IS NULL))
+    error_message TEXT
+);
+
+-- A hold resolves once and an entry is reversed once. Kept apart from the
+-- journal so that the common write touches no index for these rare facts.
+CREATE TABLE resolutions (
+    hold_seq INTEGER PRIMARY KEY REFERENCES transactions(seq),
+    tx_seq INTEGER NOT NULL UNIQUE REFERENCES transactions(seq)
+);
+
+CREATE TABLE reversals (
+    original_seq INTEGER PRIMARY KEY REFERENCES transactions(seq),
+    tx_seq INTEGER NOT NULL UNIQUE REFERENCES transactions(seq)
 );
 
 CREATE TABLE postings (
@@ -77,7 +89,6 @@ CREATE TABLE lots (
     expires_at INTEGER
 );
 CREATE INDEX lots_open ON lots(account, earned_at, id) WHERE remaining > 0;
-CREATE INDEX lots_expiring ON lots(account, expires_at) WHERE remaining > 0;
 
 CREATE TABLE lot_moves (
     tx_seq INTEGER NOT NULL REFERENCES transactions(seq),
@@ -86,8 +97,11 @@ CREATE TABLE lot_moves (
     PRIMARY KEY (tx_seq, lot_id)
 ) WITHOUT ROWID;
 
+-- Records are never deleted: the hub's acknowledgement moves a cursor in
+-- meta. So seq (max + 1) is never reused and has no gaps, which the hub
+-- relies on to hold back a batch until the one before it arrived.
 CREATE TABLE outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     tx_seq INTEGER NOT NULL UNIQUE REFERENCES transactions(seq),
     created_at INTEGER NOT NULL,
     payload TEXT NOT NULL

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Literal
 
@@ -42,6 +41,38 @@ def _tx_row(row: tuple[object, ...]) -> StoredTx:
     return StoredTx(*row)  # type: ignore[arg-type]
 
 
+class _Write:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; nests by joining.
+
+    A class rather than a generator context manager: it runs on every write.
+    """
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        store = self._store
+        store._lock.acquire()
+        if store._depth == 0:
+            try:
+                store._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                store._lock.release()
+                raise
+        store._depth += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        store = self._store
+        try:
+            store._depth -= 1
+            if store._depth == 0:
+                store._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        finally:
+            store._lock.release()
+
+
 class SQLiteStore:
     """`LedgerStore` on one SQLite file (or ``:memory:``)."""
 
@@ -66,11 +97,19 @@ class SQLiteStore:
         self.path = str(path)
         conn = self._conn
         if self.path != ":memory:":
+            # Small pages: a checkout dirties about a dozen pages (journal,
+            # postings, key and account indexes, balances, lots, outbox), and
+            # WAL writes each whole; 1 KiB pages write a quarter of the bytes
+            # of 4 KiB ones for each durable commit. No effect on a file that
+            # already exists.
+            conn.execute("PRAGMA page_size=1024")
             (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if mode.lower() != "wal":
                 raise ConfigurationError(f"cannot put {self.path} in WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
+        # Foreign keys are checked by Ledger.check(), not on every write: the
+        # ledger resolves every account it names before it writes.
+        conn.execute("PRAGMA foreign_keys=OFF")
         migrate(conn)
 
     @property
@@ -78,27 +117,9 @@ class SQLiteStore:
         """The underlying connection, for read-only tooling (sqlite-utils, reports)."""
         return self._conn
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self) -> _Write:
         """A write transaction; nested calls join the outermost one."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._depth = 0
-                self._conn.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self._conn.execute("COMMIT")
+        return _Write(self)
 
     def close(self) -> None:
         """Close the connection (a WAL checkpoint happens as SQLite closes)."""
@@ -162,17 +183,15 @@ class SQLiteStore:
 
     def insert_tx(self, tx: NewTx) -> int:
         cursor = self._conn.execute(
-            "INSERT INTO transactions (key, fingerprint, kind, status, ref_seq, resolves,"
-            " reverses, created_at, expires_at, memo, error_code, error_message)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO transactions (key, fingerprint, kind, status, ref_seq,"
+            " created_at, expires_at, memo, error_code, error_message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 tx.key,
                 tx.fingerprint,
                 tx.kind,
                 tx.status,
                 tx.ref_seq,
-                tx.resolves,
-                tx.reverses,
                 tx.created_at,
                 tx.expires_at,
                 tx.memo,
@@ -182,6 +201,14 @@ class SQLiteStore:
         )
         seq = cursor.lastrowid
         assert seq is not None
+        if tx.resolves is not None:
+            self._conn.execute(
+                "INSERT INTO resolutions (hold_seq, tx_seq) VALUES (?, ?)", (tx.resolves, seq)
+            )
+        if tx.reverses is not None:
+            self._conn.execute(
+                "INSERT INTO reversals (original_seq, tx_seq) VALUES (?, ?)", (tx.reverses, seq)
+            )
         return seq
 
     def insert_postings(
@@ -203,12 +230,14 @@ class SQLiteStore:
 
     def is_resolved(self, hold_seq: int) -> bool:
         row = self._conn.execute(
-            "SELECT 1 FROM transactions WHERE resolves = ?", (hold_seq,)
+            "SELECT 1 FROM resolutions WHERE hold_seq = ?", (hold_seq,)
         ).fetchone()
         return row is not None
 
     def is_reversed(self, seq: int) -> bool:
-        row = self._conn.execute("SELECT 1 FROM transactions WHERE reverses = ?", (seq,)).fetchone()
+        row = self._conn.execute(
+            "SELECT 1 FROM reversals WHERE original_seq = ?", (seq,)
+        ).fetchone()
         return row is not None
 
     def history(
@@ -330,38 +359,35 @@ class SQLiteStore:
         assert seq is not None
         return seq
 
+    def _acked(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = 'outbox_acked'").fetchone()
+        return int(row[0]) if row else 0
+
     def outbox(self, after_seq: int, limit: int) -> list[tuple[int, int, int, str]]:
         rows = self._conn.execute(
             "SELECT seq, tx_seq, created_at, payload FROM outbox WHERE seq > ?"
             " ORDER BY seq LIMIT ?",
-            (after_seq, limit),
+            (max(after_seq, self._acked()), limit),
         )
         return [(s, t, c, p) for s, t, c, p in rows]
 
     def ack_outbox(self, upto_seq: int) -> None:
-        # Acknowledged records leave the outbox; the journal keeps the
-        # transactions. The high-water mark is kept so checks still know
-        # which transactions were shipped.
-        (last_tx,) = self._conn.execute(
-            "SELECT max(tx_seq) FROM outbox WHERE seq <= ?", (upto_seq,)
-        ).fetchone()
-        self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
-        for name, value in (("outbox_acked", upto_seq), ("outbox_acked_tx", last_tx)):
-            if value is not None:
-                self._conn.execute(
-                    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name)"
-                    " DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
-                    (name, value),
-                )
+        # Records stay (the cursor moves), so sequence numbers are never
+        # reused; an acknowledgement beyond what exists is clamped.
+        (last,) = self._conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()
+        self._conn.execute(
+            "INSERT INTO meta (name, value) VALUES ('outbox_acked', ?) ON CONFLICT (name)"
+            " DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            (min(upto_seq, last),),
+        )
 
     def outbox_status(self) -> tuple[int, int | None, int, int]:
+        acked = self._acked()
         length, oldest = self._conn.execute(
-            "SELECT count(*), min(created_at) FROM outbox"
+            "SELECT count(*), min(created_at) FROM outbox WHERE seq > ?", (acked,)
         ).fetchone()
-        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        last = row[0] if row else 0
-        acked = self._conn.execute("SELECT value FROM meta WHERE name = 'outbox_acked'").fetchone()
-        return length, oldest, last, int(acked[0]) if acked else 0
+        (last,) = self._conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()
+        return length, oldest, last, acked
 
     # -- checks ------------------------------------------------------------
 
@@ -381,11 +407,31 @@ class SQLiteStore:
         )
 
     def committed_without_outbox(self) -> int:
-        """Committed transactions neither in the outbox nor acknowledged by the hub."""
+        """Committed transactions that have no outbox record."""
         (count,) = self._conn.execute(
             "SELECT count(*) FROM transactions t WHERE t.status = 'committed'"
             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.tx_seq = t.seq)"
-            " AND t.seq > coalesce((SELECT CAST(value AS INTEGER) FROM meta"
-            "   WHERE name = 'outbox_acked_tx'), 0)"
         ).fetchone()
         return int(count)
+
+    def foreign_key_problems(self) -> list[str]:
+        """Rows naming an account, transaction or lot that does not exist."""
+        rows = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+        return [f"{table} row {rowid} names a missing {parent}" for table, rowid, parent, _ in rows]
+
+    def get_balances(self, account_ids: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
+        """Balance columns of some accounts, read inside the current write."""
+        if len(account_ids) == 1:
+            rows = self._conn.execute(
+                "SELECT id, debits_posted, credits_posted, debits_pending, credits_pending"
+                " FROM accounts WHERE id = ?",
+                (account_ids[0],),
+            ).fetchall()
+        else:
+            marks = ",".join("?" * len(account_ids))
+            rows = self._conn.execute(
+                "SELECT id, debits_posted, credits_posted, debits_pending, credits_pending"
+                f" FROM accounts WHERE id IN ({marks})",
+                tuple(account_ids),
+            ).fetchall()
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}

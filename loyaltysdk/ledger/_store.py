@@ -10,20 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import attrs
 
 from ._types import Account, AccountFlags
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 def to_micros(moment: datetime) -> int:
-    """An aware datetime as integer microseconds since the Unix epoch."""
+    """An aware datetime as integer microseconds since the Unix epoch (exact)."""
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: pass an aware one (UTC)")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def from_micros(micros: int) -> datetime:
@@ -160,6 +162,8 @@ class LedgerStore(Protocol):
     # checks
     def fold_journal(self) -> Iterator[tuple[str, int, int, int, int]]: ...
     def committed_without_outbox(self) -> int: ...
+    def foreign_key_problems(self) -> list[str]: ...
+    def get_balances(self, account_ids: Sequence[str]) -> dict[str, tuple[int, int, int, int]]: ...
 
 
 __all__ = [
