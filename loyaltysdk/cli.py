@@ -21,8 +21,10 @@ def main() -> None:
 def _register() -> None:
     # Imported here so that `loyalty --help` stays fast and a missing optional
     # extra only breaks the command that needs it.
+    from ._cli_demo import demo
     from ._cli_ledger import ledger_group
 
+    main.add_command(demo)
     main.add_command(ledger_group)
 
 
