@@ -76,7 +76,7 @@ def demo(seed: int, receipts: int, members: int, db_path: Path) -> None:
     spend: Counter[str] = Counter()
     paid_receipts: list[str] = []
 
-    for n in tqdm(range(receipts), desc="store day", unit="receipt", leave=False):
+    for n in tqdm(range(receipts), desc="store day", unit="receipt", leave=False, disable=None):
         clock.now += timedelta(seconds=rng.randint(5, 20))
         member = rng.choices(ids, weights)[0]
         points, wallet = f"member:{member}:points", f"member:{member}:wallet:EUR"

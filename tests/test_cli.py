@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The loyalty command: every command documented, the demo and ledger tools run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from loyaltysdk.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, path))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(main), ids=" ".join)
+def test_every_command_has_help_text(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    command: click.Command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert command.help and len(command.help.strip()) > 10, f"{' '.join(path)} lacks help"
+
+
+def test_every_command_is_in_the_cli_reference() -> None:
+    reference = (ROOT / "docs" / "cli.md").read_text()
+    missing = [
+        " ".join(path) for path in _commands(main) if f"loyalty {' '.join(path)}" not in reference
+    ]
+    assert not missing, f"docs/cli.md does not mention: {missing}"
+
+
+def test_demo_runs_checks_and_repeats_with_a_seed(tmp_path: Path) -> None:
+    runner = CliRunner()
+    outputs = []
+    for name in ("a.db", "b.db"):
+        db = tmp_path / name
+        result = runner.invoke(
+            main, ["demo", "--receipts", "300", "--members", "40", "--seed", "7", "--db", str(db)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "ledger check: ok" in result.output
+        outputs.append(result.output.replace(str(db), "DB"))
+    assert outputs[0] == outputs[1]
+
+    check = runner.invoke(main, ["ledger", "check", str(tmp_path / "a.db")])
+    assert check.exit_code == 0 and check.output.startswith("ok:")
+    balance = runner.invoke(main, ["ledger", "balance", str(tmp_path / "a.db"), "sys:sales:EUR"])
+    assert balance.exit_code == 0 and "EUR" in balance.output
+    history = runner.invoke(
+        main, ["ledger", "history", str(tmp_path / "a.db"), "sys:sales:EUR", "--limit", "3"]
+    )
+    assert history.exit_code == 0 and len(history.output.splitlines()) == 3
+    outbox = runner.invoke(main, ["ledger", "outbox", str(tmp_path / "a.db")])
+    assert outbox.exit_code == 0 and "waiting:" in outbox.output
+
+
+def test_ledger_check_fails_loudly_on_a_tampered_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "a.db"
+    CliRunner().invoke(main, ["demo", "--receipts", "50", "--members", "5", "--db", str(db)])
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'sys:sales:EUR'"
+        )
+    result = CliRunner().invoke(main, ["ledger", "check", str(db)])
+    assert result.exit_code == 1
+    assert "sys:sales:EUR" in result.output
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "loyaltysdk", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "loyalty" in result.stdout
