@@ -18,10 +18,20 @@ import click
 from tqdm import tqdm
 
 from . import Money, Points
-from .ledger import AccountFlags, InsufficientFunds, Kind, Ledger, NotReversible, Posting
+from .ledger import (
+    Account,
+    AccountFlags,
+    InsufficientFunds,
+    Kind,
+    Ledger,
+    NotReversible,
+    Posting,
+)
 
 _LIMITED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 _OPEN = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 08:00 in Berlin
+_POINTS_SYSTEM = ("issued", "redeemed", "breakage")
+_MONEY_SYSTEM = ("sales", "float", "tender")
 
 
 class _DemoClock:
@@ -33,20 +43,15 @@ class _DemoClock:
 
 
 def _chart(ledger: Ledger, members: int) -> None:
-    for name in ("issued", "redeemed", "breakage"):
-        ledger.open_account(f"sys:points:{name}", "PTS")
-    ledger.open_account("sys:sales:EUR", "EUR")
-    ledger.open_account("sys:float:EUR", "EUR")
-    ledger.open_account("sys:tender:EUR", "EUR")
+    system = [Account(f"sys:points:{name}", "PTS", AccountFlags.NONE) for name in _POINTS_SYSTEM]
+    system += [Account(f"sys:{name}:EUR", "EUR", AccountFlags.NONE) for name in _MONEY_SYSTEM]
+    enrolled = []
     for m in range(members):
-        ledger.open_account(
-            f"member:M-{m:05d}:points",
-            "PTS",
-            flags=_LIMITED,
-            lots=True,
-            breakage_account="sys:points:breakage",
+        enrolled.append(
+            Account(f"member:M-{m:05d}:points", "PTS", _LIMITED, True, "sys:points:breakage")
         )
-        ledger.open_account(f"member:M-{m:05d}:wallet:EUR", "EUR", flags=_LIMITED)
+        enrolled.append(Account(f"member:M-{m:05d}:wallet:EUR", "EUR", _LIMITED))
+    ledger.open_accounts(system + enrolled)
 
 
 @click.command("demo")

@@ -83,6 +83,28 @@ def _check_key(key: object) -> str:
     return key
 
 
+def _describe_account(
+    account_id: object,
+    unit: str,
+    flags: AccountFlags,
+    lots: bool,
+    breakage_account: str | None,
+) -> Account:
+    if not isinstance(account_id, str) or not 0 < len(account_id) <= 200:
+        raise InvalidTransaction(f"an account id is a non-empty string: {account_id!r}")
+    check_unit(unit)
+    flags = AccountFlags(flags)
+    if flags == _DEBIT_LIMIT | _CREDIT_LIMIT:
+        raise InvalidTransaction("an account cannot carry both limit flags")
+    if lots and (flags != AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS or breakage_account is None):
+        raise InvalidTransaction(
+            "a lot-tracked account needs DEBITS_MUST_NOT_EXCEED_CREDITS and a breakage account"
+        )
+    if not lots and breakage_account is not None:
+        raise InvalidTransaction("only lot-tracked accounts have a breakage account")
+    return Account(account_id, unit, flags, bool(lots), breakage_account)
+
+
 def _check_ref(key: object) -> str:
     if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY:
         raise InvalidTransaction(f"not a transaction key: {key!r}")
@@ -274,42 +296,57 @@ class Ledger:
             InvalidTransaction: the description is inconsistent.
             UnknownAccount: the breakage account does not exist.
         """
-        if not isinstance(account_id, str) or not 0 < len(account_id) <= 200:
-            raise InvalidTransaction(f"an account id is a non-empty string: {account_id!r}")
-        check_unit(unit)
-        flags = AccountFlags(flags)
-        if (
-            flags
-            == AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-            | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-        ):
-            raise InvalidTransaction("an account cannot carry both limit flags")
-        if lots and (
-            flags != AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS or breakage_account is None
-        ):
-            raise InvalidTransaction(
-                "a lot-tracked account needs DEBITS_MUST_NOT_EXCEED_CREDITS and a breakage account"
-            )
-        if not lots and breakage_account is not None:
-            raise InvalidTransaction("only lot-tracked accounts have a breakage account")
-        account = Account(account_id, unit, flags, lots, breakage_account)
-        with self._lock, self._store.write():
-            existing = self._store.get_account(account_id)
-            if existing is not None:
-                if existing.account != account:
-                    raise AccountConflict(f"account {account_id} exists as {existing.account}")
-                return existing.account
-            if breakage_account is not None:
-                target = self._store.get_account(breakage_account)
-                if target is None:
-                    raise UnknownAccount(f"no breakage account {breakage_account}")
-                if target.account.unit != unit:
-                    raise CurrencyMismatch(
-                        f"breakage account {breakage_account} is in {target.account.unit}"
-                    )
-            self._store.insert_account(account, self._now())
-        self._remember_account(account)
+        account = _describe_account(account_id, unit, flags, lots, breakage_account)
+        self.open_accounts([account])
         return account
+
+    def open_accounts(self, accounts: Iterable[Account]) -> int:
+        """Create many accounts in one commit (enrolment, migration from another system).
+
+        Accounts that exist with the same description are left alone, so the
+        call can be repeated; any that exists with another description
+        fails the whole call.
+
+        Returns:
+            How many accounts were created.
+
+        Raises:
+            AccountConflict / InvalidTransaction / UnknownAccount: as `open_account`,
+                with nothing created.
+        """
+        wanted: dict[str, Account] = {}
+        for account in accounts:
+            if not isinstance(account, Account):
+                raise InvalidTransaction(f"not an Account: {account!r}")
+            checked = _describe_account(
+                account.id, account.unit, account.flags, account.lots, account.breakage_account
+            )
+            if wanted.setdefault(checked.id, checked) != checked:
+                raise AccountConflict(f"account {checked.id} given twice, differently")
+        with self._lock, self._store.write():
+            ids = list(wanted)
+            existing: dict[str, AccountRow] = {}
+            for start in range(0, len(ids), 500):
+                existing.update(self._store.get_accounts(ids[start : start + 500]))
+            for account_id, row in existing.items():
+                if row.account != wanted[account_id]:
+                    raise AccountConflict(f"account {account_id} exists as {row.account}")
+            new = [account for account_id, account in wanted.items() if account_id not in existing]
+            for account in new:
+                target = account.breakage_account
+                if target is None:
+                    continue
+                unit = wanted[target].unit if target in wanted else None
+                if unit is None:
+                    found = self._store.get_account(target)
+                    if found is None:
+                        raise UnknownAccount(f"no breakage account {target}")
+                    unit = found.account.unit
+                if unit != account.unit:
+                    raise CurrencyMismatch(f"breakage account {target} is in {unit}")
+            if new:
+                self._store.insert_accounts(new, self._now())
+        return len(new)
 
     def account(self, account_id: str) -> Account:
         """Return an account's description.

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
+import sqlite_utils
+
 from .._errors import ConfigurationError
 from ._schema import migrate
 from ._store import AccountRow, LotRow, NewTx, PostingRow, StoredTx
@@ -111,6 +113,8 @@ class SQLiteStore:
         # ledger resolves every account it names before it writes.
         conn.execute("PRAGMA foreign_keys=OFF")
         migrate(conn)
+        # sqlite-utils for bulk import and inspection on the same connection.
+        self._bulk = sqlite_utils.Database(conn)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -141,6 +145,25 @@ class SQLiteStore:
                 created_at,
             ),
         )
+
+    def insert_accounts(self, accounts: Sequence[Account], created_at: int) -> None:
+        """Bulk-insert accounts (enrolment from head office) through sqlite-utils.
+
+        Runs inside the current write: sqlite-utils nests its own
+        transaction as a savepoint, so this is still one commit.
+        """
+        records = (
+            {
+                "id": a.id,
+                "unit": a.unit,
+                "flags": int(a.flags),
+                "lots": int(a.lots),
+                "breakage_account": a.breakage_account,
+                "created_at": created_at,
+            }
+            for a in accounts
+        )
+        self._bulk.table("accounts").insert_all(records, batch_size=1000)
 
     def get_account(self, account_id: str) -> AccountRow | None:
         row = self._conn.execute(

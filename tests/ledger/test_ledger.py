@@ -500,3 +500,26 @@ def test_a_file_ledger_survives_reopening(tmp_path: Path, clock: FakeClock) -> N
         assert retried == first_topup
         assert again.balance("member:M-1:wallet:EUR").posted == eur(1000)
         again.check()
+
+
+def test_bulk_enrolment_is_one_commit_and_repeatable(ledger: Ledger) -> None:
+    from loyaltysdk.ledger import Account
+
+    limited = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+    accounts = [
+        Account(f"member:B-{n}:points", "PTS", limited, True, "sys:points:breakage")
+        for n in range(1200)
+    ]
+    assert ledger.open_accounts(accounts) == 1200
+    assert ledger.open_accounts(accounts) == 0  # a repeat creates nothing
+    assert ledger.balance("member:B-1199:points").available == Points(0)
+    before = len(ledger.balances())
+    clash = [
+        Account("member:B-new:points", "PTS", limited, True, "sys:points:breakage"),
+        Account("sys:sales:EUR", "USD", AccountFlags.NONE),
+    ]
+    with pytest.raises(AccountConflict):
+        ledger.open_accounts(clash)
+    assert len(ledger.balances()) == before  # nothing of a failed call is created
+    with pytest.raises(UnknownAccount):
+        ledger.open_accounts([Account("member:X:points", "PTS", limited, True, "sys:nowhere")])
