@@ -140,6 +140,11 @@ def _rows(postings: Iterable[Posting]) -> tuple[_Row, ...]:
     )
 
 
+def _rows_and_json(postings: tuple[Posting, ...]) -> tuple[tuple[_Row, ...], str]:
+    rows = _rows(postings)
+    return rows, _postings_json(rows)
+
+
 def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, ...]]:
     if isinstance(postings, Posting | str | bytes):
         raise InvalidTransaction("postings must be a sequence of Posting")
@@ -169,6 +174,21 @@ def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, 
     return items, rows
 
 
+def _postings_json(rows: tuple[_Row, ...]) -> str:
+    """The postings as a JSON array; used in the outbox payload and the fingerprint.
+
+    Units are ISO codes or PTS and sides are D/C, so only account ids need escaping.
+    """
+    text = _json_string
+    return (
+        "["
+        + ",".join(
+            f'[{text(a)},"{s}",{m},"{u}",{"null" if e is None else e}]' for a, s, m, u, e in rows
+        )
+        + "]"
+    )
+
+
 def _payload(
     origin: str,
     key: str,
@@ -177,27 +197,25 @@ def _payload(
     at: int,
     expires_at: int | None,
     memo: str | None,
-    rows: tuple[_Row, ...],
+    postings_json: str,
 ) -> str:
     """The outbox record as compact JSON (built by hand: it runs on every write)."""
     text = _json_string
-    postings = ",".join(
-        f"[{text(a)},{text(s)},{m},{text(u)},{'null' if e is None else e}]"
-        for a, s, m, u, e in rows
-    )
     return (
-        f'{{"v":1,"origin":{text(origin)},"key":{text(key)},"kind":{text(kind)},'
+        f'{{"v":1,"origin":{text(origin)},"key":{text(key)},"kind":"{kind}",'
         f'"ref":{"null" if ref is None else text(ref)},"at":{at},'
         f'"expires_at":{"null" if expires_at is None else expires_at},'
-        f'"memo":{"null" if memo is None else text(memo)},"postings":[{postings}]}}'
+        f'"memo":{"null" if memo is None else text(memo)},"postings":{postings_json}}}'
     )
 
 
 def _fingerprint(
-    kind: Kind, ref: str | None, rows: tuple[_Row, ...], extra: object, memo: str | None
+    kind: Kind, ref: str | None, postings_json: str, extra: object, memo: str | None
 ) -> bytes:
-    # repr() of a tuple of str/int/None is unambiguous, and cheaper than JSON.
-    return hashlib.sha256(repr((kind.value, ref, rows, extra, memo)).encode()).digest()[:16]
+    # What a retry must repeat exactly; repr() of str/int/None/tuple and the
+    # postings' JSON are unambiguous, so different content never collides.
+    canonical = f"{kind.value}\x1f{ref!r}\x1f{extra!r}\x1f{memo!r}\x1f{postings_json}"
+    return hashlib.sha256(canonical.encode()).digest()[:16]
 
 
 def _posting_from_row(row: PostingRow) -> Posting:
@@ -418,10 +436,13 @@ class Ledger:
         key = _check_key(key)
         items, rows = _check_postings(postings)
         memo = _check_memo(memo)
-        fingerprint = _fingerprint(Kind.TRANSFER, None, rows, None, memo)
+        postings_json = _postings_json(rows)
+        fingerprint = _fingerprint(Kind.TRANSFER, None, postings_json, None, memo)
 
         def apply(now: int) -> Transaction:
-            return self._movement(now, key, fingerprint, Kind.TRANSFER, items, rows, memo=memo)
+            return self._movement(
+                now, key, fingerprint, Kind.TRANSFER, items, rows, postings_json, memo=memo
+            )
 
         return self._write(key, fingerprint, apply)
 
@@ -448,7 +469,8 @@ class Ledger:
         if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
             raise InvalidTransaction(f"a hold needs a positive timeout, not {timeout!r}")
         timeout_us = timeout // timedelta(microseconds=1)
-        fingerprint = _fingerprint(Kind.HOLD, None, rows, timeout_us, memo)
+        postings_json = _postings_json(rows)
+        fingerprint = _fingerprint(Kind.HOLD, None, postings_json, timeout_us, memo)
 
         def apply(now: int) -> Transaction:
             tx = self._movement(
@@ -458,6 +480,7 @@ class Ledger:
                 Kind.HOLD,
                 items,
                 rows,
+                postings_json,
                 pending=True,
                 expires_at=now + timeout_us,
                 memo=memo,
@@ -499,7 +522,7 @@ class Ledger:
         if amount is not None and (not isinstance(amount, Money | Points) or amount.minor <= 0):
             raise InvalidAmount(f"post amount must be positive Money or Points: {amount!r}")
         extra = None if amount is None else (amount.minor, amount.unit)
-        fingerprint = _fingerprint(Kind.POST, hold_key, rows, extra, memo)
+        fingerprint = _fingerprint(Kind.POST, hold_key, _postings_json(rows), extra, memo)
 
         def apply(now: int) -> Transaction:
             hold, held = self._open_hold(hold_key)
@@ -518,7 +541,7 @@ class Ledger:
         key = _check_key(key)
         hold_key = _check_ref(hold_key)
         memo = _check_memo(memo)
-        fingerprint = _fingerprint(Kind.VOID, hold_key, (), None, memo)
+        fingerprint = _fingerprint(Kind.VOID, hold_key, "[]", None, memo)
 
         def apply(now: int) -> Transaction:
             hold, held = self._open_hold(hold_key)
@@ -541,7 +564,7 @@ class Ledger:
         key = _check_key(key)
         original_key = _check_ref(original_key)
         memo = _check_memo(memo)
-        fingerprint = _fingerprint(Kind.REVERSAL, original_key, (), None, memo)
+        fingerprint = _fingerprint(Kind.REVERSAL, original_key, "[]", None, memo)
 
         def apply(now: int) -> Transaction:
             original = self._store.find_tx(original_key)
@@ -562,7 +585,7 @@ class Ledger:
                 fingerprint,
                 Kind.REVERSAL,
                 flipped,
-                _rows(flipped),
+                *_rows_and_json(flipped),
                 ref_seq=original.seq,
                 reverses=original.seq,
                 memo=memo,
@@ -866,7 +889,7 @@ class Ledger:
             fingerprint,
             kind,
             moved,
-            _rows(moved),
+            *_rows_and_json(moved),
             ref_seq=hold.seq,
             resolves=hold.seq,
             release=held,
@@ -881,7 +904,7 @@ class Ledger:
             hold = self._store.get_tx(seq)
             assert hold is not None
             key = _EXPIRY_PREFIX + hold.key
-            fingerprint = _fingerprint(Kind.EXPIRY, hold.key, (), None, None)
+            fingerprint = _fingerprint(Kind.EXPIRY, hold.key, "[]", None, None)
             made.append(
                 self._movement(
                     now,
@@ -890,6 +913,7 @@ class Ledger:
                     Kind.EXPIRY,
                     (),
                     (),
+                    "[]",
                     ref_seq=seq,
                     resolves=seq,
                     release=self._store.postings_of(seq),
@@ -920,9 +944,10 @@ class Ledger:
         )
         key = f"{_BREAKAGE_PREFIX}{account_id}:{now}"
         rows = _rows(postings)
-        fingerprint = _fingerprint(Kind.BREAKAGE, None, rows, None, None)
+        postings_json = _postings_json(rows)
+        fingerprint = _fingerprint(Kind.BREAKAGE, None, postings_json, None, None)
         return self._movement(
-            now, key, fingerprint, Kind.BREAKAGE, postings, rows, expiring_lots=True
+            now, key, fingerprint, Kind.BREAKAGE, postings, rows, postings_json, expiring_lots=True
         )
 
     def _remember_account(self, account: Account) -> None:
@@ -949,6 +974,7 @@ class Ledger:
         kind: Kind,
         postings: tuple[Posting, ...],
         rows: tuple[_Row, ...],
+        postings_json: str,
         *,
         pending: bool = False,
         ref_seq: int | None = None,
@@ -965,23 +991,27 @@ class Ledger:
         This is the hot path of every checkout: each posting was flattened
         once into `rows`, and balances are read only where a limit can bite.
         """
+        accounts = self._accounts
         deltas: dict[str, _Delta] = {}
         column_base = 2 if pending else 0
-        for account_id, side, minor, _, _ in rows:
+        for account_id, side, minor, unit, _ in rows:
             delta = deltas.get(account_id)
             if delta is None:
+                account = accounts.get(account_id) or self._describe([account_id])[account_id]
+                if account.unit != unit:
+                    raise CurrencyMismatch(
+                        f"{unit} posted to {account_id}, an account in {account.unit}"
+                    )
                 delta = deltas[account_id] = [0, 0, 0, 0]
+            elif accounts[account_id].unit != unit:
+                raise CurrencyMismatch(f"{unit} and {accounts[account_id].unit} on {account_id}")
             delta[column_base + (side == "C")] += minor
         for r in release:
             delta = deltas.get(r.account)
             if delta is None:
+                self._describe([r.account])
                 delta = deltas[r.account] = [0, 0, 0, 0]
             delta[2 if r.side == "D" else 3] -= r.amount
-        accounts = self._describe(list(deltas))
-        for account_id, _, _, unit, _ in rows:
-            if accounts[account_id].unit != unit:
-                held = accounts[account_id].unit
-                raise CurrencyMismatch(f"{unit} posted to {account_id}, an account in {held}")
 
         watched = []
         flag_bits = self._flag_bits
@@ -1038,7 +1068,9 @@ class Ledger:
         if ref_seq is not None:
             ref_tx = store.get_tx(ref_seq)
             ref_key = None if ref_tx is None else ref_tx.key
-        payload = _payload(self.origin, key, kind.value, ref_key, now, expires_at, memo, rows)
+        payload = _payload(
+            self.origin, key, kind.value, ref_key, now, expires_at, memo, postings_json
+        )
         store.append_outbox(seq, now, payload)
         return Transaction(
             seq,

@@ -113,8 +113,7 @@ class SQLiteStore:
         # ledger resolves every account it names before it writes.
         conn.execute("PRAGMA foreign_keys=OFF")
         migrate(conn)
-        # sqlite-utils for bulk import and inspection on the same connection.
-        self._bulk = sqlite_utils.Database(conn)
+        self._bulk_db: sqlite_utils.Database | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -163,7 +162,13 @@ class SQLiteStore:
             }
             for a in accounts
         )
-        self._bulk.table("accounts").insert_all(records, batch_size=1000)
+        if self._bulk_db is None:
+            # Created on first use, without plugins or pragmas, so the
+            # checkout path's connection stays exactly as configured above.
+            self._bulk_db = sqlite_utils.Database(
+                self._conn, recursive_triggers=False, execute_plugins=False
+            )
+        self._bulk_db.table("accounts").insert_all(records, batch_size=1000)
 
     def get_account(self, account_id: str) -> AccountRow | None:
         row = self._conn.execute(

@@ -30,8 +30,7 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     """The aware UTC datetime for integer microseconds since the Unix epoch."""
-    seconds, micro = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro)
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 @attrs.define
