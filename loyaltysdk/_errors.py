@@ -123,3 +123,11 @@ class MalformedResponse(CardError, ValueError):
 
 class MalformedApdu(CardError, ValueError):
     """An APDU given to the SDK is not well-formed."""
+
+
+class CardIntegrityError(CardError):
+    """A card response failed its MAC or decryption check: nothing it said is trusted."""
+
+
+class CardAuthenticationFailed(CardError):
+    """Mutual authentication with the card failed (wrong key, cloned or forged card)."""
