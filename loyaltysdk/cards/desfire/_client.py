@@ -264,6 +264,10 @@ class DesfireClient:
     def _expect_auth(self, command: int, status: int, expected: int) -> None:
         if status == expected:
             return
+        if status in (OPERATION_OK, ADDITIONAL_FRAME):
+            raise MalformedResponse(
+                f"authentication step answered {status:02X}, not {expected:02X}"
+            )
         error = status_error((SW1_DESFIRE << 8) | status, command)
         if isinstance(error, AuthenticationError):
             raise CardAuthenticationFailed(f"the card refused the key: {error}") from error
