@@ -7,6 +7,8 @@ names start with an underscore are private.
 
 from ._errors import (
     CardError,
+    CardAuthenticationFailed,
+    CardIntegrityError,
     CardMute,
     CardRemoved,
     ConfigurationError,
@@ -35,7 +37,9 @@ from ._version import __version__
 __all__ = [
     "POINTS_UNIT",
     "Amount",
+    "CardAuthenticationFailed",
     "CardError",
+    "CardIntegrityError",
     "CardMute",
     "CardRemoved",
     "ConfigurationError",

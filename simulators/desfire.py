@@ -136,6 +136,9 @@ class VirtualDesfire:
         self.eeprom_size = eeprom_size
         self.apps: dict[int, _Application] = {}
         self.faults = Faults()
+        #: When set, the card writes itself here after every committed change,
+        #: so it survives the process (a till restart) like a real card.
+        self.path: Path | None = None
         self.apdu_count = 0
         self.commits = 0
         self._reset_volatile()
@@ -184,6 +187,8 @@ class VirtualDesfire:
         except CardAuthenticationFailed:
             self._refuse()
             return bytes([0x91, _AUTH])
+        if self.path is not None and command in _PERSISTENT_COMMANDS:
+            self.save(self.path)
         return answer + bytes([0x91, status])
 
     # -- state -----------------------------------------------------------------
@@ -691,9 +696,12 @@ class VirtualDesfire:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> VirtualDesfire:
-        """Read a card written by `save`."""
-        return cls.from_json(json.loads(Path(path).read_text()))
+    def load(cls, path: str | Path, *, autosave: bool = False) -> VirtualDesfire:
+        """Read a card written by `save`; with `autosave`, keep writing it back there."""
+        card = cls.from_json(json.loads(Path(path).read_text()))
+        if autosave:
+            card.path = Path(path)
+        return card
 
     # -- inspection for tests ------------------------------------------------------
 
@@ -726,6 +734,9 @@ def _parse_iso_wrapped(apdu: bytes) -> tuple[int, bytes] | bytes:
         return b"\x67\x00"
     return apdu[1], rest[1 : 1 + lc]
 
+
+# Commands after which the committed state may differ.
+_PERSISTENT_COMMANDS = frozenset({0xCA, 0xC4, 0xFC, 0xCC, 0xC0, 0xC7})
 
 _HANDLERS = {
     0x71: VirtualDesfire._auth_first,

@@ -176,3 +176,17 @@ def rotate_left(data: bytes) -> bytes:
 def equal(a: bytes, b: bytes) -> bool:
     """Compare MACs and challenges in constant time."""
     return hmac.compare_digest(a, b)
+
+__all__ = [
+    "aes_cmac",
+    "cbc_decrypt",
+    "cbc_encrypt",
+    "desfire_crc32",
+    "diversify_aes128",
+    "encrypt_block",
+    "ev1_session_key",
+    "ev2_session_keys",
+    "pad_m2",
+    "truncate_mac",
+    "unpad_m2",
+]

@@ -352,3 +352,21 @@ def uri_record(uri: str) -> bytes:
     if len(payload) > 0xFF:
         raise ValueError("URI too long for a short record")
     return bytes([0xD1, 0x01, len(payload)]) + b"U" + payload
+
+__all__ = [
+    "CounterStore",
+    "MemoryCounterStore",
+    "SQLiteCounterStore",
+    "SunError",
+    "SunInvalid",
+    "SunReplayed",
+    "SunTap",
+    "SunUrlFormat",
+    "SunVerifier",
+    "decrypt_file_data",
+    "decrypt_picc_data",
+    "parse_uri_record",
+    "read_sun_url",
+    "sdm_mac",
+    "uri_record",
+]

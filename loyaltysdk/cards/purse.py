@@ -414,3 +414,19 @@ class Purse:
 
     def _now(self) -> int:
         return int(self._clock())
+
+__all__ = [
+    "RECORD_SIZE",
+    "CardIntent",
+    "CardLimitExceeded",
+    "CardLogCorrupt",
+    "InsufficientCardBalance",
+    "IntentUndecidable",
+    "Kind",
+    "LogRecord",
+    "Outcome",
+    "Purse",
+    "PurseError",
+    "PurseLayout",
+    "PurseState",
+]

@@ -197,3 +197,17 @@ def test_tearing_anywhere_resolves_every_intent_exactly_once(
     # Resolving again gives the same answers: exactly once, not at least once.
     for intent in intents:
         assert purse.resolve(reader.connect(), UID, intent) is outcomes[intent.id]
+
+
+def test_an_autosaved_card_survives_a_till_restart(
+    purse: Purse, reader: VirtualReader, issued: VirtualDesfire, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    issued.save(tmp_path / "card.json")
+    card = VirtualDesfire.load(tmp_path / "card.json", autosave=True)
+    reader.insert(card)
+    purse.debit(reader.connect(), UID, _intent(Kind.DEBIT, 300))
+    # A new process loads the file: the debit is there.
+    again = VirtualDesfire.load(tmp_path / "card.json")
+    assert again.value_of(purse.layout.aid, 1) == 700
+    reader.insert(again)
+    assert purse.read(reader.connect(), UID).balance == 700
