@@ -6,8 +6,8 @@ names start with an underscore are private.
 """
 
 from ._errors import (
-    CardError,
     CardAuthenticationFailed,
+    CardError,
     CardIntegrityError,
     CardMute,
     CardRemoved,

@@ -177,6 +177,7 @@ def equal(a: bytes, b: bytes) -> bool:
     """Compare MACs and challenges in constant time."""
     return hmac.compare_digest(a, b)
 
+
 __all__ = [
     "aes_cmac",
     "cbc_decrypt",

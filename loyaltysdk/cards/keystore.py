@@ -161,6 +161,7 @@ def _stretch(passphrase: str, salt: bytes, n: int) -> bytes:
         raise KeyStoreError("an empty passphrase cannot protect a keystore")
     return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase.encode())
 
+
 __all__ = [
     "KeyRole",
     "KeyStore",

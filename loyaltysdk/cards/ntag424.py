@@ -353,6 +353,7 @@ def uri_record(uri: str) -> bytes:
         raise ValueError("URI too long for a short record")
     return bytes([0xD1, 0x01, len(payload)]) + b"U" + payload
 
+
 __all__ = [
     "CounterStore",
     "MemoryCounterStore",

@@ -415,6 +415,7 @@ class Purse:
     def _now(self) -> int:
         return int(self._clock())
 
+
 __all__ = [
     "RECORD_SIZE",
     "CardIntent",
