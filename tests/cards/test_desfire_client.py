@@ -249,3 +249,27 @@ def test_bad_authentication_answers(answers: tuple[bytes, ...]) -> None:
     with pytest.raises(MalformedResponse):
         client.authenticate(0, bytes(16))
     assert client.session is None
+
+
+def test_authenticate_non_first_keeps_ti_and_counter() -> None:
+    card = VirtualDesfire()
+    _, client = _prepared(card)
+    first = client.authenticate(1, KEY1)
+    client.get_value(1, CommMode.FULL)
+    second = client.authenticate(2, KEY2, first=False)
+    assert second.ti == first.ti and second.counter == 1 and second.key_no == 2
+    assert second.mac_key != first.mac_key
+    client.credit(1, 5, CommMode.FULL)  # the card agrees on keys and counter
+    client.commit_transaction()
+    assert card.value_of(AID, 1) == 105
+
+
+def test_format_picc_needs_the_picc_master_key() -> None:
+    card = VirtualDesfire()
+    _, client = _prepared(card)
+    client.select_application(0)
+    with pytest.raises(AuthenticationError):
+        client.format_picc()
+    client.authenticate(0, bytes(16))
+    client.format_picc()
+    assert card.apps == {}
