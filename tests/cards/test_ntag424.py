@@ -52,8 +52,16 @@ def test_an12196_url_with_file_data() -> None:
     assert tap.file_data == b"x" * 16 and tap.counter == 8
 
 
-def test_virtual_tag_taps_with_rising_counters(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_virtual_tag_taps_with_rising_counters(slot, tmp_path) -> None:  # type: ignore[no-untyped-def]
     tag = VirtualNtag424(meta_read_key=META, file_read_key=FILE)
+
+    def _tap(tag: VirtualNtag424) -> str:  # each tap a fresh field entry, in this slot
+        slot.insert(tag)
+        try:
+            return read_sun_url(slot.connect())
+        finally:
+            slot.remove()
+
     store = SQLiteCounterStore(sqlite3.connect(tmp_path / "till.db"))
     verifier = SunVerifier(META, lambda uid: FILE, store)
     first, second = _tap(tag), _tap(tag)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.pcscd import PcscdProcess
 from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk._errors import CardAuthenticationFailed, CardRemoved
@@ -28,6 +29,7 @@ from loyaltysdk.cards.purse import (
     PurseLayout,
 )
 
+from ..slots import PcscSlot
 from .conftest import UID
 
 
@@ -50,14 +52,16 @@ def test_issue_personalises_with_diversified_keys(
     assert LogRecord.decode(record).kind is Kind.ISSUE
 
 
-def test_issue_twice_is_refused(purse: Purse, issued: VirtualDesfire) -> None:
-    reader = VirtualReader()
-    reader.insert(issued)
+def test_issue_twice_is_refused(
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire
+) -> None:
     with pytest.raises(DuplicateError):
         purse.issue(reader.connect(), issued.uid)
 
 
-def test_apdu_counts(purse: Purse, reader: VirtualReader, issued: VirtualDesfire) -> None:
+def test_apdu_counts(
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire
+) -> None:
     transport = reader.connect()
     counts = {}
     for name, call in [
@@ -77,7 +81,7 @@ def test_apdu_counts(purse: Purse, reader: VirtualReader, issued: VirtualDesfire
 
 
 def test_limits_refuse_before_touching_value(
-    purse: Purse, reader: VirtualReader, issued: VirtualDesfire
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire
 ) -> None:
     transport = reader.connect()
     with pytest.raises(InsufficientCardBalance):
@@ -88,16 +92,16 @@ def test_limits_refuse_before_touching_value(
     assert len(issued.records_of(purse.layout.aid, 2)) == 1
 
 
-def test_other_chain_keys_cannot_touch_the_card(issued: VirtualDesfire) -> None:
+def test_other_chain_keys_cannot_touch_the_card(
+    reader: VirtualReader | PcscSlot, issued: VirtualDesfire
+) -> None:
     stranger = Purse(SoftwareKeyStore.generate(b"OTHER"))
-    reader = VirtualReader()
-    reader.insert(issued)
     with pytest.raises(CardAuthenticationFailed):
         stranger.debit(reader.connect(), UID, _intent(Kind.DEBIT, 1))
 
 
 def test_equal_balance_is_not_mistaken_for_a_done_intent(
-    purse: Purse, reader: VirtualReader, issued: VirtualDesfire
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire
 ) -> None:
     transport = reader.connect()
     torn = _intent(Kind.DEBIT, 100, 1)
@@ -113,7 +117,7 @@ def test_equal_balance_is_not_mistaken_for_a_done_intent(
 
 
 def test_undecidable_when_the_log_has_cycled(
-    purse: Purse, reader: VirtualReader, issued: VirtualDesfire
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire
 ) -> None:
     transport = reader.connect()
     old = _intent(Kind.DEBIT, 5, 0, at=1_700_000_000)
@@ -124,7 +128,7 @@ def test_undecidable_when_the_log_has_cycled(
 
 
 def test_tampered_log_is_reported(
-    purse: Purse, reader: VirtualReader, issued: VirtualDesfire
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire
 ) -> None:
     transport = reader.connect()
     intent = _intent(Kind.DEBIT, 10)
@@ -141,17 +145,15 @@ operation = st.tuples(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(st.lists(operation, min_size=1, max_size=12), st.integers(0, 6))
-def test_tearing_anywhere_resolves_every_intent_exactly_once(
-    keystore: SoftwareKeyStore, ops: list[tuple[Kind, int, object]], resolve_tear: int
+def _tear_and_resolve(
+    keystore: SoftwareKeyStore,
+    reader: VirtualReader | PcscSlot,
+    ops: list[tuple[Kind, int, object]],
+    resolve_tear: int,
 ) -> None:
     ticks = itertools.count(1_800_000_000)
     purse = Purse(keystore, PurseLayout(upper_limit=5_000), clock=lambda: next(ticks))
     card = VirtualDesfire(UID)
-    reader = VirtualReader()
     reader.insert(card)
     purse.issue(reader.connect(), UID, initial=1_000)
     expected = 1_000
@@ -199,8 +201,36 @@ def test_tearing_anywhere_resolves_every_intent_exactly_once(
         assert purse.resolve(reader.connect(), UID, intent) is outcomes[intent.id]
 
 
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(operation, min_size=1, max_size=12), st.integers(0, 6))
+def test_tearing_anywhere_resolves_every_intent_exactly_once(
+    keystore: SoftwareKeyStore, ops: list[tuple[Kind, int, object]], resolve_tear: int
+) -> None:
+    _tear_and_resolve(keystore, VirtualReader(), ops, resolve_tear)
+
+
+@pytest.mark.pcsc
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(operation, min_size=1, max_size=4), st.integers(0, 6))
+def test_tearing_through_the_real_pcsc_stack(
+    keystore: SoftwareKeyStore,
+    pcscd: PcscdProcess,
+    ops: list[tuple[Kind, int, object]],
+    resolve_tear: int,
+) -> None:
+    slot = PcscSlot(pcscd)
+    try:
+        _tear_and_resolve(keystore, slot, ops, resolve_tear)
+    finally:
+        slot.close()
+
+
 def test_an_autosaved_card_survives_a_till_restart(
-    purse: Purse, reader: VirtualReader, issued: VirtualDesfire, tmp_path
+    purse: Purse, reader: VirtualReader | PcscSlot, issued: VirtualDesfire, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     issued.save(tmp_path / "card.json")
     card = VirtualDesfire.load(tmp_path / "card.json", autosave=True)
