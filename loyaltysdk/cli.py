@@ -21,11 +21,16 @@ def main() -> None:
 def _register() -> None:
     # Imported here so that `loyalty --help` stays fast and a missing optional
     # extra only breaks the command that needs it.
+    from ._cli_cards import card_group, keystore_group, readers, sim_group
     from ._cli_demo import demo
     from ._cli_ledger import ledger_group
 
     main.add_command(demo)
     main.add_command(ledger_group)
+    main.add_command(readers)
+    main.add_command(card_group)
+    main.add_command(keystore_group)
+    main.add_command(sim_group)
 
 
 _register()

@@ -43,9 +43,16 @@ class VpcdBridge:
     """
 
     def __init__(
-        self, card: VirtualCard, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+        self,
+        card: VirtualCard,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        prompt: bool = True,
     ) -> None:
         self.card = card
+        #: Answer promptly (TCP_NODELAY, TCP_QUICKACK); False only to measure the naive loop.
+        self.prompt = prompt
         self.host = host
         self.port = port
         self._sock: socket.socket | None = None
@@ -82,7 +89,8 @@ class VpcdBridge:
                         ) from error
                     time.sleep(0.05)
             sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.prompt:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
             self._stop.clear()
             self._thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
@@ -107,7 +115,7 @@ class VpcdBridge:
     def _serve(self, sock: socket.socket) -> None:
         try:
             while not self._stop.is_set():
-                message = _receive(sock)
+                message = _receive(sock, quickack=self.prompt)
                 if message is None:
                     break
                 reply = self._answer(message)
@@ -162,23 +170,23 @@ class VpcdBridge:
         return b"\x6a\x81"
 
 
-def _receive(sock: socket.socket) -> bytes | None:
+def _receive(sock: socket.socket, *, quickack: bool = True) -> bytes | None:
     """One length-prefixed message, read until complete; None when vpcd closed."""
-    header = _read_exactly(sock, 2)
+    header = _read_exactly(sock, 2, quickack)
     if header is None:
         return None
     length = int.from_bytes(header, "big")
-    return _read_exactly(sock, length) if length else b""
+    return _read_exactly(sock, length, quickack) if length else b""
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+def _read_exactly(sock: socket.socket, size: int, quickack: bool) -> bytes | None:
     chunks: list[bytes] = []
     remaining = size
     while remaining:
         chunk = sock.recv(remaining)
         if not chunk:
             return None
-        if _QUICKACK is not None:
+        if quickack and _QUICKACK is not None:
             # Acknowledge at once so vpcd's second write is not held back.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)

@@ -93,3 +93,63 @@ def test_python_dash_m_runs_the_cli() -> None:
         check=True,
     )
     assert "loyalty" in result.stdout
+
+
+def test_card_info_on_a_simulated_reader() -> None:
+    result = CliRunner().invoke(main, ["card", "info", "--reader", "sim:desfire", "--wait", "1"])
+    assert result.exit_code == 0, result.output
+    assert "MIFARE DESFire EV2" in result.output and "--keystore" in result.output
+    result = CliRunner().invoke(main, ["card", "info", "--reader", "sim:ntag424", "--wait", "1"])
+    assert result.exit_code == 0, result.output
+    assert "picc_data=" in result.output
+
+
+@pytest.mark.pcsc
+def test_sim_card_through_pcscd_then_readers_and_card_info(pcscd, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LOYALTY_KEYSTORE_PASSPHRASE": "test passphrase"}
+    keys = tmp_path / "keys.json"
+    runner = CliRunner(env=env)
+    created = runner.invoke(main, ["keystore", "create", str(keys), "--system-id", "TEST"])
+    assert created.exit_code == 0, created.output
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loyaltysdk",
+            "sim",
+            "card",
+            "--type",
+            "desfire",
+            "--issue",
+            "--keystore",
+            str(keys),
+            "--file",
+            str(tmp_path / "card.json"),
+            "--port",
+            str(pcscd.port),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        assert "issued" in sim.stdout.readline()
+        assert "inserted in vpcd" in sim.stdout.readline()
+        listed = runner.invoke(main, ["readers"])
+        assert "Virtual PCD 00 00: mifare-desfire" in listed.output, listed.output
+        info = runner.invoke(
+            main, ["card", "info", "--reader", "pcsc:Virtual PCD 00 00", "--keystore", str(keys)]
+        )
+        assert info.exit_code == 0, info.output
+        assert "balance: 0" in info.output and "issue" in info.output
+    finally:
+        assert sim.stdin is not None
+        sim.stdin.write("quit\n")
+        sim.stdin.flush()
+        sim.wait(timeout=10)
