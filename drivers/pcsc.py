@@ -73,6 +73,7 @@ _READER_GONE = {
     SCARD_E_SERVICE_STOPPED,
     SCARD_E_NO_READERS_AVAILABLE,
 }
+_STALE_CONTEXT = {SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, 0x80100003}  # + INVALID_HANDLE
 _POLL_MS = 200
 
 
@@ -351,12 +352,12 @@ class PcscReader(Reader):
                     f"the last exchange with the card on {self.name} failed; tap it again"
                 )
             generation, info = self._generation, self._info
-        hresult, handle, protocol = scard.SCardConnect(
-            self._context.handle,
-            self.name,
-            scard.SCARD_SHARE_SHARED,
-            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
-        )
+        hresult, handle, protocol = self._connect()
+        if _code(hresult) in _STALE_CONTEXT:
+            # pcscd restarted since this context was made: make another once.
+            stale, self._context = self._context, _Context()
+            stale.release()
+            hresult, handle, protocol = self._connect()
         if hresult != SCARD_S_SUCCESS:
             raise classify(hresult, f"cannot connect to the card on {self.name}")
         transport = PcscTransport(self, int(handle), int(protocol), generation)
@@ -369,6 +370,15 @@ class PcscReader(Reader):
             if self._info is not None and self._generation == generation:
                 self._info = CardInfo(self.name, info.atr, uid)
         return transport
+
+    def _connect(self) -> tuple[int, int, int]:
+        hresult, handle, protocol = scard.SCardConnect(
+            self._context.handle,
+            self.name,
+            scard.SCARD_SHARE_SHARED,
+            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+        )
+        return int(hresult), int(handle), int(protocol)
 
     def card_present_since(self, generation: int) -> bool:
         with self._present:

@@ -101,3 +101,21 @@ def test_reader_discovery_events_and_recovery(pcscd: PcscdProcess) -> None:
     bridge.remove()
     reader.close()
     assert threading.active_count() <= threads_before + 1  # the bridge's thread may linger briefly
+
+
+@pytest.mark.pcsc
+def test_reader_recovers_when_pcscd_comes_back(pcscd: PcscdProcess) -> None:
+    reader = pcsc.PcscReader(pcscd.reader_name)
+    card = VirtualDesfire()
+    try:
+        pcscd.stop()
+        with pytest.raises(ReaderUnplugged):
+            reader.wait_for_card(1.0)  # unplugged, not a silent timeout
+        pcscd.start()
+        bridge = VpcdBridge(card, port=pcscd.port)
+        bridge.insert()
+        reader.wait_for_card(10)
+        assert DesfireClient(reader.connect()).get_version().uid == card.uid
+        bridge.remove()
+    finally:
+        reader.close()
