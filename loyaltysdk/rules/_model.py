@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the rules are evaluated on (basket, member, context) and what they return."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from fractions import Fraction
+
+import attrs
+
+from .._errors import RulesError
+
+
+class BasketError(RulesError, ValueError):
+    """A basket line is malformed (negative price, a float, a discount above the price)."""
+
+
+def _whole(name: str, value: object, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BasketError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise BasketError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+@attrs.frozen
+class Line:
+    """One basket line, amounts in minor units of the basket's currency.
+
+    Attributes:
+        sku, category, brand: what was bought.
+        quantity: units (a positive integer).
+        unit_price: price per unit before discount.
+        discount: discount on the whole line (0 or more, at most the gross).
+    """
+
+    sku: str
+    quantity: int
+    unit_price: int
+    category: str = ""
+    brand: str = ""
+    discount: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        _whole("quantity", self.quantity, minimum=1)
+        _whole("unit_price", self.unit_price)
+        _whole("discount", self.discount)
+        if self.discount > self.quantity * self.unit_price:
+            raise BasketError(f"line {self.sku}: discount exceeds the line's price")
+
+    @property
+    def gross(self) -> int:
+        return self.quantity * self.unit_price
+
+    @property
+    def net(self) -> int:
+        """What the customer pays for the line."""
+        return self.gross - self.discount
+
+
+@attrs.frozen
+class Basket:
+    """The lines of one receipt, in one currency."""
+
+    currency: str
+    lines: tuple[Line, ...] = attrs.field(converter=tuple)
+
+    @property
+    def total(self) -> int:
+        return sum(line.net for line in self.lines)
+
+
+@attrs.frozen
+class Member:
+    """Who is buying, as the rules see them.
+
+    Attributes:
+        id: the member number.
+        tier: the member's current tier name ("" for none).
+        segments: marketing segments the member belongs to.
+        birthday: the date of birth, if known.
+        earned_this_period: points already earned in the current cap period
+            (for the per-member cap).
+    """
+
+    id: str
+    tier: str = ""
+    segments: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    birthday: date | None = None
+    earned_this_period: int = 0
+
+
+@attrs.frozen
+class Context:
+    """Where and when: the store, its region and time zone, and the moment of sale."""
+
+    store: str
+    at: datetime
+    timezone: str = "UTC"
+    region: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise RulesError("the context time must be timezone-aware")
+
+
+@attrs.frozen
+class Contribution:
+    """Points one rule gave (to a line, or to the receipt as a whole).
+
+    `points` is the integer share after the receipt's one rounding;
+    `exact` the rational value before it.
+    """
+
+    rule: str
+    description: str
+    points: int
+    _scaled: int = attrs.field(repr=False, eq=False, alias="scaled")
+    _denominator: int = attrs.field(repr=False, eq=False, alias="denominator")
+
+    @property
+    def exact(self) -> Fraction:
+        return Fraction(self._scaled, self._denominator)
+
+
+@attrs.frozen
+class LineResult:
+    """A basket line's points with the rules that produced them."""
+
+    index: int
+    sku: str
+    net: int
+    points: int
+    contributions: tuple[Contribution, ...]
+    excluded: str | None = None
+
+
+@attrs.frozen
+class EarnResult:
+    """What the basket earns, explained.
+
+    Attributes:
+        points: the receipt's points after caps and the one rounding.
+        exact: the exact points before rounding (after caps).
+        lines: per line: points and the rules behind them (these sum, with
+            `receipt`, to `points`).
+        receipt: receipt-level contributions (basket bonuses, per-receipt bonuses).
+        capped_by: which caps cut the result ("rule:ID", "receipt", "member").
+        spendable_on: the local date the points become spendable (after the
+            return window).
+        expires_on: the local date they expire.
+        ruleset_version: the version of the rules that decided.
+    """
+
+    points: int
+    exact: Fraction
+    lines: tuple[LineResult, ...]
+    receipt: tuple[Contribution, ...]
+    capped_by: tuple[str, ...]
+    spendable_on: date
+    expires_on: date | None
+    ruleset_version: int
+
+    def explain(self) -> list[str]:
+        """Human-readable lines for the receipt printer."""
+        out = []
+        for line in self.lines:
+            if line.excluded:
+                out.append(f"{line.sku}: no points ({line.excluded})")
+                continue
+            for c in line.contributions:
+                if c.points:
+                    out.append(f"{line.sku}: {c.points} pts - {c.description}")
+        out.extend(f"{c.points} pts - {c.description}" for c in self.receipt if c.points)
+        for cap in self.capped_by:
+            out.append(f"limited by {cap}")
+        return out
