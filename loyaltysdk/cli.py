@@ -24,6 +24,7 @@ def _register() -> None:
     from ._cli_cards import card_group, keystore_group, readers, sim_group
     from ._cli_demo import demo
     from ._cli_ledger import ledger_group
+    from ._cli_vouchers import voucher_group
 
     main.add_command(demo)
     main.add_command(ledger_group)
@@ -31,6 +32,7 @@ def _register() -> None:
     main.add_command(card_group)
     main.add_command(keystore_group)
     main.add_command(sim_group)
+    main.add_command(voucher_group)
 
 
 _register()

@@ -153,3 +153,55 @@ def test_sim_card_through_pcscd_then_readers_and_card_info(pcscd, tmp_path) -> N
         sim.stdin.write("quit\n")
         sim.stdin.flush()
         sim.wait(timeout=10)
+
+
+def test_voucher_commands(tmp_path: Path) -> None:
+    runner = CliRunner()
+    key, ring, db = tmp_path / "hq.key", tmp_path / "keyring.json", tmp_path / "v.db"
+    made = runner.invoke(
+        main, ["voucher", "keygen", str(key), "--key-id", "HQ-1", "--keyring", str(ring)]
+    )
+    assert made.exit_code == 0, made.output
+    issued = runner.invoke(
+        main,
+        [
+            "voucher",
+            "issue",
+            "--key",
+            str(key),
+            "--db",
+            str(db),
+            "--value",
+            "10.00",
+            "--currency",
+            "EUR",
+            "--count",
+            "3",
+            "--campaign",
+            "TEST",
+            "--qr-dir",
+            str(tmp_path / "qr"),
+        ],
+    )
+    assert issued.exit_code == 0, issued.output
+    code = issued.output.splitlines()[0]
+    assert len(code) == 19 and (tmp_path / "qr" / f"{code.replace('-', '')}.svg").exists()
+    shown = runner.invoke(
+        main, ["voucher", "show", code.lower(), "--db", str(db), "--qr", str(tmp_path / "v.png")]
+    )
+    assert shown.exit_code == 0 and "10.00" in shown.output, shown.output
+    assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
+    payload = next(
+        line for line in shown.output.splitlines() if line.startswith("payload:")
+    ).split()[1]
+    ok = runner.invoke(main, ["voucher", "verify", payload, "--keyring", str(ring)])
+    assert ok.exit_code == 0 and "genuine" in ok.output
+    forged = runner.invoke(main, ["voucher", "verify", payload[:-2] + "AA", "--keyring", str(ring)])
+    assert forged.exit_code == 1 and "VoucherForged" in forged.output
+    typo = runner.invoke(
+        main, ["voucher", "show", code[:-1] + ("2" if code[-1] != "2" else "3"), "--db", str(db)]
+    )
+    assert typo.exit_code == 1 and "VoucherCodeInvalid" in typo.output
+    revoked = runner.invoke(main, ["voucher", "revoke", code, "--db", str(db)])
+    assert revoked.exit_code == 0
+    assert "REVOKED" in runner.invoke(main, ["voucher", "show", code, "--db", str(db)]).output
