@@ -205,3 +205,18 @@ def test_voucher_commands(tmp_path: Path) -> None:
     revoked = runner.invoke(main, ["voucher", "revoke", code, "--db", str(db)])
     assert revoked.exit_code == 0
     assert "REVOKED" in runner.invoke(main, ["voucher", "show", code, "--db", str(db)]).output
+
+
+def test_the_worked_till_example_runs() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "till.py"), "--script"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Loyalty receipt R-1002" in done.stdout and "refused" not in done.stdout

@@ -453,12 +453,18 @@ class Ledger:
         *,
         timeout: timedelta,
         memo: str | None = None,
+        durable: bool = True,
     ) -> Transaction:
         """Reserve a balanced set of postings until posted, voided or timed out.
 
         A hold moves nothing; it takes the debits out of the accounts'
         available balance at once. After `timeout` the ledger voids it
         (kind EXPIRY) on its next write or `expire()` call.
+
+        With ``durable=False`` the hold's commit skips the fsync: it survives
+        a killed process but not a power cut. Losing a hold can only free
+        balance, never move value, so a till may use it for the holds of a
+        checkout session whose completion is durable.
 
         Raises:
             As `transfer`; InvalidTransaction for a non-positive timeout.
@@ -488,7 +494,10 @@ class Ledger:
             self._store.add_open_hold(tx.seq, now + timeout_us)
             return tx
 
-        return self._write(key, fingerprint, apply)
+        if durable:
+            return self._write(key, fingerprint, apply)
+        with self._store.relaxed():
+            return self._write(key, fingerprint, apply)
 
     def post(
         self,

@@ -8,6 +8,7 @@ tooling, inspection and reports that read the same file.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -109,6 +110,7 @@ class SQLiteStore:
             if mode.lower() != "wal":
                 raise ConfigurationError(f"cannot put {self.path} in WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._synchronous = synchronous
         # Foreign keys are checked by Ledger.check(), not on every write: the
         # ledger resolves every account it names before it writes.
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -123,6 +125,25 @@ class SQLiteStore:
     def write(self) -> _Write:
         """A write transaction; nested calls join the outermost one."""
         return _Write(self)
+
+    @contextlib.contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """Commit without fsync (synchronous=NORMAL) for the writes inside.
+
+        In WAL mode a NORMAL commit is safe against a killed process (the
+        WAL frames are in the OS cache) but not against power loss. SQLite
+        only changes the level between transactions, so inside an open
+        write this does nothing and the outer commit stays durable.
+        """
+        with self._lock:
+            if self._depth or self._synchronous in ("NORMAL", "OFF") or self.path == ":memory:":
+                yield
+                return
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                self._conn.execute(f"PRAGMA synchronous={self._synchronous}")
 
     def close(self) -> None:
         """Close the connection (a WAL checkpoint happens as SQLite closes)."""

@@ -112,6 +112,14 @@ class LedgerStore(Protocol):
         """One serialisable, durable write transaction (nestable: joins the outer one)."""
         ...
 
+    def relaxed(self) -> AbstractContextManager[None]:
+        """Writes inside survive a process crash but may be lost with the machine.
+
+        For reservations whose loss can only free value (a session's holds),
+        never for anything that moves value. A store that cannot relax stays durable.
+        """
+        ...
+
     def close(self) -> None: ...
 
     # accounts

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from fractions import Fraction
 
@@ -58,12 +59,20 @@ class Line:
         return self.gross - self.discount
 
 
+def _lines(lines: Iterable[Line]) -> tuple[Line, ...]:
+    return tuple(lines)
+
+
+def _segments(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
+
+
 @attrs.frozen
 class Basket:
     """The lines of one receipt, in one currency."""
 
     currency: str
-    lines: tuple[Line, ...] = attrs.field(converter=tuple)
+    lines: tuple[Line, ...] = attrs.field(converter=_lines)
 
     @property
     def total(self) -> int:
@@ -85,7 +94,7 @@ class Member:
 
     id: str
     tier: str = ""
-    segments: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    segments: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
     birthday: date | None = None
     earned_this_period: int = 0
 

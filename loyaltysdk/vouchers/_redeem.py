@@ -89,6 +89,7 @@ class Redemption:
     forfeited: int
     offline: bool
     transaction: Transaction
+    partial: bool = False
 
 
 def _account(code: str) -> str:
@@ -200,6 +201,14 @@ class VoucherBook:
             )
         return eligible
 
+    def holds(self, code: str) -> bool:
+        """Whether this till's ledger has the value voucher's account."""
+        try:
+            self.ledger.account(_account(code))
+        except UnknownAccount:
+            return False
+        return True
+
     def remaining(self, code: str) -> int:
         """What is left on a value voucher this till holds (0 if unknown)."""
         try:
@@ -291,7 +300,8 @@ class VoucherBook:
             if offline:
                 memo_data["offline"] = True
             tx = self._transfer(key, postings, memo_data, code)
-        return Redemption(code, receipt, take, balance - take - forfeited, forfeited, offline, tx)
+        remaining = balance - take - forfeited
+        return Redemption(code, receipt, take, remaining, forfeited, offline, tx, not single)
 
     def _repeat(self, done: Transaction, terms: VoucherTerms, receipt: str) -> Redemption:
         memo = json.loads(done.memo or "{}")
@@ -303,7 +313,14 @@ class VoucherBook:
         forfeited = sum(_minor(p.amount) for p in done.postings if p.account == breakage)
         remaining = 0 if terms.kind == "percent" else self.remaining(terms.code)
         return Redemption(
-            terms.code, receipt, amount, remaining, forfeited, bool(memo.get("offline")), done
+            terms.code,
+            receipt,
+            amount,
+            remaining,
+            forfeited,
+            bool(memo.get("offline")),
+            done,
+            terms.mode == "partial",
         )
 
     def _allow_offline(self, terms: VoucherTerms, worth: int) -> None:

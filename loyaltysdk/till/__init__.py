@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The checkout API a POS calls: a till, its checkout sessions, receipts and refunds."""
+
+from ._checkout import Checkout
+from ._errors import (
+    CardBlocked,
+    CheckoutError,
+    EmptyBasket,
+    NoMember,
+    NotEnoughPoints,
+    OverPayment,
+    PaymentInterrupted,
+    PresenceRequired,
+    ReceiptConflict,
+    ReceiptNotFound,
+    RefundRefused,
+    SessionClosed,
+    UnknownCard,
+    UnknownMember,
+    VoidRefused,
+    WrongCurrency,
+)
+from ._receipt import MemberBalance, Quote, Receipt, Refund, VoucherUse
+from ._till import Identity, MemberRecord, Till, TillPolicy
+
+__all__ = [
+    "CardBlocked",
+    "Checkout",
+    "CheckoutError",
+    "EmptyBasket",
+    "Identity",
+    "MemberBalance",
+    "MemberRecord",
+    "NoMember",
+    "NotEnoughPoints",
+    "OverPayment",
+    "PaymentInterrupted",
+    "PresenceRequired",
+    "Quote",
+    "Receipt",
+    "ReceiptConflict",
+    "ReceiptNotFound",
+    "Refund",
+    "RefundRefused",
+    "SessionClosed",
+    "Till",
+    "TillPolicy",
+    "UnknownCard",
+    "UnknownMember",
+    "VoidRefused",
+    "VoucherUse",
+    "WrongCurrency",
+]

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Errors of the checkout API, one per refusal, all `CheckoutError`."""
+
+from __future__ import annotations
+
+from .._errors import LoyaltyError
+
+
+class CheckoutError(LoyaltyError):
+    """The till refused a checkout, refund or member operation."""
+
+
+class EmptyBasket(CheckoutError, ValueError):
+    """A checkout needs at least one line."""
+
+
+class UnknownMember(CheckoutError, LookupError):
+    """No member with this number, card or code."""
+
+
+class UnknownCard(CheckoutError, LookupError):
+    """The card is not registered to any member."""
+
+
+class CardBlocked(CheckoutError):
+    """The card is on the hotlist (lost, stolen or replaced)."""
+
+
+class NoMember(CheckoutError):
+    """The operation needs an identified member."""
+
+
+class PresenceRequired(CheckoutError):
+    """Redeeming points needs the member present: a card tap, a PIN or an OTP."""
+
+
+class NotEnoughPoints(CheckoutError):
+    """The member holds fewer available points than asked."""
+
+
+class OverPayment(CheckoutError, ValueError):
+    """The tenders would exceed what the basket costs."""
+
+
+class WrongCurrency(CheckoutError, ValueError):
+    """An amount is not in the till's currency."""
+
+
+class SessionClosed(CheckoutError):
+    """The checkout was completed or cancelled already."""
+
+
+class ReceiptConflict(CheckoutError):
+    """The receipt reference was completed with another basket."""
+
+
+class ReceiptNotFound(CheckoutError, LookupError):
+    """No completed receipt with this reference on this till."""
+
+
+class VoidRefused(CheckoutError):
+    """A receipt can only be voided on the day and till it was sold, once."""
+
+
+class RefundRefused(CheckoutError):
+    """The refund asks for lines or quantities that are not (or no longer) refundable."""
+
+
+class PaymentInterrupted(CheckoutError):
+    """The card left mid-payment; the payment is pending until the card is tapped again."""
+
+    should_retry = True
