@@ -58,10 +58,12 @@ def test_demo_runs_checks_and_repeats_with_a_seed(tmp_path: Path) -> None:
 
     check = runner.invoke(main, ["ledger", "check", str(tmp_path / "a.db")])
     assert check.exit_code == 0 and check.output.startswith("ok:")
-    balance = runner.invoke(main, ["ledger", "balance", str(tmp_path / "a.db"), "sys:sales:EUR"])
-    assert balance.exit_code == 0 and "EUR" in balance.output
+    balance = runner.invoke(
+        main, ["ledger", "balance", str(tmp_path / "a.db"), "sys:points:issued"]
+    )
+    assert balance.exit_code == 0 and "PTS" in balance.output
     history = runner.invoke(
-        main, ["ledger", "history", str(tmp_path / "a.db"), "sys:sales:EUR", "--limit", "3"]
+        main, ["ledger", "history", str(tmp_path / "a.db"), "sys:points:issued", "--limit", "3"]
     )
     assert history.exit_code == 0 and len(history.output.splitlines()) == 3
     outbox = runner.invoke(main, ["ledger", "outbox", str(tmp_path / "a.db")])
@@ -75,11 +77,11 @@ def test_ledger_check_fails_loudly_on_a_tampered_file(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["demo", "--receipts", "50", "--members", "5", "--db", str(db)])
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'sys:sales:EUR'"
+            "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'sys:points:issued'"
         )
     result = CliRunner().invoke(main, ["ledger", "check", str(db)])
     assert result.exit_code == 1
-    assert "sys:sales:EUR" in result.output
+    assert "sys:points:issued" in result.output
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -65,7 +65,9 @@ class Checkout:
         self._vouchers: list[tuple[str, VoucherUse]] = []
         self._card: tuple[str, int] | None = None
         self._closed = False
+        self._total = basket.total
         self._earn = evaluate(till.rules, basket, self._member_view(), self._context())
+        self._earn_lines = tuple(self._earn.explain())
         self._holds_made = 0
 
     # -- views ---------------------------------------------------------------------------
@@ -82,7 +84,7 @@ class Checkout:
 
     @property
     def total(self) -> int:
-        return self.basket.total
+        return self._total
 
     def _others(self) -> int:
         vouchers = sum(use.amount for _, use in self._vouchers)
@@ -122,7 +124,7 @@ class Checkout:
             self.till.currency,
             self.total,
             self._earn.points,
-            tuple(self._earn.explain()),
+            self._earn_lines,
             available,
             self._points,
             self.points_value,
@@ -346,26 +348,37 @@ class Checkout:
             intent_id = till._conn.execute(
                 "SELECT id FROM till_card_intents WHERE receipt = ? AND uid = ?", (receipt_ref, uid)
             ).fetchone()[0]
-        receipt = finish_sale(till, plan, intent_id)
+        receipt = finish_sale(till, plan, intent_id, self._earn, self.basket)
         self._closed = True
         return receipt
 
 
-def finish_sale(till: Till, plan: dict[str, Any], intent_id: str | None) -> Receipt:
-    """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit."""
+def finish_sale(
+    till: Till,
+    plan: dict[str, Any],
+    intent_id: str | None,
+    earn: EarnResult | None = None,
+    basket: Basket | None = None,
+) -> Receipt:
+    """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
+
+    `earn` is the session's evaluation; recovery after a restart recomputes
+    it from the plan (rules are a pure function of the stored basket, member
+    and moment, so it is the same result).
+    """
     from ._till import basket_of
 
     ref = plan["ref"]
     currency = till.currency
     member_id = plan["member"]
-    basket = basket_of(currency, plan["lines"])
     at = datetime.fromisoformat(plan["at"])
-    member = till.member_view(till.member(member_id)) if member_id else None
-    from ..rules import Member
+    if basket is None:
+        basket = basket_of(currency, plan["lines"])
+    if earn is None:
+        from ..rules import Member
 
-    earn = evaluate(
-        till.rules, basket, member or Member(""), Context(till.store, at, till.timezone)
-    )
+        member = till.member_view(till.member(member_id)) if member_id else Member("")
+        earn = evaluate(till.rules, basket, member, Context(till.store, at, till.timezone))
     existing = till._conn.execute(
         "SELECT receipt FROM till_receipts WHERE ref = ?", (ref,)
     ).fetchone()
@@ -410,17 +423,18 @@ def finish_sale(till: Till, plan: dict[str, Any], intent_id: str | None) -> Rece
                 "UPDATE till_card_intents SET status = 'done' WHERE id = ?", (intent_id,)
             )
         voucher_total = sum(use.amount for use in uses)
-        to_pay = basket.total - plan["points_value"] - voucher_total - plan["wallet"] - card_paid
+        total = basket.total
+        to_pay = total - plan["points_value"] - voucher_total - plan["wallet"] - card_paid
         receipt = Receipt(
             ref=ref,
             member=member_id,
             currency=currency,
-            total=basket.total,
+            total=total,
             points_earned=points_earned,
             line_points=tuple(line.points for line in earn.lines)
             if member_id
             else tuple(0 for _ in basket.lines),
-            earn_lines=tuple(earn.explain()) if member_id else (),
+            earn_lines=tuple(earn.explain()) if member_id else (),  # for the printer
             spendable_on=earn.spendable_on if member_id and till.rules.pending_days else None,
             points_redeemed=plan["points"],
             points_value=plan["points_value"],
