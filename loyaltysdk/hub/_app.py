@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hub's HTTP API (FastAPI: request validation and the OpenAPI schema come with it).
+
+Tills authenticate with their own bearer credential and the till id comes
+from the credential, never from the request, so a till can only push, pull
+and hold as itself. Head-office calls need an admin credential. Refusals
+are 401 (no or bad credentials) or 403 (valid, but not allowed) with
+nothing changed. Credentials are never logged.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ._service import (
+    AuthError,
+    BadRecord,
+    Forbidden,
+    Hub,
+    InsufficientOnline,
+    Principal,
+)
+
+
+class RegisterBody(BaseModel):
+    enrolment_token: str = Field(min_length=1, max_length=200)
+
+
+class Record(BaseModel):
+    seq: int = Field(ge=1, le=2**62)
+    payload: str = Field(min_length=2, max_length=65_536)
+
+
+class PushBody(BaseModel):
+    records: list[Record] = Field(max_length=5_000)
+
+
+class HoldBody(BaseModel):
+    hold_id: str = Field(min_length=1, max_length=100)
+    account: str = Field(min_length=1, max_length=200)
+    unit: str = Field(min_length=3, max_length=3)
+    amount: int = Field(ge=1, le=2**62)
+    ttl: int = Field(default=300, ge=1, le=86_400)
+
+
+class TillBody(BaseModel):
+    till_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class UpdateBody(BaseModel):
+    kind: str = Field(pattern=r"^(rules|hotlist|revocations|keys|vouchers|allowance)$")
+    payload: Any
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """The ASGI app serving `hub`."""
+    app = FastAPI(title="loyaltysdk hub", version=__version__)
+
+    @app.exception_handler(AuthError)
+    async def _auth(_: Request, error: AuthError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=401)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, error: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=403)
+
+    @app.exception_handler(BadRecord)
+    async def _bad(_: Request, error: BadRecord) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=422)
+
+    @app.exception_handler(InsufficientOnline)
+    async def _insufficient(_: Request, error: InsufficientOnline) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer":
+            raise AuthError("a bearer credential is required")
+        return hub.authenticate(token.strip())
+
+    def till(who: Annotated[Principal, Depends(principal)]) -> str:
+        if who.kind != "till":
+            raise Forbidden("this endpoint is for tills")
+        return who.id
+
+    def admin(who: Annotated[Principal, Depends(principal)]) -> str:
+        if who.kind != "admin":
+            raise Forbidden("this endpoint is for head office")
+        return who.id
+
+    @app.post("/v1/tills/{till_id}/register")
+    def register(till_id: str, body: RegisterBody) -> dict[str, str]:
+        """Exchange the one-time enrolment token for the till's credential."""
+        return {"credential": hub.register(till_id, body.enrolment_token)}
+
+    @app.post("/v1/sync/push")
+    def push(body: PushBody, till_id: Annotated[str, Depends(till)]) -> dict[str, int]:
+        """Upload outbox records; applied exactly once per (till, seq)."""
+        result = hub.push(till_id, [(r.seq, r.payload) for r in body.records])
+        return {
+            "acked": result.acked,
+            "applied": result.applied,
+            "duplicates": result.duplicates,
+            "held": result.held,
+        }
+
+    @app.get("/v1/sync/pull")
+    def pull(
+        till_id: Annotated[str, Depends(till)],
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Query(ge=1, le=5_000)] = 500,
+    ) -> dict[str, Any]:
+        """Updates (rules, hotlist, revocations, keys) after a cursor."""
+        updates = hub.pull(after, limit)
+        return {
+            "updates": [
+                {"cursor": u.cursor, "kind": u.kind, "payload": u.payload} for u in updates
+            ],
+            "cursor": updates[-1].cursor if updates else after,
+        }
+
+    @app.get("/v1/sync/cursor")
+    def cursor(till_id: Annotated[str, Depends(till)]) -> dict[str, int]:
+        """The highest sequence number the hub has applied for this till."""
+        return {"acked": hub.cursor_of(till_id)}
+
+    @app.post("/v1/holds")
+    def take_hold(body: HoldBody, till_id: Annotated[str, Depends(till)]) -> dict[str, str]:
+        """Reserve an online balance for a checkout."""
+        hub.take_hold(till_id, body.hold_id, body.account, body.unit, body.amount, body.ttl)
+        return {"hold_id": body.hold_id, "status": "open"}
+
+    @app.delete("/v1/holds/{hold_id}")
+    def release_hold(hold_id: str, till_id: Annotated[str, Depends(till)]) -> dict[str, str]:
+        """Release an online hold (posted or voided at the till)."""
+        hub.release_hold(till_id, hold_id)
+        return {"hold_id": hold_id, "status": "released"}
+
+    @app.post("/v1/admin/tills")
+    def create_till(body: TillBody, who: Annotated[str, Depends(admin)]) -> dict[str, str]:
+        """Allow a till to register; returns its one-time enrolment token."""
+        return {"till_id": body.till_id, "enrolment_token": hub.create_till(body.till_id)}
+
+    @app.post("/v1/admin/updates")
+    def publish(body: UpdateBody, who: Annotated[str, Depends(admin)]) -> dict[str, int]:
+        """Publish rules, a hotlist, voucher revocations or keys to every till."""
+        if body.kind == "rules":
+            from ..rules import load_rules
+
+            try:
+                load_rules(body.payload)
+            except ValueError as error:
+                raise BadRecord(str(error)) from error
+        return {"cursor": hub.publish(body.kind, body.payload)}
+
+    @app.get("/v1/admin/balances/{account}")
+    def balance(account: str, who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
+        """An account's balance across all tills."""
+        found = hub.balance(account)
+        if found is None:
+            raise HTTPException(404, "no such account")
+        unit, debits, credits = found
+        return {"account": account, "unit": unit, "debits": debits, "credits": credits}
+
+    @app.get("/v1/admin/exceptions")
+    def exceptions(who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
+        """Conflicts offline tills could not see: overdrafts owed, double redemptions."""
+        return {"exceptions": hub.exceptions()}
+
+    @app.get("/v1/admin/totals")
+    def totals(who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
+        """Per unit, debits minus credits over all accounts (zero when consistent)."""
+        return {"units": hub.unit_totals(), "entries": hub.entries()}
+
+    return app

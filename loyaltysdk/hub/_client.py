@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: Apache-2.0
+"""How a till reaches the hub: over HTTP (httpx), or directly (tests, the store simulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .._errors import HubError, SyncError
+from ._service import AuthError, Forbidden, Hub, PushResult, Update
+
+
+class HubLink(Protocol):
+    """The till's view of the hub."""
+
+    def push(self, records: Sequence[tuple[int, str]]) -> PushResult: ...
+
+    def pull(self, after: int, limit: int = 500) -> list[Update]: ...
+
+    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None: ...
+
+    def release_hold(self, hold_id: str) -> None: ...
+
+
+class DirectLink:
+    """A link that calls a `Hub` in the same process, as a given till."""
+
+    def __init__(self, hub: Hub, credential: str) -> None:
+        self.hub = hub
+        who = hub.authenticate(credential)
+        if who.kind != "till":
+            raise Forbidden("a till link needs a till credential")
+        self.till_id = who.id
+
+    def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
+        return self.hub.push(self.till_id, records)
+
+    def pull(self, after: int, limit: int = 500) -> list[Update]:
+        return self.hub.pull(after, limit)
+
+    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None:
+        self.hub.take_hold(self.till_id, hold_id, account, unit, amount)
+
+    def release_hold(self, hold_id: str) -> None:
+        self.hub.release_hold(self.till_id, hold_id)
+
+
+class HttpLink:
+    """The hub over HTTP with a short timeout (online-first, offline-capable).
+
+    Args:
+        base_url: e.g. ``http://hub.example:8080``.
+        credential: the till's credential from registration.
+        timeout: seconds before the till treats the hub as unreachable.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: str,
+        *,
+        timeout: float = 2.0,
+        client: Any = None,
+    ) -> None:
+        import httpx
+
+        self._httpx = httpx
+        # `client` lets tests pass an in-process ASGI client (an httpx.Client).
+        self._client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._client.headers["Authorization"] = f"Bearer {credential}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except self._httpx.HTTPError as error:
+            raise SyncError(f"hub unreachable: {type(error).__name__}") from error
+        if response.status_code == 401:
+            raise AuthError(response.json().get("detail", "unauthorised"))
+        if response.status_code == 403:
+            raise Forbidden(response.json().get("detail", "forbidden"))
+        if response.status_code >= 500:
+            raise SyncError(f"hub error {response.status_code}")
+        if response.status_code >= 400:
+            raise HubError(f"hub refused ({response.status_code}): {response.text[:200]}")
+        return response.json()
+
+    def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
+        body = {"records": [{"seq": seq, "payload": payload} for seq, payload in records]}
+        data = self._call("POST", "/v1/sync/push", json=body)
+        return PushResult(data["acked"], data["applied"], data["duplicates"], data["held"])
+
+    def pull(self, after: int, limit: int = 500) -> list[Update]:
+        data = self._call("GET", "/v1/sync/pull", params={"after": after, "limit": limit})
+        return [Update(u["cursor"], u["kind"], u["payload"]) for u in data["updates"]]
+
+    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None:
+        body = {"hold_id": hold_id, "account": account, "unit": unit, "amount": amount}
+        self._call("POST", "/v1/holds", json=body)
+
+    def release_hold(self, hold_id: str) -> None:
+        self._call("DELETE", f"/v1/holds/{hold_id}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def register(base_url: str, till_id: str, enrolment_token: str, *, timeout: float = 5.0) -> str:
+    """Register a till with the hub over HTTP; returns its credential."""
+    import httpx
+
+    try:
+        response = httpx.post(
+            f"{base_url.rstrip('/')}/v1/tills/{till_id}/register",
+            json={"enrolment_token": enrolment_token},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as error:
+        raise SyncError(f"hub unreachable: {type(error).__name__}") from error
+    if response.status_code == 401:
+        raise AuthError("the hub refused the enrolment token")
+    if response.status_code != 200:
+        raise HubError(f"registration failed ({response.status_code})")
+    return str(response.json()["credential"])

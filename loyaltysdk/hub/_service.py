@@ -1,0 +1,401 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hub's rules: who may call, exactly-once ingest, updates by cursor, online holds.
+
+Ingest (`Hub.push`) applies a till's outbox records in sequence order,
+exactly once per ``(till, seq)``: a record at or below the till's cursor is
+a duplicate and ignored; one beyond the next expected is held until the
+gap fills; the rest are applied in one transaction per batch (entries,
+then balances summed per account). What offline tills could not see is
+applied as it happened and recorded: a member account driven below zero
+is an ``overdraft`` exception, a single-use voucher redeemed at two tills a
+``double_redemption`` exception. No record is dropped or rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+
+from .._errors import HubError
+from ._store import HubStore
+
+#: Entry kinds that move value (holds, voids and expiries do not).
+MOVING = frozenset({"transfer", "post", "reversal", "breakage"})
+
+
+class AuthError(HubError):
+    """Missing, wrong or expired credentials (HTTP 401)."""
+
+
+class Forbidden(HubError):
+    """Valid credentials for something else (HTTP 403)."""
+
+
+class BadRecord(HubError, ValueError):
+    """A pushed record is not a well-formed outbox record (HTTP 422)."""
+
+
+class InsufficientOnline(HubError):
+    """An online hold would take more than the account holds (HTTP 409)."""
+
+
+def _hash(secret: str) -> str:
+    # Tokens are 256 random bits: a plain SHA-256 is enough to keep them
+    # out of the database in usable form.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@attrs.frozen
+class Principal:
+    kind: Literal["till", "admin"]
+    id: str
+
+
+@attrs.frozen
+class PushResult:
+    acked: int
+    applied: int
+    duplicates: int
+    held: int
+
+
+@attrs.frozen
+class Update:
+    cursor: int
+    kind: str
+    payload: Any
+
+
+class Hub:
+    """Head office's service on a `HubStore`."""
+
+    def __init__(self, store: HubStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+
+    # -- credentials ------------------------------------------------------------------
+
+    def add_admin(self, name: str) -> str:
+        """Create a head-office credential; the token is shown once."""
+        token = f"admin.{secrets.token_urlsafe(32)}"
+        with self.store.transaction():
+            self.store.execute(
+                "INSERT INTO hub_admins (token_hash, name) VALUES (?, ?)", (_hash(token), name)
+            )
+        return token
+
+    def create_till(self, till_id: str) -> str:
+        """Allow a till to register; returns its one-time enrolment token."""
+        if not till_id or len(till_id) > 64 or "." in till_id:
+            raise BadRecord("a till id is 1 to 64 characters without dots")
+        token = secrets.token_urlsafe(24)
+        with self.store.transaction():
+            if self.store.execute("SELECT 1 FROM hub_tills WHERE id = ?", (till_id,)):
+                self.store.execute(
+                    "UPDATE hub_tills SET enrol_hash = ? WHERE id = ?", (_hash(token), till_id)
+                )
+            else:
+                self.store.execute(
+                    "INSERT INTO hub_tills (id, enrol_hash) VALUES (?, ?)", (till_id, _hash(token))
+                )
+        return token
+
+    def register(self, till_id: str, enrolment_token: str) -> str:
+        """Exchange a one-time enrolment token for the till's credential.
+
+        Re-registering (a new enrolment token from head office) keeps the
+        till's cursor and history: nothing it pushed is forgotten.
+
+        Raises:
+            AuthError: unknown till, or a wrong or used token.
+        """
+        with self.store.transaction(lock_till=till_id):
+            rows = self.store.execute("SELECT enrol_hash FROM hub_tills WHERE id = ?", (till_id,))
+            if (
+                not rows
+                or not rows[0][0]
+                or not hmac.compare_digest(rows[0][0], _hash(enrolment_token))
+            ):
+                raise AuthError("unknown till or wrong enrolment token")
+            secret = f"{till_id}.{secrets.token_urlsafe(32)}"
+            self.store.execute(
+                "UPDATE hub_tills SET secret_hash = ?, enrol_hash = '', registered_at = ?"
+                " WHERE id = ?",
+                (_hash(secret), datetime.now(UTC).isoformat(), till_id),
+            )
+        return secret
+
+    def authenticate(self, token: str | None) -> Principal:
+        """Who a bearer token belongs to.
+
+        Raises:
+            AuthError: missing or not a valid credential.
+        """
+        if not token or "." not in token:
+            raise AuthError("missing or malformed credentials")
+        name, _, _ = token.partition(".")
+        digest = _hash(token)
+        if name == "admin":
+            rows = self.store.execute("SELECT name FROM hub_admins WHERE token_hash = ?", (digest,))
+            if rows:
+                return Principal("admin", rows[0][0])
+            raise AuthError("invalid credentials")
+        rows = self.store.execute("SELECT secret_hash FROM hub_tills WHERE id = ?", (name,))
+        if rows and rows[0][0] and hmac.compare_digest(rows[0][0], digest):
+            return Principal("till", name)
+        raise AuthError("invalid credentials")
+
+    # -- ingest -----------------------------------------------------------------------
+
+    def push(self, till_id: str, records: Sequence[tuple[int, str]]) -> PushResult:
+        """Apply a batch of `(seq, payload)` outbox records from one till, exactly once."""
+        parsed: dict[int, str] = {}
+        for seq, payload in records:
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+                raise BadRecord(f"bad sequence number {seq!r}")
+            if not isinstance(payload, str):
+                raise BadRecord(f"record {seq}: payload must be text")
+            parsed[seq] = payload
+        with self.store.transaction(lock_till=till_id):
+            rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
+            if not rows:
+                raise Forbidden(f"till {till_id} is not registered")
+            acked = int(rows[0][0])
+            duplicates = sum(1 for seq in parsed if seq <= acked)
+            fresh = {seq: p for seq, p in parsed.items() if seq > acked}
+            if fresh:
+                self.store.executemany(
+                    "INSERT INTO hub_held (till, seq, payload) VALUES (?, ?, ?)"
+                    " ON CONFLICT (till, seq) DO NOTHING",
+                    [(till_id, seq, payload) for seq, payload in sorted(fresh.items())],
+                )
+            held = self.store.execute(
+                "SELECT seq, payload FROM hub_held WHERE till = ? AND seq > ? ORDER BY seq",
+                (till_id, acked),
+            )
+            ready: list[tuple[int, str]] = []
+            for seq, payload in held:
+                if seq != acked + len(ready) + 1:
+                    break
+                ready.append((int(seq), payload))
+            if ready:
+                self._apply(till_id, ready)
+                acked = ready[-1][0]
+                self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
+            self.store.execute("DELETE FROM hub_held WHERE till = ? AND seq <= ?", (till_id, acked))
+            waiting = self.store.execute(
+                "SELECT count(*) FROM hub_held WHERE till = ?", (till_id,)
+            )[0][0]
+        return PushResult(acked, len(ready), duplicates, int(waiting))
+
+    def _apply(self, till_id: str, records: list[tuple[int, str]]) -> None:
+        entries = []
+        deltas: dict[str, list[Any]] = {}
+        voucher_uses: list[tuple[str, str, int]] = []
+        for seq, payload in records:
+            try:
+                record = json.loads(payload)
+                kind, key, at, memo = record["kind"], record["key"], record["at"], record["memo"]
+                postings = record["postings"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise BadRecord(f"record {seq} of {till_id} is not an outbox record") from error
+            entries.append((till_id, seq, key, kind, at, memo, payload))
+            if kind in MOVING:
+                for account, side, amount, unit, *_ in postings:
+                    delta = deltas.setdefault(account, [unit, 0, 0, []])
+                    delta[1 if side == "D" else 2] += int(amount)
+                    delta[3].append(seq)
+            if kind == "transfer" and key.startswith("voucher:") and key.count(":") == 1:
+                voucher_uses.append((key.split(":", 1)[1], till_id, seq))
+        self.store.executemany(
+            "INSERT INTO hub_entries (till, seq, key, kind, at, memo, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (till, seq) DO NOTHING",
+            entries,
+        )
+        watched = sorted(a for a in deltas if a.startswith(("member:", "card:", "voucher:")))
+        before = self._balances(watched)
+        self.store.executemany(
+            "INSERT INTO hub_balances (account, unit, debits, credits) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
+            " credits = hub_balances.credits + excluded.credits",
+            [(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())],
+        )
+        after = self._balances(watched)
+        exceptions = []
+        for account in watched:
+            was = max(0, before.get(account, 0))
+            now = after.get(account, 0)
+            # These accounts are credit-normal and never negative at a till;
+            # below zero at the hub means offline tills spent the same value.
+            if now > was:
+                seq = deltas[account][3][-1]
+                exceptions.append(
+                    (
+                        till_id,
+                        seq,
+                        "overdraft",
+                        account,
+                        now - was,
+                        "spent offline at several tills",
+                    )
+                )
+        for code, till, seq in voucher_uses:
+            others = self.store.execute(
+                "SELECT till, seq FROM hub_voucher_uses"
+                " WHERE code = ? AND NOT (till = ? AND seq = ?)",
+                (code, till, seq),
+            )
+            if others:
+                first = others[0]
+                detail = f"already redeemed at {first[0]} (record {first[1]})"
+                exceptions.append((till, seq, "double_redemption", f"voucher:{code}", 0, detail))
+        if voucher_uses:
+            self.store.executemany(
+                "INSERT INTO hub_voucher_uses (code, till, seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (code, till, seq) DO NOTHING",
+                voucher_uses,
+            )
+        if exceptions:
+            self.store.executemany(
+                "INSERT INTO hub_exceptions (till, seq, kind, account, amount, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                exceptions,
+            )
+
+    def _balances(self, accounts: Sequence[str]) -> dict[str, int]:
+        """Debit-side excess (debits - credits) of some accounts."""
+        out: dict[str, int] = {}
+        for start in range(0, len(accounts), 500):
+            chunk = accounts[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for account, debits, credits in self.store.execute(
+                f"SELECT account, debits, credits FROM hub_balances WHERE account IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                out[account] = int(debits) - int(credits)
+        return out
+
+    # -- updates ------------------------------------------------------------------------
+
+    def publish(self, kind: str, payload: Any) -> int:
+        """Publish an update for tills (rules, hotlist, revocations, keys); returns its cursor."""
+        if kind not in ("rules", "hotlist", "revocations", "keys", "vouchers", "allowance"):
+            raise BadRecord(f"unknown update kind {kind!r}")
+        text = json.dumps(payload, sort_keys=True)
+        with self.store.transaction():
+            self.store.execute(
+                "INSERT INTO hub_updates (kind, payload, at) VALUES (?, ?, ?)",
+                (kind, text, datetime.now(UTC).isoformat()),
+            )
+            return int(self.store.execute("SELECT max(cursor) FROM hub_updates")[0][0])
+
+    def pull(self, after: int, limit: int = 500) -> list[Update]:
+        """Updates after a cursor, oldest first."""
+        rows = self.store.execute(
+            "SELECT cursor, kind, payload FROM hub_updates WHERE cursor > ?"
+            " ORDER BY cursor LIMIT ?",
+            (after, min(max(limit, 1), 5000)),
+        )
+        return [Update(int(c), k, json.loads(p)) for c, k, p in rows]
+
+    # -- reads --------------------------------------------------------------------------
+
+    def cursor_of(self, till_id: str) -> int:
+        rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
+        if not rows:
+            raise Forbidden(f"till {till_id} is not registered")
+        return int(rows[0][0])
+
+    def balance(self, account: str) -> tuple[str, int, int] | None:
+        """(unit, debits, credits) of an account across all tills."""
+        rows = self.store.execute(
+            "SELECT unit, debits, credits FROM hub_balances WHERE account = ?", (account,)
+        )
+        return (rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def unit_totals(self) -> dict[str, int]:
+        """Per unit, debits minus credits over every account: zero when all is well."""
+        rows = self.store.execute(
+            "SELECT unit, sum(debits) - sum(credits) FROM hub_balances GROUP BY unit"
+        )
+        return {unit: int(total) for unit, total in rows}
+
+    def entries(self, till_id: str | None = None) -> int:
+        if till_id is None:
+            return int(self.store.execute("SELECT count(*) FROM hub_entries")[0][0])
+        return int(
+            self.store.execute("SELECT count(*) FROM hub_entries WHERE till = ?", (till_id,))[0][0]
+        )
+
+    def exceptions(self) -> list[dict[str, Any]]:
+        rows = self.store.execute(
+            "SELECT till, seq, kind, account, amount, detail FROM hub_exceptions ORDER BY id"
+        )
+        return [
+            {"till": t, "seq": int(s), "kind": k, "account": a, "amount": int(m), "detail": d}
+            for t, s, k, a, m, d in rows
+        ]
+
+    # -- online holds -----------------------------------------------------------------------
+
+    def take_hold(
+        self, till_id: str, hold_id: str, account: str, unit: str, amount: int, ttl: float = 300
+    ) -> None:
+        """Reserve `amount` of an online balance for a till's checkout (idempotent by id).
+
+        Raises:
+            InsufficientOnline: the account's available balance is smaller.
+        """
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise BadRecord("a hold amount is a positive integer")
+        now = int(self._clock())
+        with self.store.transaction():
+            existing = self.store.execute(
+                "SELECT till, account, amount FROM hub_holds WHERE id = ?", (hold_id,)
+            )
+            if existing:
+                if tuple(existing[0]) != (till_id, account, amount):
+                    raise Forbidden("that hold id belongs to another hold")
+                return
+            rows = self.store.execute(
+                "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
+            )
+            held = self.store.execute(
+                "SELECT coalesce(sum(amount), 0) FROM hub_holds WHERE account = ?"
+                " AND status = 'open' AND expires_at > ?",
+                (account, now),
+            )[0][0]
+            available = (int(rows[0][0]) if rows else 0) - int(held)
+            if available < amount:
+                raise InsufficientOnline(f"{account} has {available} available, not {amount}")
+            self.store.execute(
+                "INSERT INTO hub_holds (id, till, account, unit, amount, status, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                (hold_id, till_id, account, unit, amount, now + int(ttl)),
+            )
+
+    def release_hold(self, till_id: str, hold_id: str) -> None:
+        """Release a hold (after the till posted or voided it); idempotent."""
+        with self.store.transaction():
+            rows = self.store.execute("SELECT till FROM hub_holds WHERE id = ?", (hold_id,))
+            if rows and rows[0][0] != till_id:
+                raise Forbidden("that hold belongs to another till")
+            self.store.execute("UPDATE hub_holds SET status = 'released' WHERE id = ?", (hold_id,))
+
+
+def records_of(items: Iterable[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Validate pushed JSON items into (seq, payload) pairs."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRecord("each record is an object with seq and payload")
+        out.append((item.get("seq"), item.get("payload")))
+    return out  # type: ignore[return-value]

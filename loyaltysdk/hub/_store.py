@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hub's storage: one schema, on SQLite (a single site) or PostgreSQL (a chain).
+
+Both speak DB-API; the SQL is written once with ``?`` placeholders and
+translated for psycopg. Exactly-once ingest rests on the primary key
+``(till, seq)`` of `hub_entries`, kept forever, and on a per-till row lock
+(``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) so
+several hub processes can ingest for the same database at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._errors import ConfigurationError, HubError
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS hub_tills (
+    id TEXT PRIMARY KEY, secret_hash TEXT, enrol_hash TEXT NOT NULL,
+    registered_at TEXT, acked BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS hub_entries (
+    till TEXT NOT NULL, seq BIGINT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
+    at BIGINT NOT NULL, memo TEXT, payload TEXT NOT NULL, PRIMARY KEY (till, seq)
+);
+CREATE TABLE IF NOT EXISTS hub_held (
+    till TEXT NOT NULL, seq BIGINT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (till, seq)
+);
+CREATE TABLE IF NOT EXISTS hub_balances (
+    account TEXT PRIMARY KEY, unit TEXT NOT NULL,
+    debits BIGINT NOT NULL DEFAULT 0, credits BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS hub_voucher_uses (
+    code TEXT NOT NULL, till TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (code, till, seq)
+);
+CREATE TABLE IF NOT EXISTS hub_admins (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_holds (
+    id TEXT PRIMARY KEY, till TEXT NOT NULL, account TEXT NOT NULL, unit TEXT NOT NULL,
+    amount BIGINT NOT NULL, status TEXT NOT NULL, expires_at BIGINT NOT NULL
+);
+"""
+_SERIAL_TABLES = {
+    "sqlite": """
+CREATE TABLE IF NOT EXISTS hub_exceptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, till TEXT NOT NULL, seq BIGINT NOT NULL,
+    kind TEXT NOT NULL, account TEXT, amount BIGINT NOT NULL DEFAULT 0, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_updates (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+""",
+    "postgres": """
+CREATE TABLE IF NOT EXISTS hub_exceptions (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, till TEXT NOT NULL, seq BIGINT NOT NULL,
+    kind TEXT NOT NULL, account TEXT, amount BIGINT NOT NULL DEFAULT 0, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_updates (
+    cursor BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,
+    payload TEXT NOT NULL, at TEXT NOT NULL
+);
+""",
+}
+
+
+class HubStore(Protocol):
+    """What the hub needs from storage: transactions, and SQL with ? placeholders."""
+
+    dialect: str
+
+    def transaction(self, *, lock_till: str | None = None) -> Any: ...
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteHubStore:
+    """The hub on one SQLite file (WAL; one writer at a time, serialised here)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._lock = threading.RLock()
+        self._depth = 0
+        for statement in (_TABLES + _SERIAL_TABLES["sqlite"]).split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+
+    @contextmanager
+    def transaction(self, *, lock_till: str | None = None) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            self._conn.executemany(sql, rows)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresHubStore:
+    """The hub on PostgreSQL (psycopg 3); several hub processes may share the database."""
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        try:
+            import psycopg
+        except ImportError as error:  # pragma: no cover - the extra is missing
+            raise ConfigurationError("PostgreSQL needs loyaltysdk[postgres]") from error
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.Error as error:
+            raise HubError(f"cannot connect to PostgreSQL: {error}") from error
+        self._lock = threading.RLock()
+        self._depth = 0
+        with self._conn.transaction():
+            # Serialise concurrent schema creation by several hub processes.
+            self._conn.execute("SELECT pg_advisory_xact_lock(727274)")
+            for statement in (_TABLES + _SERIAL_TABLES["postgres"]).split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    @contextmanager
+    def transaction(self, *, lock_till: str | None = None) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self._conn.transaction():
+                    if lock_till is not None:
+                        # One ingest per till at a time, across hub processes.
+                        self._conn.execute(
+                            "SELECT 1 FROM hub_tills WHERE id = %s FOR UPDATE", (lock_till,)
+                        )
+                    yield
+            finally:
+                self._depth = 0
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self._conn.execute(self._sql(sql), tuple(args))
+            return cursor.fetchall() if cursor.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock, self._conn.cursor() as cursor:
+            cursor.executemany(self._sql(sql), rows)
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """COPY rows into a table (for bulk loads and the ingest benchmark's baseline)."""
+        with self._lock, self._conn.cursor() as cursor:
+            copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            with cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_store(url: str) -> HubStore:
+    """``sqlite:///path/hub.db`` (or a bare path) or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresHubStore(url)
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return SQLiteHubStore(path)
