@@ -23,6 +23,7 @@ def _register() -> None:
     # extra only breaks the command that needs it.
     from ._cli_cards import card_group, keystore_group, readers, sim_group
     from ._cli_demo import demo
+    from ._cli_hub import hub_group, status, sync, till_group
     from ._cli_ledger import ledger_group
     from ._cli_vouchers import voucher_group
 
@@ -33,6 +34,10 @@ def _register() -> None:
     main.add_command(keystore_group)
     main.add_command(sim_group)
     main.add_command(voucher_group)
+    main.add_command(hub_group)
+    main.add_command(till_group)
+    main.add_command(sync)
+    main.add_command(status)
 
 
 _register()

@@ -222,3 +222,72 @@ def test_the_worked_till_example_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Loyalty receipt R-1002" in done.stdout and "refused" not in done.stdout
+
+
+def test_hub_serve_register_sync_status(tmp_path: Path) -> None:
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = CliRunner()
+    hub_db = str(tmp_path / "hub.db")
+    token = runner.invoke(main, ["hub", "add-till", "S1-T1", "--db", hub_db]).output.strip()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loyaltysdk", "hub", "serve", "--db", hub_db, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        rules = tmp_path / "rules.json"
+        rules.write_text(
+            json.dumps(
+                {
+                    "schema": 1,
+                    "version": 1,
+                    "currency": "EUR",
+                    "rules": [{"id": "base", "effect": {"type": "earn", "points": 1, "per": 100}}],
+                }
+            )
+        )
+        config = tmp_path / "till.toml"
+        config.write_text(
+            'db = "till.db"\nstore = "S1"\ntill_id = "S1-T1"\ncurrency = "EUR"\n'
+            f'timezone = "Europe/Berlin"\nrules = "rules.json"\nhub_url = "http://127.0.0.1:{port}"\n'
+            'credential_file = "credential"\n'
+        )
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        registered = runner.invoke(
+            main, ["till", "register", "--config", str(config), "--token", token]
+        )
+        assert registered.exit_code == 0, registered.output
+        from loyaltysdk import Basket, Line, Till, load_rules
+
+        till = Till.open(
+            tmp_path / "till.db",
+            store="S1",
+            till_id="S1-T1",
+            currency="EUR",
+            timezone="Europe/Berlin",
+            rules=load_rules(str(rules)),
+        )
+        till.enrol("M1")
+        till.checkout(Basket("EUR", [Line("A", 1, 500)]), till.identify("M1")).complete("R-1")
+        till.close()
+        before = runner.invoke(main, ["status", str(tmp_path / "till.db"), "--json"])
+        assert json.loads(before.output)["waiting"] > 0
+        synced = runner.invoke(main, ["sync", "--config", str(config)])
+        assert synced.exit_code == 0 and "0 waiting" in synced.output, synced.output
+        after = runner.invoke(main, ["status", str(tmp_path / "till.db")])
+        assert "0 waiting" in after.output
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -171,29 +171,37 @@ class Hub:
             acked = int(rows[0][0])
             duplicates = sum(1 for seq in parsed if seq <= acked)
             fresh = {seq: p for seq, p in parsed.items() if seq > acked}
-            if fresh:
-                self.store.executemany(
-                    "INSERT INTO hub_held (till, seq, payload) VALUES (?, ?, ?)"
-                    " ON CONFLICT (till, seq) DO NOTHING",
-                    [(till_id, seq, payload) for seq, payload in sorted(fresh.items())],
+            # Records held from earlier pushes (a gap) join this batch; in the
+            # usual case there are none and nothing goes through hub_held.
+            held = {
+                int(seq): payload
+                for seq, payload in self.store.execute(
+                    "SELECT seq, payload FROM hub_held WHERE till = ? AND seq > ? ORDER BY seq",
+                    (till_id, acked),
                 )
-            held = self.store.execute(
-                "SELECT seq, payload FROM hub_held WHERE till = ? AND seq > ? ORDER BY seq",
-                (till_id, acked),
-            )
+            }
+            merged = {**held, **fresh}
             ready: list[tuple[int, str]] = []
-            for seq, payload in held:
-                if seq != acked + len(ready) + 1:
-                    break
-                ready.append((int(seq), payload))
+            while acked + len(ready) + 1 in merged:
+                seq = acked + len(ready) + 1
+                ready.append((seq, merged[seq]))
             if ready:
                 self._apply(till_id, ready)
                 acked = ready[-1][0]
                 self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
-            self.store.execute("DELETE FROM hub_held WHERE till = ? AND seq <= ?", (till_id, acked))
-            waiting = self.store.execute(
-                "SELECT count(*) FROM hub_held WHERE till = ?", (till_id,)
-            )[0][0]
+            later = [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
+            if later:
+                self.store.insert_rows(
+                    "hub_held",
+                    ("till", "seq", "payload"),
+                    later,
+                    "ON CONFLICT (till, seq) DO NOTHING",
+                )
+            if held:
+                self.store.execute(
+                    "DELETE FROM hub_held WHERE till = ? AND seq <= ?", (till_id, acked)
+                )
+            waiting = len(later) + sum(1 for seq in held if seq > acked)
         return PushResult(acked, len(ready), duplicates, int(waiting))
 
     def _apply(self, till_id: str, records: list[tuple[int, str]]) -> None:
@@ -215,32 +223,32 @@ class Hub:
                     delta[3].append(seq)
             if kind == "transfer" and key.startswith("voucher:") and key.count(":") == 1:
                 voucher_uses.append((key.split(":", 1)[1], till_id, seq))
-        self.store.executemany(
-            "INSERT INTO hub_entries (till, seq, key, kind, at, memo, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (till, seq) DO NOTHING",
+        self.store.insert_rows(
+            "hub_entries",
+            ("till", "seq", "key", "kind", "at", "memo", "payload"),
             entries,
+            "ON CONFLICT (till, seq) DO NOTHING",
         )
         watched = sorted(a for a in deltas if a.startswith(("member:", "card:", "voucher:")))
-        before = self._balances(watched)
-        self.store.executemany(
-            "INSERT INTO hub_balances (account, unit, debits, credits) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
-            " credits = hub_balances.credits + excluded.credits",
+        self.store.insert_rows(
+            "hub_balances",
+            ("account", "unit", "debits", "credits"),
             [(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())],
+            "ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
+            " credits = hub_balances.credits + excluded.credits",
         )
-        after = self._balances(watched)
         exceptions = []
-        for account in watched:
-            was = max(0, before.get(account, 0))
-            now = after.get(account, 0)
-            # These accounts are credit-normal and never negative at a till;
-            # below zero at the hub means offline tills spent the same value.
+        # These accounts are credit-normal and never negative at a till; below
+        # zero at the hub means offline tills spent the same value. The batch's
+        # own delta tells how much of the deficit is new.
+        for account, now in sorted(self.store.overdrawn(watched).items()):
+            unit, debits, credits, seqs = deltas[account]
+            was = max(0, now - (debits - credits))
             if now > was:
-                seq = deltas[account][3][-1]
                 exceptions.append(
                     (
                         till_id,
-                        seq,
+                        seqs[-1],
                         "overdraft",
                         account,
                         now - was,
@@ -269,19 +277,6 @@ class Hub:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 exceptions,
             )
-
-    def _balances(self, accounts: Sequence[str]) -> dict[str, int]:
-        """Debit-side excess (debits - credits) of some accounts."""
-        out: dict[str, int] = {}
-        for start in range(0, len(accounts), 500):
-            chunk = accounts[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for account, debits, credits in self.store.execute(
-                f"SELECT account, debits, credits FROM hub_balances WHERE account IN ({marks})",  # noqa: S608
-                chunk,
-            ):
-                out[account] = int(debits) - int(credits)
-        return out
 
     # -- updates ------------------------------------------------------------------------
 

@@ -79,6 +79,16 @@ class HubStore(Protocol):
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], on_conflict: str
+    ) -> None:
+        """INSERT many rows with an ON CONFLICT clause, as fast as the database allows."""
+        ...
+
+    def overdrawn(self, accounts: Sequence[str]) -> dict[str, int]:
+        """Of these accounts, those with more debits than credits, and by how much."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -127,6 +137,27 @@ class SQLiteHubStore:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock:
             self._conn.executemany(sql, rows)
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], on_conflict: str
+    ) -> None:
+        marks = ", ".join("?" * len(columns))
+        self.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {on_conflict}", rows
+        )
+
+    def overdrawn(self, accounts: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for start in range(0, len(accounts), 500):
+            chunk = list(accounts[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for account, deficit in self.execute(
+                f"SELECT account, debits - credits FROM hub_balances"
+                f" WHERE account IN ({marks}) AND debits > credits",
+                chunk,
+            ):
+                out[account] = int(deficit)
+        return out
 
     def close(self) -> None:
         self._conn.close()
@@ -189,6 +220,40 @@ class PostgresHubStore:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock, self._conn.cursor() as cursor:
             cursor.executemany(self._sql(sql), rows)
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], on_conflict: str
+    ) -> None:
+        # COPY into a temporary table, then one set-based INSERT ... SELECT:
+        # per-row parameter binding was four fifths of ingest time here.
+        if not rows:
+            return
+        stage = f"stage_{table}"
+        names = ", ".join(columns)
+        with self._lock:
+            self._conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS"
+                f" SELECT {names} FROM {table} WITH NO DATA"
+            )
+            self._conn.execute(f"TRUNCATE {stage}")
+            with (
+                self._conn.cursor() as cursor,
+                cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            self._conn.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {on_conflict}"
+            )
+
+    def overdrawn(self, accounts: Sequence[str]) -> dict[str, int]:
+        # One array parameter instead of thousands of placeholders.
+        rows = self.execute(
+            "SELECT account, debits - credits FROM hub_balances"
+            " WHERE account = ANY(?) AND debits > credits",
+            (list(accounts),),
+        )
+        return {account: int(deficit) for account, deficit in rows}
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """COPY rows into a table (for bulk loads and the ingest benchmark's baseline)."""

@@ -154,3 +154,41 @@ def test_a_till_syncs_through_http(hub: Hub, api: Any, tmp_path: Path) -> None:
     assert all(v == 0 for v in totals["units"].values())
     till.close()
     _ = (math, datetime, UTC)
+
+
+def test_background_sync_with_backoff(hub: Hub, tmp_path: Path) -> None:
+    import time
+
+    from loyaltysdk._errors import SyncError
+    from loyaltysdk.hub import DirectLink
+
+    credential = hub.register("S1-T1", hub.create_till("S1-T1"))
+
+    class Flaky(DirectLink):
+        calls = 0
+
+        def push(self, records):  # type: ignore[no-untyped-def]
+            Flaky.calls += 1
+            if Flaky.calls < 3:
+                raise SyncError("network down")
+            return super().push(records)
+
+    till = Till.open(
+        tmp_path / "till.db",
+        store="S1",
+        till_id="S1-T1",
+        currency="EUR",
+        timezone="Europe/Berlin",
+        rules=load_rules(RULES),
+    )
+    till.enrol("M1")
+    till.checkout(Basket("EUR", [Line("A", 1, 1_000)]), till.identify("M1")).complete("R-1")
+    syncer = Syncer(till, Flaky(hub, credential))
+    syncer.start(interval=0.02, max_backoff=0.1)
+    deadline = time.monotonic() + 10
+    while till.ledger.outbox_status().length and time.monotonic() < deadline:
+        time.sleep(0.02)
+    syncer.stop()
+    assert Flaky.calls >= 3 and till.ledger.outbox_status().length == 0
+    assert hub.entries("S1-T1") == till.ledger.outbox_status().last_seq
+    till.close()

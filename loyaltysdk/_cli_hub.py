@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``loyalty hub serve|admin-token|add-till``, ``loyalty till register``, ``sync``, ``status``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._errors import LoyaltyError
+
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The till's TOML config: db, store, till_id, currency, timezone, rules, hub_url,"
+    " credential_file.",
+)
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(f"{type(error).__name__}: {error}")
+
+
+@click.group("hub")
+def hub_group() -> None:
+    """Run and administer the hub (head office's service)."""
+
+
+def _open_hub(db: str) -> Any:
+    from .hub import Hub, open_store
+
+    try:
+        return Hub(open_store(db))
+    except LoyaltyError as error:
+        raise _fail(error) from error
+
+
+_DB = click.option(
+    "--db",
+    default=lambda: os.environ.get("LOYALTY_HUB_DB", "hub.db"),
+    show_default="hub.db or $LOYALTY_HUB_DB",
+    help="A SQLite path or a postgresql:// URL.",
+)
+
+
+@hub_group.command("serve")
+@_DB
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (PostgreSQL).")
+def serve(db: str, host: str, port: int, workers: int) -> None:
+    """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from .hub import create_app
+
+    if workers > 1:
+        os.environ["LOYALTY_HUB_DB"] = db
+        uvicorn.run(
+            "loyaltysdk._cli_hub:_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+        )
+        return
+    # Access logs are off: request lines are harmless, but nothing near a
+    # credential is ever written out.
+    uvicorn.run(create_app(_open_hub(db)), host=host, port=port, access_log=False)
+
+
+def _app_from_env() -> Any:
+    from .hub import create_app
+
+    return create_app(_open_hub(os.environ["LOYALTY_HUB_DB"]))
+
+
+@hub_group.command("admin-token")
+@_DB
+@click.option("--name", default="head-office", show_default=True)
+def admin_token(db: str, name: str) -> None:
+    """Create a head-office credential (printed once)."""
+    click.echo(_open_hub(db).add_admin(name))
+
+
+@hub_group.command("add-till")
+@click.argument("till_id")
+@_DB
+def add_till(till_id: str, db: str) -> None:
+    """Allow a till to register; prints its one-time enrolment token."""
+    try:
+        click.echo(_open_hub(db).create_till(till_id))
+    except LoyaltyError as error:
+        raise _fail(error) from error
+
+
+def _config(path: Path) -> dict[str, Any]:
+    data = tomllib.loads(path.read_text())
+    base = path.parent
+    for key in ("db", "rules", "credential_file"):
+        if key in data and not Path(data[key]).is_absolute():
+            data[key] = str(base / data[key])
+    return data
+
+
+def _till(config: dict[str, Any]) -> Any:
+    from . import Till, load_rules
+
+    try:
+        return Till.open(
+            config["db"],
+            store=config["store"],
+            till_id=config["till_id"],
+            currency=config["currency"],
+            timezone=config["timezone"],
+            rules=load_rules(config["rules"]),
+        )
+    except KeyError as error:
+        raise click.ClickException(f"the till config lacks {error}") from error
+    except LoyaltyError as error:
+        raise _fail(error) from error
+
+
+@click.group("till")
+def till_group() -> None:
+    """Till set-up."""
+
+
+@till_group.command("register")
+@_CONFIG
+@click.option("--token", required=True, help="The enrolment token from `loyalty hub add-till`.")
+def till_register(config_path: Path, token: str) -> None:
+    """Register this till with the hub and keep its credential (mode 0600)."""
+    from .hub import register
+
+    config = _config(config_path)
+    try:
+        credential = register(config["hub_url"], config["till_id"], token)
+    except LoyaltyError as error:
+        raise _fail(error) from error
+    path = Path(config["credential_file"])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(credential)
+    click.echo(f"registered {config['till_id']}; credential in {path}")
+
+
+@click.command("sync")
+@_CONFIG
+def sync(config_path: Path) -> None:
+    """Run one sync round: push the outbox, pull updates."""
+    from .hub import HttpLink, Syncer
+
+    config = _config(config_path)
+    till = _till(config)
+    try:
+        credential = Path(config["credential_file"]).read_text().strip()
+        report = Syncer(till, HttpLink(config["hub_url"], credential)).run_once()
+    except (LoyaltyError, OSError) as error:
+        raise _fail(error) from error
+    finally:
+        till.close()
+    click.echo(
+        f"pushed {report.pushed}, hub acknowledged up to {report.acked}, pulled {report.pulled}"
+        f" update(s); {report.waiting} waiting"
+    )
+
+
+@click.command("status")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(db: Path, as_json: bool) -> None:
+    """The outbox: how many records wait for the hub and how old the oldest is."""
+    from .ledger import Ledger
+
+    with Ledger.open(db, origin="loyalty-cli") as ledger:
+        outbox = ledger.outbox_status()
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT value FROM till_sync WHERE name = 'pull_cursor'").fetchone()
+    except sqlite3.Error:
+        row = None
+    finally:
+        conn.close()
+    age = (datetime.now(UTC) - outbox.oldest_at).total_seconds() if outbox.oldest_at else None
+    data = {
+        "waiting": outbox.length,
+        "oldest_age_seconds": round(age, 1) if age is not None else None,
+        "last_seq": outbox.last_seq,
+        "acked_seq": outbox.acked_seq,
+        "pull_cursor": int(row[0]) if row else 0,
+    }
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    oldest = f", oldest {data['oldest_age_seconds']} s old" if age is not None else ""
+    click.echo(f"outbox: {data['waiting']} waiting{oldest}")
+    click.echo(f"sequence: last {data['last_seq']}, acknowledged by the hub {data['acked_seq']}")
+    click.echo(f"updates: pulled up to cursor {data['pull_cursor']}")
