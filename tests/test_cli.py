@@ -198,7 +198,10 @@ def test_voucher_commands(tmp_path: Path) -> None:
     ).split()[1]
     ok = runner.invoke(main, ["voucher", "verify", payload, "--keyring", str(ring)])
     assert ok.exit_code == 0 and "genuine" in ok.output
-    forged = runner.invoke(main, ["voucher", "verify", payload[:-2] + "AA", "--keyring", str(ring)])
+    # Flip a signature character in the middle: the last one carries padding bits only.
+    middle = len(payload) - 20
+    flipped = payload[:middle] + ("B" if payload[middle] != "B" else "C") + payload[middle + 1 :]
+    forged = runner.invoke(main, ["voucher", "verify", flipped, "--keyring", str(ring)])
     assert forged.exit_code == 1 and "VoucherForged" in forged.output
     typo = runner.invoke(
         main, ["voucher", "show", code[:-1] + ("2" if code[-1] != "2" else "3"), "--db", str(db)]

@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "loyaltysdk.cards.keystore",
     "loyaltysdk.cards.ntag424",
     "loyaltysdk.cards.purse",
+    "loyaltysdk.hub",
     "loyaltysdk.rules",
     "loyaltysdk.till",
     "loyaltysdk.vouchers",

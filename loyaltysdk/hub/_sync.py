@@ -134,6 +134,11 @@ class Syncer:
         """
         sent, acked = self.push()
         pulled = self.pull()
+        from ..till._online import synced
+
+        with self.till.ledger.atomic():
+            self._set("last_ok", self.till.now().isoformat())
+            synced(self.till)
         status = self.till.ledger.outbox_status()
         return SyncReport(sent, acked, pulled, self.pull_cursor, status.length)
 

@@ -20,6 +20,7 @@ from ._errors import (
     VoidRefused,
     WrongCurrency,
 )
+from ._online import OfflineAllowance, OfflineLimitReached, OnlineRefused
 from ._receipt import MemberBalance, Quote, Receipt, Refund, VoucherUse
 from ._till import Identity, MemberRecord, Till, TillPolicy
 
@@ -33,6 +34,9 @@ __all__ = [
     "MemberRecord",
     "NoMember",
     "NotEnoughPoints",
+    "OfflineAllowance",
+    "OfflineLimitReached",
+    "OnlineRefused",
     "OverPayment",
     "PaymentInterrupted",
     "PresenceRequired",

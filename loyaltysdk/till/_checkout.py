@@ -12,6 +12,7 @@ card's next tap: never lost, never paid twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from ..cards.transport import Transport
 from ..ledger import InsufficientFunds, Posting
 from ..rules import Basket, Context, EarnResult, evaluate
 from ._errors import (
+    CheckoutError,
     EmptyBasket,
     NoMember,
     NotEnoughPoints,
@@ -65,6 +67,9 @@ class Checkout:
         self._vouchers: list[tuple[str, VoucherUse]] = []
         self._card: tuple[str, int] | None = None
         self._closed = False
+        self._mode: str = "standalone" if till.hub is None else "online"
+        self._online_holds: list[str] = []
+        self._offline_worth = 0
         self._total = basket.total
         self._earn = evaluate(till.rules, basket, self._member_view(), self._context())
         self._earn_lines = tuple(self._earn.explain())
@@ -134,6 +139,7 @@ class Checkout:
             self._wallet,
             self._card[1] if self._card else 0,
             self.due,
+            self._mode,
         )
 
     @property
@@ -180,6 +186,10 @@ class Checkout:
             raise NotEnoughPoints(f"member {member_id} has {available} points, not {points}")
         self._holds_made += 1
         key = f"s:{self.session}:points:{self._holds_made}"
+        value_now = math.floor(points * self.till.policy.minor_per_point)
+        self._authorise(
+            member_id, self.till.points_account(member_id), "PTS", points, key, value_now
+        )
         try:
             self.till.ledger.hold(
                 key,
@@ -194,6 +204,35 @@ class Checkout:
             raise NotEnoughPoints(str(error)) from error
         self._points, self._points_hold = points, key
         return self.quote()
+
+    def _authorise(
+        self, member: str, account: str, unit: str, amount: int, hold_id: str, worth: int
+    ) -> None:
+        """Online hold at the hub, or the offline allowance; remembers the mode."""
+        from ._online import authorise
+
+        mode = authorise(self.till, member, account, unit, amount, f"{self.till.till_id}:{hold_id}")
+        if mode == "online":
+            self._online_holds.append(f"{self.till.till_id}:{hold_id}")
+        elif mode == "offline":
+            self._mode = "offline"
+            self._offline_worth += worth
+
+    def _release_online(self) -> None:
+        from .._errors import SyncError
+
+        if self.till.hub is None:
+            return
+        for hold_id in self._online_holds:
+            # Unreachable or refused: the hold expires at the hub on its own.
+            with contextlib.suppress(SyncError, CheckoutError):
+                self.till.hub.release_hold(hold_id)
+        self._online_holds.clear()
+
+    @property
+    def mode(self) -> str:
+        """ "standalone", "online" or "offline": how stored value was authorised."""
+        return self._mode
 
     def remove_points(self) -> None:
         """Give back the points taken in this session."""
@@ -250,6 +289,9 @@ class Checkout:
         self.remove_wallet()
         self._holds_made += 1
         key = f"s:{self.session}:wallet:{self._holds_made}"
+        self._authorise(
+            member_id, self.till.wallet_account(member_id), self.till.currency, minor, key, minor
+        )
         try:
             self.till.ledger.hold(
                 key,
@@ -261,8 +303,6 @@ class Checkout:
                 durable=False,
             )
         except InsufficientFunds as error:
-            from ._errors import CheckoutError
-
             raise CheckoutError(f"the wallet holds less than {amount}") from error
         self._wallet, self._wallet_hold = minor, key
         return self.quote()
@@ -294,6 +334,7 @@ class Checkout:
             return
         self.remove_points()
         self.remove_wallet()
+        self._release_online()
         self._closed = True
 
     def complete(self, receipt_ref: str, *, card: Transport | None = None) -> Receipt:
@@ -335,6 +376,8 @@ class Checkout:
             "wallet_hold": self._wallet_hold,
             "vouchers": [[scanned, use.amount] for scanned, use in self._vouchers],
             "card": list(self._card) if self._card else None,
+            "mode": self._mode,
+            "offline_worth": self._offline_worth,
         }
         intent_id = None
         if self._card is not None:
@@ -349,6 +392,7 @@ class Checkout:
                 "SELECT id FROM till_card_intents WHERE receipt = ? AND uid = ?", (receipt_ref, uid)
             ).fetchone()[0]
         receipt = finish_sale(till, plan, intent_id, self._earn, self.basket)
+        self._release_online()
         self._closed = True
         return receipt
 
@@ -422,6 +466,10 @@ def finish_sale(
             till._conn.execute(
                 "UPDATE till_card_intents SET status = 'done' WHERE id = ?", (intent_id,)
             )
+        if plan.get("mode") == "offline":
+            from ._online import record_offline
+
+            record_offline(till, ref, member_id, plan.get("offline_worth", 0), at)
         voucher_total = sum(use.amount for use in uses)
         total = basket.total
         to_pay = total - plan["points_value"] - voucher_total - plan["wallet"] - card_paid
@@ -442,6 +490,7 @@ def finish_sale(
             wallet_paid=plan["wallet"],
             card_paid=card_paid,
             card_uid=card_uid,
+            mode=plan.get("mode", "standalone"),
             to_pay=max(to_pay, 0),
             points_balance=till.points_available(member_id) if member_id else None,
             wallet_balance=till.wallet_available(member_id) if member_id else None,

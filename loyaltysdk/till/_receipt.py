@@ -50,6 +50,7 @@ class Quote:
     wallet_paid: int
     card_paid: int
     due: int
+    mode: str = "standalone"
 
 
 @attrs.frozen
@@ -70,6 +71,7 @@ class Receipt:
     wallet_paid: int
     card_paid: int
     card_uid: str | None
+    mode: str
     to_pay: int
     points_balance: int | None
     wallet_balance: int | None
@@ -95,6 +97,8 @@ class Receipt:
         if self.card_paid:
             out.append(f"Paid from card: {money(self.card_paid)}")
         out.append(f"To pay: {money(self.to_pay)}")
+        if self.mode == "offline":
+            out.append("(approved offline)")
         if self.points_balance is not None:
             out.append(f"Points balance: {self.points_balance}")
         if self.wallet_balance is not None:

@@ -41,6 +41,7 @@ from ._errors import (
     VoidRefused,
     WrongCurrency,
 )
+from ._online import OfflineAllowance, ensure_schema
 from ._receipt import MemberBalance, Receipt, Refund
 
 _LIMITED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
@@ -144,6 +145,8 @@ class Till:
         clock: Callable[[], datetime] | None = None,
         pin_check: Callable[[str, str], bool] | None = None,
         otp_check: Callable[[str, str], bool] | None = None,
+        hub: Any = None,
+        allowance: OfflineAllowance | None = None,
     ) -> None:
         if not isinstance(ledger.store, SQLiteStore):
             raise ConfigurationError("a till keeps its tables in the ledger's SQLite file")
@@ -170,6 +173,9 @@ class Till:
         self._clock = clock or (lambda: datetime.now(UTC))
         self.pin_check = pin_check
         self.otp_check = otp_check
+        #: A `loyaltysdk.hub.HubLink` for online holds, or None for a standalone till.
+        self.hub = hub
+        self.allowance = allowance or OfflineAllowance()
         self.vouchers = VoucherBook(
             ledger,
             keyring or Keyring(),
@@ -181,6 +187,7 @@ class Till:
         with ledger.atomic():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._conn.execute(statement)
+            ensure_schema(self)
             self._open_system_accounts()
 
     @classmethod
