@@ -51,8 +51,33 @@ class TillBody(BaseModel):
 
 
 class UpdateBody(BaseModel):
-    kind: str = Field(pattern=r"^(rules|hotlist|revocations|keys|vouchers|allowance)$")
+    kind: str = Field(pattern=r"^(rules|hotlist|revocations|keys|vouchers|members|allowance)$")
     payload: Any
+
+
+class CardBody(BaseModel):
+    uid: str = Field(pattern=r"^[0-9A-Fa-f]{8,20}$")
+    kind: str = Field(default="identity", pattern=r"^(identity|purse)$")
+
+
+class MemberBody(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    tier: str = Field(default="", max_length=32)
+    segments: list[str] = Field(default_factory=list, max_length=50)
+    birthday: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    cards: list[CardBody] = Field(default_factory=list, max_length=20)
+
+
+class UidsBody(BaseModel):
+    uids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class CodesBody(BaseModel):
+    codes: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class VouchersBody(BaseModel):
+    terms: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -155,6 +180,44 @@ def create_app(hub: Hub) -> FastAPI:
             except ValueError as error:
                 raise BadRecord(str(error)) from error
         return {"cursor": hub.publish(body.kind, body.payload)}
+
+    @app.post("/v1/admin/members")
+    def members(body: MemberBody, who: Annotated[str, Depends(admin)]) -> dict[str, int]:
+        """Enrol a member (and cards) at every till."""
+        return {"cursor": hub.publish("members", {"members": [body.model_dump()]})}
+
+    @app.post("/v1/admin/cards/block")
+    def block_cards(body: UidsBody, who: Annotated[str, Depends(admin)]) -> dict[str, int]:
+        """Put cards on every till's hotlist."""
+        return {"cursor": hub.publish("hotlist", {"block": [u.upper() for u in body.uids]})}
+
+    @app.post("/v1/admin/vouchers")
+    def vouchers(body: VouchersBody, who: Annotated[str, Depends(admin)]) -> dict[str, int]:
+        """Send issued vouchers' signed terms to every till (they fund them on arrival)."""
+        from ..vouchers import VoucherError, VoucherTerms
+
+        try:
+            for terms in body.terms:
+                VoucherTerms.from_json(terms)
+        except VoucherError as error:
+            raise BadRecord(str(error)) from error
+        return {"cursor": hub.publish("vouchers", {"terms": body.terms})}
+
+    @app.post("/v1/admin/vouchers/revoke")
+    def revoke(body: CodesBody, who: Annotated[str, Depends(admin)]) -> dict[str, int]:
+        """Revoke vouchers at every till."""
+        return {"cursor": hub.publish("revocations", {"codes": body.codes})}
+
+    @app.post("/v1/admin/rules")
+    def rules(document: dict[str, Any], who: Annotated[str, Depends(admin)]) -> dict[str, int]:
+        """Publish a version of the earning rules (validated first)."""
+        from ..rules import load_rules
+
+        try:
+            load_rules(document)
+        except ValueError as error:
+            raise BadRecord(str(error)) from error
+        return {"cursor": hub.publish("rules", document)}
 
     @app.get("/v1/admin/balances/{account}")
     def balance(account: str, who: Annotated[str, Depends(admin)]) -> dict[str, Any]:

@@ -170,6 +170,8 @@ class Hub:
                 raise Forbidden(f"till {till_id} is not registered")
             acked = int(rows[0][0])
             duplicates = sum(1 for seq in parsed if seq <= acked)
+            if duplicates:
+                self._check_replays(till_id, {s: p for s, p in parsed.items() if s <= acked})
             fresh = {seq: p for seq, p in parsed.items() if seq > acked}
             # Records held from earlier pushes (a gap) join this batch; in the
             # usual case there are none and nothing goes through hub_held.
@@ -203,6 +205,32 @@ class Hub:
                 )
             waiting = len(later) + sum(1 for seq in held if seq > acked)
         return PushResult(acked, len(ready), duplicates, int(waiting))
+
+    def _check_replays(self, till_id: str, replays: dict[int, str]) -> None:
+        """A replayed sequence number must carry the very record stored before.
+
+        A different key means the till's file was replaced or restored from
+        an old copy: its new records would be silently ignored as duplicates.
+        Refuse loudly instead.
+        """
+        seqs = sorted(replays)
+        stored: dict[int, str] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            stored.update(
+                self.store.execute(
+                    f"SELECT seq, payload FROM hub_entries WHERE till = ? AND seq IN ({marks})",  # noqa: S608
+                    (till_id, *chunk),
+                )
+            )
+        for seq, payload in replays.items():
+            # A genuine replay resends the stored payload byte for byte.
+            if seq in stored and payload != stored[seq]:
+                raise BadRecord(
+                    f"till {till_id} reused sequence {seq} for another transaction: its file was"
+                    " replaced or restored; register it under a new till id"
+                )
 
     def _apply(self, till_id: str, records: list[tuple[int, str]]) -> None:
         entries = []
@@ -282,7 +310,15 @@ class Hub:
 
     def publish(self, kind: str, payload: Any) -> int:
         """Publish an update for tills (rules, hotlist, revocations, keys); returns its cursor."""
-        if kind not in ("rules", "hotlist", "revocations", "keys", "vouchers", "allowance"):
+        if kind not in (
+            "rules",
+            "hotlist",
+            "revocations",
+            "keys",
+            "vouchers",
+            "members",
+            "allowance",
+        ):
             raise BadRecord(f"unknown update kind {kind!r}")
         text = json.dumps(payload, sort_keys=True)
         with self.store.transaction():

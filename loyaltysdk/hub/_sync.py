@@ -121,6 +121,19 @@ class Syncer:
             ring = Keyring.from_json(payload)
             for key_id, key in ring.keys.items():
                 till.vouchers.keyring.add(key_id, key)
+        elif kind == "members":
+            from datetime import date
+
+            for member in payload.get("members", []):
+                birthday = member.get("birthday")
+                till.enrol(
+                    member["id"],
+                    tier=member.get("tier", ""),
+                    segments=frozenset(member.get("segments", [])),
+                    birthday=date.fromisoformat(birthday) if birthday else None,
+                )
+                for card in member.get("cards", []):
+                    till.link_card(member["id"], bytes.fromhex(card["uid"]), kind=card["kind"])
         elif kind == "vouchers":
             for terms in payload.get("terms", []):
                 till.vouchers.register(VoucherTerms.from_json(terms))

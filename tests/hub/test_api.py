@@ -192,3 +192,79 @@ def test_background_sync_with_backoff(hub: Hub, tmp_path: Path) -> None:
     assert Flaky.calls >= 3 and till.ledger.outbox_status().length == 0
     assert hub.entries("S1-T1") == till.ledger.outbox_status().last_seq
     till.close()
+
+
+def test_head_office_endpoints_reach_the_tills(hub: Hub, api: Any, tmp_path: Path) -> None:
+    from loyaltysdk.vouchers import IssuerKey, Keyring, VoucherIssuer, VoucherTemplate
+
+    admin = bearer(hub.add_admin("ops"))
+    credential = hub.register("S1-T1", hub.create_till("S1-T1"))
+    issuer = IssuerKey.generate("HQ-1")
+    till = Till.open(
+        tmp_path / "till.db",
+        store="S1",
+        till_id="S1-T1",
+        currency="EUR",
+        timezone="Europe/Berlin",
+        rules=load_rules(RULES),
+        keyring=Keyring({"HQ-1": issuer.public_key}),
+    )
+    member = {"id": "M9", "tier": "", "cards": [{"uid": "04A1A2A3A4A5A6", "kind": "identity"}]}
+    assert api.post("/v1/admin/members", json=member, headers=admin).status_code == 200
+    now = datetime.now(UTC)
+    voucher = VoucherIssuer(issuer).issue(
+        VoucherTemplate("value", 500, "EUR", now, now.replace(year=now.year + 1))
+    )
+    assert (
+        api.post(
+            "/v1/admin/vouchers", json={"terms": [voucher.terms.to_json()]}, headers=admin
+        ).status_code
+        == 200
+    )
+    assert (
+        api.post("/v1/admin/vouchers", json={"terms": [{"c": "x"}]}, headers=admin).status_code
+        == 422
+    )
+    new_rules = {
+        **RULES,
+        "version": 2,
+        "rules": [{"id": "base", "effect": {"type": "earn", "points": 2, "per": 100}}],
+    }
+    assert api.post("/v1/admin/rules", json=new_rules, headers=admin).status_code == 200
+    assert api.post("/v1/admin/rules", json={"schema": 1}, headers=admin).status_code == 422
+    assert (
+        api.post(
+            "/v1/admin/cards/block", json={"uids": ["04a1a2a3a4a5a6"]}, headers=admin
+        ).status_code
+        == 200
+    )
+    Syncer(till, HttpLink("", credential, client=api)).run_once()
+    assert till.member("M9").id == "M9" and till.rules.version == 2
+    assert till.vouchers.remaining(voucher.code) == 500
+    assert till.hotlist() == {"04A1A2A3A4A5A6"}
+    till.close()
+
+
+def test_a_replaced_till_file_is_refused_not_ignored(hub: Hub, tmp_path: Path) -> None:
+    from loyaltysdk.hub import BadRecord, DirectLink
+
+    credential = hub.register("S1-T1", hub.create_till("S1-T1"))
+    for name, member in (("one.db", "M1"), ("two.db", "M2")):
+        till = Till.open(
+            tmp_path / name,
+            store="S1",
+            till_id="S1-T1",
+            currency="EUR",
+            timezone="Europe/Berlin",
+            rules=load_rules(RULES),
+        )
+        till.enrol(member)
+        till.checkout(Basket("EUR", [Line("A", 1, 1_000)]), till.identify(member)).complete("R-1")
+        syncer = Syncer(till, DirectLink(hub, credential))
+        if name == "one.db":
+            syncer.run_once()
+        else:
+            with pytest.raises(BadRecord):
+                syncer.run_once()  # the same sequence numbers, other transactions
+            assert till.ledger.outbox_status().length > 0  # nothing acknowledged, nothing lost
+        till.close()
