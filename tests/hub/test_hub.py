@@ -144,3 +144,39 @@ def test_bad_records_change_nothing(hub: Hub) -> None:
     with pytest.raises(BadRecord):
         hub.push("T1", [(0, topup(1))])
     assert hub.entries() == 0 and hub.cursor_of("T1") == 0
+
+
+@pytest.mark.postgres
+def test_two_hub_processes_on_one_database_apply_exactly_once(pg_dsn: str) -> None:
+    import threading
+
+    from loyaltysdk.hub import PostgresHubStore
+
+    hubs = [Hub(PostgresHubStore(pg_dsn)) for _ in range(2)]
+    registered(hubs[0], "T1")
+    records = [(n, topup(n, amount=1)) for n in range(1, 401)]
+    errors: list[BaseException] = []
+
+    def pusher(hub: Hub, order: int) -> None:
+        try:
+            batches = [records[i : i + 50] for i in range(0, len(records), 50)]
+            for batch in batches[::order]:
+                hub.push("T1", batch)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=pusher, args=(hubs[i], 1 if i == 0 else -1)) for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for hub in hubs:  # whatever order they arrived in, retries fill the gaps
+        for i in range(0, len(records), 50):
+            hub.push("T1", records[i : i + 50])
+    assert not errors, errors
+    assert hubs[1].entries("T1") == 400 and hubs[1].cursor_of("T1") == 400
+    assert hubs[1].balance("member:M1:wallet:EUR") == ("EUR", 0, 400)
+    for hub in hubs:
+        hub.store.close()
