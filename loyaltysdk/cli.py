@@ -25,6 +25,7 @@ def _register() -> None:
     from ._cli_demo import demo
     from ._cli_hub import hub_group, status, sync, till_group
     from ._cli_ledger import ledger_group
+    from ._cli_reports import report_group
     from ._cli_vouchers import voucher_group
 
     main.add_command(demo)
@@ -38,6 +39,7 @@ def _register() -> None:
     main.add_command(till_group)
     main.add_command(sync)
     main.add_command(status)
+    main.add_command(report_group)
 
 
 _register()

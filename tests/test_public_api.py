@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "loyaltysdk.cards.ntag424",
     "loyaltysdk.cards.purse",
     "loyaltysdk.hub",
+    "loyaltysdk.reports",
     "loyaltysdk.rules",
     "loyaltysdk.till",
     "loyaltysdk.vouchers",

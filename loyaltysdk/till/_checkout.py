@@ -461,7 +461,12 @@ def finish_sale(
             )
         points_earned = earn.points if member_id else 0
         if points_earned:
-            _credit_points(till, ref, member_id, points_earned, earn, at)
+            summary = {
+                "total": basket.total,
+                "redeemed": plan["points"],
+                "vouchers": sum(use.amount for use in uses),
+            }
+            _credit_points(till, ref, member_id, points_earned, earn, at, summary)
         if intent_id is not None:
             till._conn.execute(
                 "UPDATE till_card_intents SET status = 'done' WHERE id = ?", (intent_id,)
@@ -516,12 +521,31 @@ def finish_sale(
 
 
 def _credit_points(
-    till: Till, ref: str, member_id: str, points: int, earn: EarnResult, at: datetime
+    till: Till,
+    ref: str,
+    member_id: str,
+    points: int,
+    earn: EarnResult,
+    at: datetime,
+    summary: dict[str, int],
 ) -> None:
     expires_at = None
     if earn.expires_on is not None:
         expires_at = datetime.combine(earn.expires_on, datetime.min.time(), till.zone)
-    memo = json.dumps({"receipt": ref, "earned": points, "rules": earn.ruleset_version})
+    # What head office's reports need travels with the entry to the hub.
+    memo = json.dumps(
+        {
+            "receipt": ref,
+            "earned": points,
+            "rules": earn.ruleset_version,
+            "member": member_id,
+            "store": till.store,
+            "day": till.local_date(at).isoformat(),
+            "total": summary.get("total", 0),
+            "redeemed": summary.get("redeemed", 0),
+            "vouchers": summary.get("vouchers", 0),
+        }
+    )
     if till.rules.pending_days:
         till.ledger.transfer(
             f"r:{ref}:earn",

@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``loyalty report pareto|rfm|growth|liability|campaigns|stores|html|load|generate``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from .reports import (
+    SQLiteDb,
+    campaigns,
+    connect,
+    generate,
+    growth,
+    liability,
+    load_from_hub,
+    load_from_till,
+    member_stats,
+    pareto,
+    period,
+    rfm,
+    stores,
+)
+
+_DB = click.argument("db")
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+_FROM = click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+_TO = click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day.")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return f"{float(value):.4f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _emit(rows: list[Any], fmt: str) -> None:
+    records = [
+        {k: _cell(v) for k, v in attrs.asdict(r, recurse=False).items()}
+        if attrs.has(type(r))
+        else r
+        for r in rows
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=1))
+        return
+    if not records:
+        click.echo("(no rows)")
+        return
+    headers = list(records[0])
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, headers)
+        writer.writeheader()
+        writer.writerows(records)
+        click.echo(out.getvalue().rstrip("\n"))
+        return
+    widths = {h: max(len(h), *(len(str(r[h])) for r in records)) for h in headers}
+    click.echo("  ".join(h.ljust(widths[h]) for h in headers))
+    for r in records:
+        click.echo("  ".join(str(r[h]).rjust(widths[h]) for h in headers))
+
+
+def _window(db: Any, start: Any, end: Any) -> tuple[date, date]:
+    first, last = period(db)
+    return (start.date() if start else first), (end.date() if end else last)
+
+
+@click.group("report")
+def report_group() -> None:
+    """Reports for head office, on a till's or a hub's SQLite file or on PostgreSQL."""
+
+
+def _command(name: str, help_text: str) -> Callable[[Callable[..., list[Any]]], click.Command]:
+    def wrap(compute: Callable[..., list[Any]]) -> click.Command:
+        @report_group.command(name, help=help_text)
+        @_DB
+        @_FROM
+        @_TO
+        @_FORMAT
+        def command(db: str, start: Any, end: Any, fmt: str) -> None:
+            connection = connect(db)
+            try:
+                first, last = _window(connection, start, end)
+                _emit(compute(connection, first, last), fmt)
+            finally:
+                connection.close()
+
+        return command
+
+    return wrap
+
+
+@_command("pareto", "Top members by revenue, their share, and the top fifth's share (the 80/20).")
+def _pareto(db: Any, first: date, last: date) -> list[Any]:
+    top = pareto(member_stats(db, first, last))
+    click.echo(
+        f"# {top.top_fifth_members} of {top.members} members bring"
+        f" {float(top.top_fifth_share) * 100:.1f} % of member revenue",
+        err=True,
+    )
+    return list(top.rows)
+
+
+@_command("rfm", "RFM scores and segments (most valuable, growable, at risk, below zero...).")
+def _rfm(db: Any, first: date, last: date) -> list[Any]:
+    return rfm(member_stats(db, first, last), last)
+
+
+@_command("growth", "Revisit rate and spend growth, first half of the period against the second.")
+def _growth(db: Any, first: date, last: date) -> list[Any]:
+    middle = first + (last - first) / 2
+    return growth(db, (first, middle), (middle + timedelta(days=1), last))
+
+
+@_command("liability", "Points earned, redeemed and outstanding by month.")
+def _liability(db: Any, first: date, last: date) -> list[Any]:
+    return liability(db)
+
+
+@_command("campaigns", "Voucher uptake per campaign and redeemers' spend against others'.")
+def _campaigns(db: Any, first: date, last: date) -> list[Any]:
+    return campaigns(db, first, last)
+
+
+@_command("stores", "Store by store: receipts, members, revenue, basket, repeat rate, top fifth.")
+def _stores(db: Any, first: date, last: date) -> list[Any]:
+    return stores(db, first, last)
+
+
+@report_group.command("html")
+@_DB
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="report.html")
+@click.option("--currency", default="EUR", show_default=True)
+def html_command(db: str, out: Path, currency: str) -> None:
+    """Every report with charts in one self-contained HTML file (no network needed)."""
+    try:
+        from .reports import html_report
+    except ImportError as error:
+        raise click.ClickException(f"charts need plotly (loyaltysdk[reports]): {error}") from error
+    connection = connect(db)
+    try:
+        out.write_text(html_report(connection, currency=currency))
+    finally:
+        connection.close()
+    click.echo(f"wrote {out}")
+
+
+@report_group.command("load")
+@_DB
+@click.option("--source", type=click.Choice(["till", "hub"]), default="till", show_default=True)
+@click.option("--store", default=None, help="The till's store id (for till files).")
+def load(db: str, source: str, store: str | None) -> None:
+    """Fill the report tables from a till's receipts or a hub's entries (same database)."""
+    connection = connect(db)
+    try:
+        if source == "hub":
+            count = load_from_hub(connection)
+        elif isinstance(connection, SQLiteDb):
+            count = load_from_till(connection, store=store)
+        else:
+            raise click.ClickException("a till's receipts live in its SQLite file")
+    finally:
+        connection.close()
+    click.echo(f"loaded {count} receipts")
+
+
+@report_group.command("generate")
+@_DB
+@click.option("--receipts", type=int, default=100_000, show_default=True)
+@click.option("--members", type=int, default=10_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def generate_command(db: str, receipts: int, members: int, seed: int) -> None:
+    """Synthetic receipts for trying the reports (the benchmark's generator)."""
+    connection = connect(db)
+    try:
+        generate(connection, receipts=receipts, members=members, seed=seed)
+    finally:
+        connection.close()
+    click.echo(f"generated {receipts} receipts for {members} members in {db}")
