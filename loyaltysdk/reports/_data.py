@@ -134,10 +134,10 @@ RECEIPT_COLUMNS = (
 def load_from_till(db: SQLiteDb, *, store: str | None = None) -> int:
     """Fill the report tables from a till's own tables (same file). Returns receipts loaded."""
     rows = []
-    for ref, plan_text, receipt_text, day in db.query(
-        "SELECT ref, plan, receipt, local_date FROM till_receipts WHERE status = 'completed'"
+    for ref, receipt_text, day in db.query(
+        "SELECT ref, receipt, local_date FROM till_receipts WHERE status = 'completed'"
     ):
-        plan, receipt = json.loads(plan_text), json.loads(receipt_text)
+        receipt = json.loads(receipt_text)
         vouchers = sum(v["amount"] for v in receipt["vouchers"])
         rows.append(
             (
@@ -152,7 +152,6 @@ def load_from_till(db: SQLiteDb, *, store: str | None = None) -> int:
                 None,
             )
         )
-        del plan
     db.insert("report_receipts", RECEIPT_COLUMNS, rows)
     members = db.query("SELECT id, tier, substr(enrolled_at, 1, 10) FROM till_members")
     db.insert("report_members", ("member", "tier", "enrolled"), members)

@@ -178,12 +178,14 @@ class Checkout:
         most = math.ceil(Fraction(payable) / self.till.policy.minor_per_point) if payable > 0 else 0
         if points > most:
             raise OverPayment(f"{points} points pay more than the {payable} due ({most} at most)")
+        # Check before letting go of the points this session already holds,
+        # so a refused change leaves the earlier redemption in place.
+        available = self.till.points_available(member_id) + self._points
+        if points > available:
+            raise NotEnoughPoints(f"member {member_id} has {available} points, not {points}")
         self.remove_points()
         if points == 0:
             return self.quote()
-        available = self.till.points_available(member_id)
-        if points > available:
-            raise NotEnoughPoints(f"member {member_id} has {available} points, not {points}")
         self._holds_made += 1
         key = f"s:{self.session}:points:{self._holds_made}"
         value_now = math.floor(points * self.till.policy.minor_per_point)

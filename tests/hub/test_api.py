@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,7 +152,6 @@ def test_a_till_syncs_through_http(hub: Hub, api: Any, tmp_path: Path) -> None:
     totals = api.get("/v1/admin/totals", headers=bearer(admin)).json()
     assert all(v == 0 for v in totals["units"].values())
     till.close()
-    _ = (math, datetime, UTC)
 
 
 def test_background_sync_with_backoff(hub: Hub, tmp_path: Path) -> None:
