@@ -33,6 +33,9 @@ class Line:
         quantity: units (a positive integer).
         unit_price: price per unit before discount.
         discount: discount on the whole line (0 or more, at most the gross).
+        reference: what the line sells when it is value itself: the voucher
+            code a gift-card line activates, or the member a stored-value
+            top-up line credits (see the till's checkout).
     """
 
     sku: str
@@ -41,6 +44,7 @@ class Line:
     category: str = ""
     brand: str = ""
     discount: int = 0
+    reference: str = ""
 
     def __attrs_post_init__(self) -> None:
         _whole("quantity", self.quantity, minimum=1)

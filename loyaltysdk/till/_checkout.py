@@ -25,7 +25,7 @@ import attrs
 from .._money import Money, Points
 from ..cards.purse import CardIntent, Kind
 from ..cards.transport import Transport
-from ..ledger import InsufficientFunds, Posting
+from ..ledger import AccountFlags, InsufficientFunds, Posting
 from ..rules import Basket, Context, EarnResult, evaluate
 from ._errors import (
     CheckoutError,
@@ -58,6 +58,7 @@ class Checkout:
         self.till = till
         self.basket = basket
         self.identity = identity
+        _check_value_lines(till, basket, identity)
         self.session = os.urandom(8).hex()
         self.at = till.now()
         self._points = 0
@@ -461,6 +462,7 @@ def finish_sale(
                 ],
                 memo=json.dumps({"receipt": ref, "card": card_uid}),
             )
+        _sell_value(till, ref, basket, member_id)
         points_earned = earn.points if member_id else 0
         if points_earned:
             summary = {
@@ -520,6 +522,56 @@ def finish_sale(
             ),
         )
     return receipt
+
+
+def _check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> None:
+    """Gift-card lines name a voucher code; stored-value lines a known member."""
+    from ..vouchers import parse_code
+    from ._till import GIFT_CARD, STORED_VALUE
+
+    for line in basket.lines:
+        if line.category == GIFT_CARD:
+            parse_code(line.reference)
+        elif line.category == STORED_VALUE:
+            member = line.reference or (identity.member.id if identity else "")
+            if not member:
+                raise NoMember("a stored-value top-up line needs the member it credits")
+            till.member(member)
+
+
+def _sell_value(till: Till, ref: str, basket: Basket, member_id: str | None) -> None:
+    """Lines that sell value: activate the gift card, credit the top-up (in the sale's commit)."""
+    from ..vouchers import parse_code
+    from ._till import GIFT_CARD, STORED_VALUE
+
+    currency = till.currency
+    for index, line in enumerate(basket.lines):
+        if line.category == GIFT_CARD:
+            code = parse_code(line.reference)
+            account = f"voucher:{code}"
+            till.ledger.open_account(
+                account, currency, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            )
+            source = f"sys:vouchers:sold:{currency}"
+            till.ledger.open_account(source, currency)
+            till.ledger.transfer(
+                f"r:{ref}:activate:{index}",
+                [
+                    Posting.debit(source, Money(line.net, currency)),
+                    Posting.credit(account, Money(line.net, currency)),
+                ],
+                memo=json.dumps({"receipt": ref, "gift_card": code}),
+            )
+        elif line.category == STORED_VALUE:
+            member = line.reference or member_id or ""
+            till.ledger.transfer(
+                f"r:{ref}:topup:{index}",
+                [
+                    Posting.debit(f"sys:wallet:float:{currency}", Money(line.net, currency)),
+                    Posting.credit(till.wallet_account(member), Money(line.net, currency)),
+                ],
+                memo=json.dumps({"receipt": ref, "topup": member}),
+            )
 
 
 def _credit_points(
@@ -583,6 +635,8 @@ def refund_receipt(
     till: Till, ref: str, lines: dict[int, int], refund_ref: str, card: Transport | None
 ) -> Refund:
     """The body of `Till.refund` (see its docstring for the policy)."""
+    from ._till import GIFT_CARD, STORED_VALUE
+
     done = till._conn.execute(
         "SELECT lines, result FROM till_refunds WHERE ref = ?", (refund_ref,)
     ).fetchone()
@@ -604,6 +658,10 @@ def refund_receipt(
         raise RefundRefused("a refund needs at least one line")
     value = Fraction(0)
     clawback = Fraction(0)
+    # Value the basket sold (a gift card, a top-up) comes back first: what
+    # is left of it is taken back, and only that is refunded.
+    taken_back: list[tuple[int, str, str, int]] = []  # (index, kind, account, amount)
+    shortfall_value = 0
     for index, qty in lines.items():
         if (
             not 0 <= index < len(sold)
@@ -612,14 +670,28 @@ def refund_receipt(
             or qty <= 0
         ):
             raise RefundRefused(f"line {index} x {qty} is not a line of receipt {ref}")
-        sku, quantity, unit, _, _, discount = sold[index]
+        sku, quantity, unit, category, _, discount, *rest = sold[index]
+        reference = rest[0] if rest else ""
         if qty + already.get(index, 0) > quantity:
             raise RefundRefused(
                 f"line {index} ({sku}): {quantity - already.get(index, 0)} left to refund,"
                 f" not {qty}"
             )
-        value += Fraction(quantity * unit - discount) * qty / quantity
+        line_value = Fraction(quantity * unit - discount) * qty / quantity
         clawback += Fraction(receipt.line_points[index]) * qty / quantity
+        account = None
+        if category == GIFT_CARD:
+            account = f"voucher:{reference}"
+        elif category == STORED_VALUE:
+            account = till.wallet_account(reference or receipt.member or "")
+        if account is None:
+            value += line_value
+            continue
+        available = till._minor(till.ledger.balance(account).available)
+        take = min(available, math.floor(line_value))
+        taken_back.append((index, category, account, take))
+        shortfall_value += math.floor(line_value) - take
+        value += take
     amount = round(value)
     share = value / receipt.total if receipt.total else Fraction(0)
     points_back = math.floor(receipt.points_redeemed * share)
@@ -636,6 +708,27 @@ def refund_receipt(
             n += 1
             return f"refund:{refund_ref}:{name}:{n}"
 
+        for index, category, account, take in taken_back:
+            source = (
+                f"sys:vouchers:sold:{currency}"
+                if category == GIFT_CARD
+                else f"sys:wallet:float:{currency}"
+            )
+            if take:
+                till.ledger.transfer(
+                    key(f"take-back-{index}"),
+                    [
+                        Posting.debit(account, Money(take, currency)),
+                        Posting.credit(source, Money(take, currency)),
+                    ],
+                    memo=json.dumps({"refund": refund_ref, "receipt": ref}),
+                )
+            if category == GIFT_CARD:
+                code = account.removeprefix("voucher:")
+                till._conn.execute(
+                    "INSERT INTO till_revoked (code) VALUES (?) ON CONFLICT DO NOTHING", (code,)
+                )
+                till.vouchers.add_revocations([code])
         if member_id:
             wanted = round(clawback)
             pending_row = till._conn.execute(
@@ -745,6 +838,8 @@ def refund_receipt(
             wallet_credited=wallet_back,
             card_credited=card_back,
             cash_due=max(cash, 0),
+            value_taken_back=sum(t[3] for t in taken_back),
+            value_not_refunded=shortfall_value,
         )
         till._conn.execute(
             "INSERT INTO till_refunds (ref, receipt, lines, result) VALUES (?, ?, ?, ?)",

@@ -141,6 +141,10 @@ class Refund:
             single-use vouchers paid is not returned (`voucher_forfeited`).
         wallet_credited, card_credited: stored value given back.
         cash_due: what the POS pays back in cash or to the original card.
+        value_taken_back: what a refunded gift card or top-up still held,
+            taken back from it (the gift card is then refused everywhere here).
+        value_not_refunded: what such lines sold that was already spent,
+            so not refunded.
     """
 
     ref: str
@@ -154,6 +158,8 @@ class Refund:
     wallet_credited: int
     card_credited: int
     cash_due: int
+    value_taken_back: int = 0
+    value_not_refunded: int = 0
 
 
 @attrs.frozen

@@ -69,6 +69,7 @@ CREATE INDEX IF NOT EXISTS till_card_intents_pending
 CREATE TABLE IF NOT EXISTS till_refunds (
     ref TEXT PRIMARY KEY, receipt TEXT NOT NULL, lines TEXT NOT NULL, result TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS till_revoked (code TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS till_pending_points (
     receipt TEXT PRIMARY KEY, member TEXT NOT NULL, points INTEGER NOT NULL,
     spendable_on TEXT NOT NULL, expires_at TEXT, status TEXT NOT NULL
@@ -189,6 +190,10 @@ class Till:
                 self._conn.execute(statement)
             ensure_schema(self)
             self._open_system_accounts()
+        # Vouchers this till took back (a refunded gift card) stay refused.
+        self.vouchers.add_revocations(
+            code for (code,) in self._conn.execute("SELECT code FROM till_revoked")
+        )
 
     @classmethod
     def open(
@@ -767,7 +772,9 @@ class Till:
         back, single-use vouchers do not (the customer is refunded the rest);
         wallet value goes back to the wallet; card value back to the card
         with LimitedCredit when the card is presented, else to the wallet;
-        the rest is `cash_due` for the POS.
+        the rest is `cash_due` for the POS. A gift card or stored-value
+        top-up the basket sold is taken back first, and only what is left of
+        it is refunded (`value_taken_back`, `value_not_refunded`).
 
         Raises:
             RefundRefused: unknown lines, or more than is left to refund.
@@ -786,16 +793,26 @@ class Till:
         return hashlib.sha256(json.dumps([lines, member]).encode()).hexdigest()[:32]
 
 
+#: Line categories that sell value itself rather than goods.
+GIFT_CARD = "gift-card"
+STORED_VALUE = "stored-value"
+
+
 def lines_of(basket: Basket) -> list[list[Any]]:
     return [
-        [line.sku, line.quantity, line.unit_price, line.category, line.brand, line.discount]
-        for line in basket.lines
+        [ln.sku, ln.quantity, ln.unit_price, ln.category, ln.brand, ln.discount, ln.reference]
+        for ln in basket.lines
     ]
 
 
 def basket_of(currency: str, lines: list[list[Any]]) -> Basket:
+    # Plans stored before lines had a reference have six fields.
     return Basket(
-        currency, [Line(s, q, u, category=c, brand=b, discount=d) for s, q, u, c, b, d in lines]
+        currency,
+        [
+            Line(s, q, u, category=c, brand=b, discount=d, reference=(rest[0] if rest else ""))
+            for s, q, u, c, b, d, *rest in lines
+        ],
     )
 
 

@@ -129,10 +129,17 @@ class VoucherBook:
         self.policy = policy or RedemptionPolicy()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._opened: set[str] = set()
+        self._local_revoked: frozenset[str] = frozenset()
 
     def set_revocations(self, codes: Iterable[str]) -> None:
-        """Replace the revocation list (as received by sync)."""
-        self.revoked = frozenset(codes)
+        """Replace the revocation list (as received by sync), keeping local ones."""
+        self.revoked = frozenset(codes) | self._local_revoked
+
+    def add_revocations(self, codes: Iterable[str]) -> None:
+        """Revoke vouchers at this till (a gift card refunded here), in addition to the list."""
+        added = frozenset(codes)
+        self._local_revoked |= added
+        self.revoked |= added
 
     # -- reading a scan --------------------------------------------------------------
 

@@ -330,3 +330,53 @@ def test_killed_between_card_commit_and_ledger_post(tmp_path: Path, clock: Clock
     assert till.receipt("R-1").card_paid == 700
     card_agrees(till, card)
     assert till.resolve_card(reader.connect(), card.uid) == []  # exactly once
+
+
+def test_refunding_a_sold_gift_card_or_top_up_takes_the_value_back_first(
+    till: Till, member: str
+) -> None:
+    from loyaltysdk.vouchers import VoucherRevoked, new_code
+
+    code = new_code()
+    now = till.now()
+    issuer = VoucherIssuer(ISSUER)
+    gift = issuer.issue(
+        VoucherTemplate("value", 5_000, EUR, now, now.replace(year=2027), mode="partial"), code
+    )
+    sold = till.checkout(
+        Basket(
+            EUR,
+            [
+                Line("GIFT-50", 1, 5_000, category="gift-card", reference=code),
+                Line("TOPUP", 1, 2_000, category="stored-value"),
+            ],
+        ),
+        till.identify("M1"),
+    ).complete("R-GIFT")
+    assert sold.points_earned == 20  # the gift card earns nothing (excluded), the top-up does
+    assert till.vouchers.remaining(code) == 5_000
+    assert till.balance("M1").wallet_available == 5_000 + 2_000
+    # The gift card is spent in part, the wallet too.
+    till.checkout(basket(Line("X", 1, 3_000)), till.identify("M1")).apply_voucher(gift.payload)
+    spend = till.checkout(basket(Line("X", 1, 3_000)), till.identify("M1"))
+    spend.apply_voucher(gift.payload)
+    spend.complete("R-SPEND")
+    assert till.vouchers.remaining(code) == 2_000
+    refund = till.refund("R-GIFT", {0: 1, 1: 1}, refund_ref="F-GIFT")
+    # What is left of the gift card (2,000) and the whole top-up (the wallet holds it) come back.
+    assert (refund.value_taken_back, refund.value_not_refunded) == (2_000 + 2_000, 3_000)
+    assert refund.amount == 4_000 and refund.cash_due == 4_000
+    assert till.vouchers.remaining(code) == 0
+    with pytest.raises(VoucherRevoked):
+        till.checkout(basket(Line("X", 1, 100)), till.identify("M1")).apply_voucher(gift.payload)
+    till.ledger.check()
+
+
+def test_value_lines_are_checked(till: Till, member: str) -> None:
+    from loyaltysdk.till import NoMember
+    from loyaltysdk.vouchers import VoucherCodeInvalid
+
+    with pytest.raises(VoucherCodeInvalid):
+        till.checkout(Basket(EUR, [Line("GIFT", 1, 1_000, category="gift-card", reference="nope")]))
+    with pytest.raises(NoMember):
+        till.checkout(Basket(EUR, [Line("TOPUP", 1, 1_000, category="stored-value")]))
