@@ -40,8 +40,10 @@ EXPONENTS: Final[dict[str, int]] = {
     for code in codes.split()
 }
 
-# Amounts are stored in SQLite INTEGER columns: keep them inside int64.
-MAX_AMOUNT: Final = 2**63 - 1
+#: The largest amount (minor units or points) the SDK accepts: 2**53 - 1.
+#: Every JSON reader, JavaScript's included, holds it exactly, and sums of
+#: many such amounts stay far inside SQLite's 64-bit INTEGER columns.
+MAX_AMOUNT: Final = 2**53 - 1
 
 _DECIMAL = re.compile(r"^\s*(-)?(\d+)(?:\.(\d*))?\s*$")
 
@@ -59,7 +61,7 @@ def exponent(currency: str) -> int:
 
 
 def check_minor(value: object, *, what: str = "amount") -> int:
-    """Return `value` if it is an int (not a bool, not a float) within int64.
+    """Return `value` if it is an int (not a bool, not a float) within ±`MAX_AMOUNT`.
 
     Raises:
         InvalidAmount: it is a float, a bool, a string, or out of range.
@@ -69,7 +71,7 @@ def check_minor(value: object, *, what: str = "amount") -> int:
             f"{what} must be an int in minor units, not {type(value).__name__}: {value!r}"
         )
     if not -MAX_AMOUNT <= value <= MAX_AMOUNT:
-        raise InvalidAmount(f"{what} out of range: {value}")
+        raise InvalidAmount(f"{what} {value} is beyond the maximum amount {MAX_AMOUNT}")
     return value
 
 

@@ -17,6 +17,7 @@ Example:
 
 from ._errors import (
     AccountConflict,
+    BalanceOverflow,
     HoldExpired,
     HoldResolved,
     InsufficientFunds,
@@ -51,6 +52,7 @@ __all__ = [
     "AccountConflict",
     "AccountFlags",
     "Balance",
+    "BalanceOverflow",
     "Clock",
     "Entry",
     "HoldExpired",

@@ -11,7 +11,7 @@ risen.
 
 from __future__ import annotations
 
-from .._errors import LedgerError
+from .._errors import InvalidAmount, LedgerError
 
 
 class InvalidTransaction(LedgerError, ValueError):
@@ -20,6 +20,10 @@ class InvalidTransaction(LedgerError, ValueError):
 
 class UnbalancedTransaction(InvalidTransaction):
     """Debits and credits of some unit do not sum to the same amount."""
+
+
+class BalanceOverflow(InvalidAmount):
+    """A balance would pass `MAX_AMOUNT` in all; the whole write is undone."""
 
 
 class UnknownAccount(LedgerError, LookupError):

@@ -11,9 +11,8 @@ SQLite transaction, so one call is one durable commit.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
@@ -240,7 +239,9 @@ class Ledger:
         self._store = store
         self.origin = origin
         self._clock = clock or _utcnow
-        self._lock = threading.RLock()
+        # The store's own lock: one lock for ledger and store, so no two
+        # threads can ever take them in opposite orders.
+        self._lock = store.lock
         self._batch_depth = 0
         self._accounts: dict[str, Account] = {}
         self._flag_bits: dict[str, int] = {}  # int(flags) per cached account
@@ -269,6 +270,11 @@ class Ledger:
     def in_memory(cls, *, origin: str = "TEST", clock: Clock | None = None) -> Ledger:
         """A throwaway ledger for tests."""
         return cls(SQLiteStore(":memory:"), origin=origin, clock=clock)
+
+    @property
+    def lock(self) -> AbstractContextManager[bool]:
+        """The one lock of this ledger's file; hold it to read several things consistently."""
+        return self._lock
 
     @property
     def store(self) -> LedgerStore:
@@ -390,12 +396,17 @@ class Ledger:
         """
         with self._lock:
             row = self._store.get_account(account_id)
-        if row is None:
-            raise UnknownAccount(f"no account {account_id!r}")
-        return self._balance(row)
+            if row is None:
+                raise UnknownAccount(f"no account {account_id!r}")
+            return self._balance(row, self._now())
 
-    @staticmethod
-    def _balance(row: AccountRow) -> Balance:
+    def _balance(self, row: AccountRow, now: int) -> Balance:
+        expired = 0
+        if row.account.lots:
+            # What expired and no open hold reserved is not spendable, even
+            # before a write books it to breakage (as `_expire_lots` would).
+            unreserved = row.credits_posted - row.debits_posted - row.debits_pending
+            expired = max(0, min(self._store.expired_remaining(row.account.id, now), unreserved))
         return Balance(
             row.account.id,
             row.account.unit,
@@ -404,12 +415,14 @@ class Ledger:
             row.debits_pending,
             row.credits_pending,
             debit_normal=row.account.flags == AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+            expired=expired,
         )
 
     def balances(self) -> list[Balance]:
         """Every account's balance, by account id."""
         with self._lock:
-            return [self._balance(row) for row in self._store.all_accounts()]
+            now = self._now()
+            return [self._balance(row, now) for row in self._store.all_accounts()]
 
     # -- writes ------------------------------------------------------------
 
@@ -603,23 +616,38 @@ class Ledger:
 
         return self._write(key, fingerprint, apply)
 
-    def expire(self, now: datetime | None = None) -> list[Transaction]:
+    def expire(
+        self, now: datetime | None = None, *, account: str | None = None
+    ) -> list[Transaction]:
         """Void holds that timed out and move expired points lots to breakage.
 
         Run it on a schedule (the till does on start and daily); writes also
         release timed-out holds and expired lots they touch on their own.
+        Booking is idempotent: what expired is booked once, whenever this runs.
+
+        Args:
+            now: the moment to expire at (default: the ledger's clock).
+            account: only this account's lots (timed-out holds are released
+                in any case); nothing is written when nothing expired.
 
         Returns:
             The EXPIRY and BREAKAGE entries made.
         """
         moment = to_micros(now) if now is not None else self._now()
-        with self._lock, self._store.write():
-            made = self._expire_holds(moment)
-            for account in self._store.expired_lot_accounts(moment, None):
-                tx = self._expire_lots(account, moment)
-                if tx is not None:
-                    made.append(tx)
-        return made
+        with self._lock:
+            if (
+                account is not None
+                and not self._store.expired_lot_accounts(moment, account)
+                and not self._store.expired_holds(moment)
+            ):
+                return []
+            with self._store.write():
+                made = self._expire_holds(moment)
+                for name in self._store.expired_lot_accounts(moment, account):
+                    tx = self._expire_lots(name, moment)
+                    if tx is not None:
+                        made.append(tx)
+            return made
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -951,7 +979,9 @@ class Ledger:
             Posting.debit(account_id, unit_amount),
             Posting.credit(row.account.breakage_account, unit_amount),
         )
-        key = f"{_BREAKAGE_PREFIX}{account_id}:{now}"
+        # Debits only grow, so the account's debits before this entry make
+        # the key unique even for two breakages in one clock tick.
+        key = f"{_BREAKAGE_PREFIX}{account_id}:{row.debits_posted}"
         rows = _rows(postings)
         postings_json = _postings_json(rows)
         fingerprint = _fingerprint(Kind.BREAKAGE, None, postings_json, None, None)

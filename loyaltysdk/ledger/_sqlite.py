@@ -18,11 +18,18 @@ from typing import Final, Literal
 import sqlite_utils
 
 from .._errors import ConfigurationError
+from .._money import MAX_AMOUNT
+from ._errors import BalanceOverflow
 from ._schema import migrate
 from ._store import AccountRow, LotRow, NewTx, PostingRow, StoredTx
 from ._types import Account, AccountFlags
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA", "OFF"]
+
+#: The most a balance column (debits or credits, ever) may total: the SDK's
+#: largest amount, so every balance is an exact `Money` and exact in JSON,
+#: and a sum of two columns stays far inside SQLite's int64.
+BALANCE_LIMIT: Final = MAX_AMOUNT
 
 _ACCOUNT_COLUMNS: Final = (
     "id, unit, flags, lots, breakage_account, "
@@ -118,6 +125,11 @@ class SQLiteStore:
         self._bulk_db: sqlite_utils.Database | None = None
 
     @property
+    def lock(self) -> threading.RLock:
+        """The one lock of this file's connection, shared by everything that uses it."""
+        return self._lock
+
+    @property
     def connection(self) -> sqlite3.Connection:
         """The underlying connection, for read-only tooling (sqlite-utils, reports)."""
         return self._conn
@@ -205,12 +217,20 @@ class SQLiteStore:
         return {row[0]: _account_row(row) for row in rows}
 
     def add_to_balances(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
-        self._conn.executemany(
-            "UPDATE accounts SET debits_posted = debits_posted + ?,"
-            " credits_posted = credits_posted + ?, debits_pending = debits_pending + ?,"
-            " credits_pending = credits_pending + ? WHERE id = ?",
-            [(*delta, account) for account, delta in deltas.items()],
+        # The guard keeps every column an exact integer: past int64 SQLite
+        # would silently turn the sum into a float. A row it skips is refused.
+        cursor = self._conn.executemany(
+            "UPDATE accounts SET debits_posted = debits_posted + ?1,"
+            " credits_posted = credits_posted + ?2, debits_pending = debits_pending + ?3,"
+            " credits_pending = credits_pending + ?4 WHERE id = ?5"
+            " AND debits_posted + ?1 <= ?6 AND credits_posted + ?2 <= ?6"
+            " AND debits_pending + ?3 <= ?6 AND credits_pending + ?4 <= ?6",
+            [(*delta, account, BALANCE_LIMIT) for account, delta in deltas.items()],
         )
+        if cursor.rowcount != len(deltas):
+            raise BalanceOverflow(
+                f"a balance would pass {BALANCE_LIMIT}; nothing of this write was kept"
+            )
 
     def all_accounts(self) -> list[AccountRow]:
         rows = self._conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY id")
@@ -348,6 +368,14 @@ class SQLiteStore:
             (account,),
         )
         return [LotRow(*row) for row in rows]
+
+    def expired_remaining(self, account: str, now: int) -> int:
+        (total,) = self._conn.execute(
+            "SELECT coalesce(sum(remaining), 0) FROM lots WHERE account = ? AND remaining > 0"
+            " AND expires_at <= ?",
+            (account, now),
+        ).fetchone()
+        return int(total)
 
     def expired_lot_accounts(self, now: int, account: str | None) -> list[str]:
         if account is not None:

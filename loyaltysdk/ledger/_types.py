@@ -119,7 +119,11 @@ class Balance:
     Attributes:
         posted: what has settled.
         pending: the net of open holds (positive when holds would add to it).
-        available: what may be spent now: posted less pending outflows.
+        available: what may be spent now: posted less pending outflows, less
+            points whose lots have expired (`expired`) but are not yet booked
+            to breakage.
+        expired: for a lot-tracked account, expired points not reserved by
+            an open hold; the next write on the account books them to breakage.
     """
 
     account: str
@@ -129,6 +133,7 @@ class Balance:
     debits_pending: int
     credits_pending: int
     debit_normal: bool = False
+    expired: int = 0
 
     def _amount(self, minor: int) -> Amount:
         return amount_of(minor, self.unit)
@@ -150,7 +155,9 @@ class Balance:
         """Posted less what open holds would take out: what a cashier sees."""
         if self.debit_normal:
             return self._amount(self.debits_posted - self.credits_posted - self.credits_pending)
-        return self._amount(self.credits_posted - self.debits_posted - self.debits_pending)
+        return self._amount(
+            self.credits_posted - self.debits_posted - self.debits_pending - self.expired
+        )
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ from fractions import Fraction
 import attrs
 
 from .._errors import RulesError
+from .._money import MAX_AMOUNT
 
 
 class BasketError(RulesError, ValueError):
@@ -21,6 +22,8 @@ def _whole(name: str, value: object, *, minimum: int = 0) -> int:
         raise BasketError(f"{name} must be an integer, not {value!r}")
     if value < minimum:
         raise BasketError(f"{name} must be at least {minimum}, not {value}")
+    if value > MAX_AMOUNT:
+        raise BasketError(f"{name} {value} is beyond the maximum amount {MAX_AMOUNT}")
     return value
 
 
@@ -50,6 +53,8 @@ class Line:
         _whole("quantity", self.quantity, minimum=1)
         _whole("unit_price", self.unit_price)
         _whole("discount", self.discount)
+        if self.quantity * self.unit_price > MAX_AMOUNT:
+            raise BasketError(f"line {self.sku}: its price is beyond the maximum amount")
         if self.discount > self.quantity * self.unit_price:
             raise BasketError(f"line {self.sku}: discount exceeds the line's price")
 
@@ -78,6 +83,13 @@ class Basket:
     currency: str
     lines: tuple[Line, ...] = attrs.field(converter=_lines)
 
+    def __attrs_post_init__(self) -> None:
+        for line in self.lines:
+            if not isinstance(line, Line):
+                raise BasketError(f"a basket holds Line values, not {line!r}")
+        if self.total > MAX_AMOUNT:
+            raise BasketError(f"the basket's total is beyond the maximum amount {MAX_AMOUNT}")
+
     @property
     def total(self) -> int:
         return sum(line.net for line in self.lines)
@@ -94,6 +106,8 @@ class Member:
         birthday: the date of birth, if known.
         earned_this_period: points already earned in the current cap period
             (for the per-member cap).
+        used_rules: rules with a frequency limit (`once_per`) this member
+            has already had in the rule's current period; they do not apply.
     """
 
     id: str
@@ -101,6 +115,7 @@ class Member:
     segments: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
     birthday: date | None = None
     earned_this_period: int = 0
+    used_rules: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
 
 
 @attrs.frozen
