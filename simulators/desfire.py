@@ -413,6 +413,24 @@ class VirtualDesfire:
         app.keys[key_no] = (new, body[16])
         return _OK, session.seal(_OK, b"", CommMode.MAC)
 
+    def _delete_application(self, data: bytes) -> tuple[int, bytes]:
+        mode = self._mode()
+        _, body = self._open(0xDA, data, 0, mode)
+        if len(body) != 3:
+            raise _Refusal(_LENGTH)
+        aid = int.from_bytes(body, "little")
+        if aid not in self.apps:
+            raise _Refusal(_APP_NOT_FOUND)
+        # The PICC master key at PICC level, or the application's own master key.
+        master = self.session is not None and self.session.key_no == 0
+        if not master or self.selected not in (0, aid):
+            raise _Refusal(_AUTH)
+        answer = self._seal(b"", mode)
+        del self.apps[aid]
+        self._refuse()
+        self.selected = 0
+        return _OK, answer
+
     def _format(self, data: bytes) -> tuple[int, bytes]:
         mode = self._mode()
         self._open(0xFC, data, 0, mode)
@@ -736,7 +754,7 @@ def _parse_iso_wrapped(apdu: bytes) -> tuple[int, bytes] | bytes:
 
 
 # Commands after which the committed state may differ.
-_PERSISTENT_COMMANDS = frozenset({0xCA, 0xC4, 0xFC, 0xCC, 0xC0, 0xC7})
+_PERSISTENT_COMMANDS = frozenset({0xCA, 0xC4, 0xFC, 0xDA, 0xCC, 0xC0, 0xC7})
 
 _HANDLERS = {
     0x71: VirtualDesfire._auth_first,
@@ -749,6 +767,7 @@ _HANDLERS = {
     0xCA: VirtualDesfire._create_application,
     0xC4: VirtualDesfire._change_key,
     0xFC: VirtualDesfire._format,
+    0xDA: VirtualDesfire._delete_application,
     0xCC: VirtualDesfire._create_value_file,
     0xC0: VirtualDesfire._create_cyclic_file,
     0x6C: VirtualDesfire._get_value,

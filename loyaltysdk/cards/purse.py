@@ -33,12 +33,17 @@ from collections.abc import Callable
 
 import attrs
 
-from .._errors import CardError
+from .._errors import CardAuthenticationFailed, CardError
 from .desfire import (
     AccessRights,
+    ApplicationNotFound,
+    AuthenticationError,
     BoundaryError,
     CommMode,
     DesfireClient,
+    FileNotFound,
+    NoSuchKey,
+    PermissionDenied,
     aid_bytes,
 )
 from .desfire._client import NEVER, PICC_AID
@@ -135,10 +140,12 @@ class CardIntent:
         cls, kind: Kind, amount: int, *, receipt: str, till: str, now: int | None = None
     ) -> CardIntent:
         """A fresh intent with a random 8-byte id."""
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 2**31:
+        # An issue may load nothing; every other movement moves something.
+        least = 0 if kind is Kind.ISSUE else 1
+        if isinstance(amount, bool) or not isinstance(amount, int) or not least <= amount < 2**31:
             raise ValueError(f"a card amount is a positive integer of minor units, not {amount!r}")
-        if kind not in (Kind.DEBIT, Kind.CREDIT, Kind.LIMITED_CREDIT):
-            raise ValueError(f"an intent debits or credits, not {kind!r}")
+        if kind not in (Kind.DEBIT, Kind.CREDIT, Kind.LIMITED_CREDIT, Kind.ISSUE):
+            raise ValueError(f"an intent issues, debits or credits, not {kind!r}")
         _ascii(till, _TILL_BYTES, "till id")
         return cls(os.urandom(8), kind, amount, receipt, till, int(now if now else time.time()))
 
@@ -247,17 +254,30 @@ class Purse:
 
     # -- personalisation -------------------------------------------------------
 
-    def issue(self, transport: Transport, uid: bytes, *, initial: int = 0) -> PurseState:
+    def issue(
+        self,
+        transport: Transport,
+        uid: bytes,
+        *,
+        initial: int = 0,
+        intent: CardIntent | None = None,
+    ) -> PurseState:
         """Personalise a blank card: application, diversified keys, files, first record.
 
         The card's PICC settings must allow creating an application without
-        the PICC master key (a factory-fresh card does).
+        the PICC master key (a factory-fresh card does). The first log record
+        carries `intent`'s id (an ISSUE intent for `initial`), so `resolve`
+        can tell later whether this issue finished; nothing is on the card
+        for good before the final CommitTransaction, and a card left
+        half-personalised by a tear is cleaned up by `discard_partial`.
 
         Raises:
             DuplicateError: the card already has the application.
             OutOfEeprom: the card is full.
         """
         layout = self.layout
+        if intent is not None and (intent.kind is not Kind.ISSUE or intent.amount != initial):
+            raise ValueError("issue() takes an ISSUE intent for the initial value")
         if not 0 <= initial <= layout.upper_limit:
             raise ValueError(f"initial value {initial} outside 0..{layout.upper_limit}")
         client = DesfireClient(transport)
@@ -294,10 +314,39 @@ class Purse:
             version=self.keystore.key_version(KeyRole.MASTER),
         )
         client.authenticate(KEY_CREDIT, self._key(KEY_CREDIT, uid))
-        record = LogRecord(Kind.ISSUE, initial, initial, bytes(8), self._now(), "ISSUER", "")
+        if intent is None:
+            record = LogRecord(Kind.ISSUE, initial, initial, bytes(8), self._now(), "ISSUER", "")
+        else:
+            record = LogRecord(
+                Kind.ISSUE, initial, initial, intent.id, self._now(), intent.till, intent.receipt
+            )
         client.write_record(layout.log_file, record.encode(), CommMode.FULL)
         client.commit_transaction()
         return PurseState(uid, initial, (record,))
+
+    def discard_partial(self, transport: Transport, uid: bytes) -> bool:
+        """Delete an application a torn `issue` left unfinished; True if there was one.
+
+        Only for a card whose ISSUE intent `resolve` found not applied: its
+        master key is still the factory key, or already this chain's.
+
+        Raises:
+            PurseError: the application's master key is neither.
+        """
+        client = DesfireClient(transport)
+        try:
+            client.select_application(self.layout.aid)
+        except ApplicationNotFound:
+            return False
+        for key in (bytes(16), self._key(KEY_MASTER, uid)):
+            try:
+                client.select_application(self.layout.aid)
+                client.authenticate(KEY_MASTER, key)
+            except (CardAuthenticationFailed, AuthenticationError, PermissionDenied, NoSuchKey):
+                continue
+            client.delete_application(self.layout.aid)
+            return True
+        raise PurseError("the half-issued application has a master key this till does not know")
 
     # -- reading ---------------------------------------------------------------
 
@@ -392,6 +441,8 @@ class Purse:
             IntentUndecidable: the log no longer covers the intent's time.
             CardLogCorrupt: the intent id appears twice, or with other terms.
         """
+        if intent.kind is Kind.ISSUE:
+            return self._resolve_issue(transport, uid, intent)
         client = self._open(transport, uid, KEY_READ)
         log = self._read_log(client, self.layout.log_records)
         found = [r for r in log if r.matches(intent)]
@@ -411,6 +462,27 @@ class Purse:
                 f"intent {intent.id.hex()} is older than the card's oldest log record"
             )
         return Outcome.NOT_APPLIED
+
+    def _resolve_issue(self, transport: Transport, uid: bytes, intent: CardIntent) -> Outcome:
+        # An issue commits once, at its end: a card without the application,
+        # or whose application cannot show this intent's record, did not take it.
+        try:
+            client = self._open(transport, uid, KEY_READ)
+            log = self._read_log(client, self.layout.log_records)
+        except (
+            ApplicationNotFound,
+            BoundaryError,  # the log file exists but the record was never committed
+            CardAuthenticationFailed,
+            AuthenticationError,
+            PermissionDenied,
+            NoSuchKey,
+            FileNotFound,
+            CardLogCorrupt,
+        ):
+            return Outcome.NOT_APPLIED
+        if any(r.matches(intent) and r.kind is Kind.ISSUE for r in log):
+            return Outcome.APPLIED
+        raise CardLogCorrupt(f"card {uid.hex()} was issued, but not by intent {intent.id.hex()}")
 
     def _now(self) -> int:
         return int(self._clock())

@@ -19,7 +19,16 @@ from ._model import (
     LineResult,
     Member,
 )
-from ._schema import SCHEMA, RuleError, RuleSet, TierLevel, TierPolicy, load_rules
+from ._schema import (
+    SCHEMA,
+    Period,
+    RuleError,
+    RuleSet,
+    TierLevel,
+    TierPolicy,
+    load_rules,
+    period_of,
+)
 
 __all__ = [
     "SCHEMA",
@@ -31,6 +40,7 @@ __all__ = [
     "Line",
     "LineResult",
     "Member",
+    "Period",
     "RuleError",
     "RuleSet",
     "RulesEngine",
@@ -38,4 +48,5 @@ __all__ = [
     "TierPolicy",
     "evaluate",
     "load_rules",
+    "period_of",
 ]

@@ -128,6 +128,8 @@ class RulesEngine:
     # -- basket-level conditions --------------------------------------------------
 
     def _holds(self, rule: Rule, member: Member, local: datetime, context: Context) -> bool:
+        if rule.once_per is not None and rule.id in member.used_rules:
+            return False
         who = rule.who
         if who.tiers and member.tier not in who.tiers:
             return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping
-from datetime import date, time
+from datetime import date, time, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
@@ -99,6 +99,7 @@ class Rule:
     where: Where = Where()
     exclude_discounted: bool = False
     cap_per_receipt: int | None = None
+    once_per: Period | None = None  # a member has it at most once per period
 
 
 @attrs.frozen
@@ -146,13 +147,19 @@ class TierPolicy:
 
     def next_review(self, day: date) -> date:
         """The last day of the period containing `day`; reviews happen after it."""
-        month = day.month
-        if self.review == "quarter":
-            month = ((month - 1) // 3 + 1) * 3
-        elif self.review == "year":
-            month = 12
-        following = date(day.year + (month == 12), month % 12 + 1, 1)
-        return date.fromordinal(following.toordinal() - 1)
+        return period_of(self.review, day)[2]
+
+
+def period_of(period: Period, day: date) -> tuple[str, date, date]:
+    """The period containing `day`: its name ("2026-11", "2026-Q4", "2026"), first and last day."""
+    if period == "year":
+        return f"{day.year}", date(day.year, 1, 1), date(day.year, 12, 31)
+    months = 3 if period == "quarter" else 1
+    start = (day.month - 1) // months * months + 1
+    after = start + months  # the month after the period, 13 meaning January next year
+    following = date(day.year + (after > 12), (after - 1) % 12 + 1, 1)
+    name = f"{day.year}-Q{(start - 1) // 3 + 1}" if months == 3 else f"{day.year}-{start:02d}"
+    return name, date(day.year, start, 1), following - timedelta(days=1)
 
 
 @attrs.frozen
@@ -438,8 +445,22 @@ def _rule(raw: Any, index: int, tiers: TierPolicy | None) -> Rule:
         sub.done()
     exclude_discounted = fields.flag("exclude_discounted")
     cap = fields.integer("cap_per_receipt", None, minimum=1)
+    once_per = None
+    if fields.raw("once_per") is not None:
+        once_per = _choice(fields, "once_per", ("month", "quarter", "year"), "month")
     fields.done()
-    return Rule(rule_id, description, effect, who, what, when, where, exclude_discounted, cap)
+    return Rule(
+        rule_id,
+        description,
+        effect,
+        who,
+        what,
+        when,
+        where,
+        exclude_discounted,
+        cap,
+        once_per,  # type: ignore[arg-type]
+    )
 
 
 def _missing(fields: _Fields, name: str) -> _Fields:

@@ -4,6 +4,7 @@
 from ._checkout import Checkout
 from ._errors import (
     CardBlocked,
+    CardInUse,
     CheckoutError,
     EmptyBasket,
     NoMember,
@@ -17,15 +18,18 @@ from ._errors import (
     SessionClosed,
     UnknownCard,
     UnknownMember,
+    UnknownTier,
     VoidRefused,
     WrongCurrency,
 )
+from ._members import MemberRecord
 from ._online import OfflineAllowance, OfflineLimitReached, OnlineRefused
 from ._receipt import MemberBalance, Quote, Receipt, Refund, VoucherUse
-from ._till import Identity, MemberRecord, Till, TillPolicy
+from ._till import Identity, Till, TillPolicy
 
 __all__ = [
     "CardBlocked",
+    "CardInUse",
     "Checkout",
     "CheckoutError",
     "EmptyBasket",
@@ -51,6 +55,7 @@ __all__ = [
     "TillPolicy",
     "UnknownCard",
     "UnknownMember",
+    "UnknownTier",
     "VoidRefused",
     "VoucherUse",
     "WrongCurrency",

@@ -3,30 +3,34 @@
 
 Everything taken during the session is a hold (points, wallet) or a
 checked promise (vouchers, card value); `complete` posts all of it and the
-receipt in one durable commit, after the card (if any) has committed its
-debit. The plan of the sale is stored with the card intent first, so a
-sale whose card commit happened but whose ledger post did not (a crash, a
-card pulled away at the wrong instant) is finished from the plan at the
-card's next tap: never lost, never paid twice.
+receipt in one durable commit (`_sale.finish_sale`). A card payment goes
+through the card intent journal (`_cards`): the sale's plan is stored with
+the intent, and the session's holds become the intent's, before the card
+is touched; so a sale whose card committed but whose ledger post did not
+(a crash, a card pulled away) is finished from the plan at the card's next
+tap or at the retry of `complete`: never lost, never paid twice.
+
+A receipt number the till has completed answers with its receipt before
+any balance check: a POS that re-runs a whole session after a crash (pass
+the number to `Till.checkout` up front) gets the stored receipt back, and
+the re-run takes no holds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from .._errors import CardError, SyncError
 from .._money import Money, Points
-from ..cards.purse import CardIntent, Kind
+from ..cards.purse import Kind
 from ..cards.transport import Transport
-from ..ledger import AccountFlags, InsufficientFunds, Posting
+from ..ledger import HoldExpired, HoldResolved, InsufficientFunds, Posting
 from ..rules import Basket, Context, EarnResult, evaluate
+from ..vouchers import VoucherExhausted
 from ._errors import (
     CheckoutError,
     EmptyBasket,
@@ -34,12 +38,12 @@ from ._errors import (
     NotEnoughPoints,
     OverPayment,
     PresenceRequired,
-    ReceiptConflict,
-    RefundRefused,
     SessionClosed,
     WrongCurrency,
 )
-from ._receipt import Quote, Receipt, Refund, VoucherUse
+from ._online import authorise
+from ._receipt import Quote, Receipt, VoucherUse
+from ._sale import check_value_lines, finish_sale, lines_of, member_view
 
 if TYPE_CHECKING:
     from ._till import Identity, Till
@@ -48,7 +52,15 @@ if TYPE_CHECKING:
 class Checkout:
     """One basket at one till. Create it with `Till.checkout(basket, identity)`."""
 
-    def __init__(self, till: Till, basket: Basket, identity: Identity | None) -> None:
+    def __init__(
+        self,
+        till: Till,
+        basket: Basket,
+        identity: Identity | None,
+        receipt_ref: str | None = None,
+    ) -> None:
+        if not isinstance(basket, Basket):
+            raise EmptyBasket(f"a checkout takes a Basket, not {basket!r}")
         if not basket.lines:
             raise EmptyBasket("a checkout needs at least one line")
         if basket.currency != till.currency:
@@ -58,7 +70,12 @@ class Checkout:
         self.till = till
         self.basket = basket
         self.identity = identity
-        _check_value_lines(till, basket, identity)
+        self.receipt_ref = receipt_ref
+        self._lines = lines_of(basket)
+        self._fingerprint = till.fingerprint(self._lines, self._member_id_or_none())
+        #: The stored receipt when this session re-runs one the till completed.
+        self._replayed = self._stored(receipt_ref) if receipt_ref is not None else None
+        check_value_lines(till, basket, identity)
         self.session = os.urandom(8).hex()
         self.at = till.now()
         self._points = 0
@@ -72,21 +89,22 @@ class Checkout:
         self._online_holds: list[str] = []
         self._offline_worth = 0
         self._total = basket.total
-        self._earn = evaluate(till.rules, basket, self._member_view(), self._context())
+        self._seen = member_view(till, self._member_id_or_none(), self.at)
+        self._earn = evaluate(
+            till.rules, basket, self._seen, Context(till.store, self.at, till.timezone, till.region)
+        )
         self._earn_lines = tuple(self._earn.explain())
         self._holds_made = 0
 
+    def _member_id_or_none(self) -> str | None:
+        return self.identity.member.id if self.identity is not None else None
+
+    def _stored(self, receipt_ref: str) -> Receipt | None:
+        """The completed receipt under this number, if this basket's; another basket's refused."""
+        stored = self.till._stored_receipt(receipt_ref, fingerprint=self._fingerprint)
+        return stored
+
     # -- views ---------------------------------------------------------------------------
-
-    def _member_view(self) -> Any:
-        from ..rules import Member
-
-        if self.identity is None:
-            return Member("")
-        return self.till.member_view(self.identity.member)
-
-    def _context(self) -> Context:
-        return Context(self.till.store, self.at, self.till.timezone)
 
     @property
     def total(self) -> int:
@@ -164,6 +182,8 @@ class Checkout:
         member_id = self._member_id()
         if isinstance(points, bool) or not isinstance(points, int) or points < 0:
             raise NotEnoughPoints(f"points to redeem must be a whole number, not {points!r}")
+        if self._replayed is not None:
+            return self.quote()  # a re-run of a completed receipt takes nothing
         assert self.identity is not None
         if self.till.policy.presence_for_redemption and not self.identity.present:
             proven = (pin is not None and self.till.check_pin(member_id, pin)) or (
@@ -212,8 +232,6 @@ class Checkout:
         self, member: str, account: str, unit: str, amount: int, hold_id: str, worth: int
     ) -> None:
         """Online hold at the hub, or the offline allowance; remembers the mode."""
-        from ._online import authorise
-
         mode = authorise(self.till, member, account, unit, amount, f"{self.till.till_id}:{hold_id}")
         if mode == "online":
             self._online_holds.append(f"{self.till.till_id}:{hold_id}")
@@ -222,8 +240,6 @@ class Checkout:
             self._offline_worth += worth
 
     def _release_online(self) -> None:
-        from .._errors import SyncError
-
         if self.till.hub is None:
             return
         for hold_id in self._online_holds:
@@ -254,6 +270,10 @@ class Checkout:
         self._open()
         book = self.till.vouchers
         terms, known = book.terms_of(scanned)
+        if self._replayed is not None:
+            done = [use for use in self._replayed.vouchers if use.code == terms.code]
+            if done:
+                return done[0]
         eligible = book.check(terms, self.basket, store=self.till.store)
         if any(code == terms.code for code, _ in self._vouchers):
             return next(use for code, use in self._vouchers if code == terms.code)
@@ -263,8 +283,6 @@ class Checkout:
         else:
             balance = book.remaining(terms.code) if book.holds(terms.code) else terms.amount
             if balance <= 0:
-                from ..vouchers import VoucherExhausted
-
                 raise VoucherExhausted(f"voucher {terms.code} has nothing left")
             amount = min(eligible, balance)
             remaining = balance - amount if terms.mode == "partial" else 0
@@ -272,7 +290,7 @@ class Checkout:
         if amount <= 0:
             raise OverPayment("nothing is left to pay with a voucher")
         if not known:
-            book._allow_offline(terms, terms.amount if terms.kind == "value" else amount)
+            book.allow_offline(terms, terms.amount if terms.kind == "value" else amount)
         use = VoucherUse(terms.code, amount, remaining, not known, terms.mode == "partial")
         self._vouchers.append((scanned, use))
         return use
@@ -287,6 +305,8 @@ class Checkout:
         self._open()
         member_id = self._member_id()
         minor = self.till._amount(amount)
+        if self._replayed is not None:
+            return self.quote()
         if minor > self.due + self._wallet:
             raise OverPayment(f"{amount} is more than the {self.due + self._wallet} due")
         self.remove_wallet()
@@ -321,6 +341,8 @@ class Checkout:
         minor = self.till._amount(amount)
         uid = card_uid.hex().upper()
         self.till._card(uid)
+        if self._replayed is not None:
+            return self.quote()
         if minor > self.due + (self._card[1] if self._card else 0):
             raise OverPayment(f"{amount} is more than is due")
         self._card = (uid, minor)
@@ -340,38 +362,50 @@ class Checkout:
         self._release_online()
         self._closed = True
 
-    def complete(self, receipt_ref: str, *, card: Transport | None = None) -> Receipt:
+    def complete(self, receipt_ref: str | None = None, *, card: Transport | None = None) -> Receipt:
         """Post everything and the receipt in one durable commit, idempotently by `receipt_ref`.
 
-        A retry with the same reference and basket returns the same receipt.
+        A receipt number already completed with this basket and member
+        answers with its stored receipt, before any balance check, and this
+        session's holds are let go. With a card payment, `card` is the
+        transport of the card's reader; after `PaymentInterrupted`, tap the
+        card and call `complete` again: the card's log decides.
+
+        Args:
+            receipt_ref: the POS's receipt number (default: the one given to `Till.checkout`).
 
         Raises:
             ReceiptConflict: the reference was used for another basket.
             PaymentInterrupted: the card left; tap it and call complete again.
         """
         till = self.till
-        from ._till import Till, lines_of
-
-        lines = lines_of(self.basket)
-        member_id = self.identity.member.id if self.identity else None
-        fingerprint = Till.fingerprint(lines, member_id)
-        row = till._conn.execute(
-            "SELECT fingerprint, receipt FROM till_receipts WHERE ref = ?", (receipt_ref,)
-        ).fetchone()
-        if row is not None:
-            if row[0] != fingerprint:
-                raise ReceiptConflict(f"receipt {receipt_ref} was completed with another basket")
-            self._closed = True
-            return Receipt.from_json(json.loads(row[1]))
+        receipt_ref = receipt_ref if receipt_ref is not None else self.receipt_ref
+        if not isinstance(receipt_ref, str) or not receipt_ref:
+            raise SessionClosed("complete needs the POS's receipt number")
+        stored = self._stored(receipt_ref)
+        if stored is not None:
+            self.cancel()
+            return stored
         self._open()
-        plan: dict[str, Any] = {
+        if self._card is None:
+            receipt = finish_sale(till, self._plan(receipt_ref), None, self._earn, self._seen)
+        else:
+            if card is None:
+                raise SessionClosed("a card payment needs the card's transport at complete")
+            receipt = self._complete_with_card(receipt_ref, card)
+        self._release_online()
+        self._closed = True
+        return receipt
+
+    def _plan(self, receipt_ref: str) -> dict[str, Any]:
+        return {
             "op": "sale",
             "ref": receipt_ref,
             "session": self.session,
-            "member": member_id,
+            "member": self._member_id_or_none(),
             "at": self.at.isoformat(),
-            "lines": lines,
-            "fingerprint": fingerprint,
+            "lines": self._lines,
+            "fingerprint": self._fingerprint,
             "points": self._points,
             "points_value": self.points_value,
             "points_hold": self._points_hold,
@@ -382,488 +416,58 @@ class Checkout:
             "mode": self._mode,
             "offline_worth": self._offline_worth,
         }
-        intent_id = None
-        if self._card is not None:
-            uid, amount = self._card
-            if card is None:
-                raise SessionClosed("a card payment needs the card's transport at complete")
-            intent = CardIntent.new(
-                Kind.DEBIT, amount, receipt=receipt_ref, till=till._short_till(), now=till._epoch()
+
+    def _complete_with_card(self, receipt_ref: str, card: Transport) -> Receipt:
+        till = self.till
+        assert self._card is not None
+        uid, amount = self._card
+        journal = till._journal
+        pending = journal.find("sale", receipt_ref, uid)
+        if pending is None:
+            pending = journal.begin(
+                "sale",
+                receipt_ref,
+                uid,
+                Kind.DEBIT,
+                amount,
+                self._plan(receipt_ref),
+                reserve=self._hand_holds_to_intent,
             )
-            till._card_step(card, uid, intent, plan)
-            intent_id = till._conn.execute(
-                "SELECT id FROM till_card_intents WHERE receipt = ? AND uid = ?", (receipt_ref, uid)
-            ).fetchone()[0]
-        receipt = finish_sale(till, plan, intent_id, self._earn, self.basket)
-        self._release_online()
-        self._closed = True
-        return receipt
+            # The intent owns the holds now: cancelling the session leaves
+            # them to the card's next tap, which alone knows what happened.
+            self._points_hold = self._wallet_hold = None
+            try:
+                journal.touch(card, pending)
+            except CardError:
+                if journal.get(pending.id).status == "abandoned":
+                    # The card refused and took nothing; its holds are gone with the intent.
+                    self._points = self._wallet = 0
+                raise
+        elif pending.status == "pending":
+            journal.settle(card, pending)
+        return finish_sale(till, pending.plan, pending.id, self._earn, self._seen)
 
+    def _hand_holds_to_intent(self, plan: dict[str, Any]) -> None:
+        """Replace the session's short holds by the intent's, in the intent's commit.
 
-def finish_sale(
-    till: Till,
-    plan: dict[str, Any],
-    intent_id: str | None,
-    earn: EarnResult | None = None,
-    basket: Basket | None = None,
-) -> Receipt:
-    """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
-
-    `earn` is the session's evaluation; recovery after a restart recomputes
-    it from the plan (rules are a pure function of the stored basket, member
-    and moment, so it is the same result).
-    """
-    from ._till import basket_of
-
-    ref = plan["ref"]
-    currency = till.currency
-    member_id = plan["member"]
-    at = datetime.fromisoformat(plan["at"])
-    if basket is None:
-        basket = basket_of(currency, plan["lines"])
-    if earn is None:
-        from ..rules import Member
-
-        member = till.member_view(till.member(member_id)) if member_id else Member("")
-        earn = evaluate(till.rules, basket, member, Context(till.store, at, till.timezone))
-    existing = till._conn.execute(
-        "SELECT receipt FROM till_receipts WHERE ref = ?", (ref,)
-    ).fetchone()
-    if existing is not None:
-        return Receipt.from_json(json.loads(existing[0]))
-    uses: list[VoucherUse] = []
-    with till.ledger.atomic():
-        if plan["points_hold"]:
-            till.ledger.post(f"r:{ref}:points", plan["points_hold"])
-        if plan["wallet_hold"]:
-            till.ledger.post(f"r:{ref}:wallet", plan["wallet_hold"])
-        for scanned, amount in plan["vouchers"]:
-            redemption = till.vouchers.redeem(
-                scanned, basket, receipt=ref, store=till.store, amount=amount
-            )
-            uses.append(
-                VoucherUse(
-                    redemption.code,
-                    redemption.amount,
-                    redemption.remaining,
-                    redemption.offline,
-                    redemption.partial,
-                )
-            )
-        card_paid = 0
-        card_uid = None
-        if plan["card"]:
-            card_uid, card_paid = plan["card"]
-            till.ledger.transfer(
-                f"r:{ref}:card",
-                [
-                    Posting.debit(till.card_account(card_uid), Money(card_paid, currency)),
-                    Posting.credit(f"sys:card:tender:{currency}", Money(card_paid, currency)),
-                ],
-                memo=json.dumps({"receipt": ref, "card": card_uid}),
-            )
-        _sell_value(till, ref, basket, member_id)
-        points_earned = earn.points if member_id else 0
-        if points_earned:
-            summary = {
-                "total": basket.total,
-                "redeemed": plan["points"],
-                "vouchers": sum(use.amount for use in uses),
-            }
-            _credit_points(till, ref, member_id, points_earned, earn, at, summary)
-        if intent_id is not None:
-            till._conn.execute(
-                "UPDATE till_card_intents SET status = 'done' WHERE id = ?", (intent_id,)
-            )
-        if plan.get("mode") == "offline":
-            from ._online import record_offline
-
-            record_offline(till, ref, member_id, plan.get("offline_worth", 0), at)
-        voucher_total = sum(use.amount for use in uses)
-        total = basket.total
-        to_pay = total - plan["points_value"] - voucher_total - plan["wallet"] - card_paid
-        receipt = Receipt(
-            ref=ref,
-            member=member_id,
-            currency=currency,
-            total=total,
-            points_earned=points_earned,
-            line_points=tuple(line.points for line in earn.lines)
-            if member_id
-            else tuple(0 for _ in basket.lines),
-            earn_lines=tuple(earn.explain()) if member_id else (),  # for the printer
-            spendable_on=earn.spendable_on if member_id and till.rules.pending_days else None,
-            points_redeemed=plan["points"],
-            points_value=plan["points_value"],
-            vouchers=tuple(uses),
-            wallet_paid=plan["wallet"],
-            card_paid=card_paid,
-            card_uid=card_uid,
-            mode=plan.get("mode", "standalone"),
-            to_pay=max(to_pay, 0),
-            points_balance=till.points_available(member_id) if member_id else None,
-            wallet_balance=till.wallet_available(member_id) if member_id else None,
-            card_balance=(
-                till._minor(till.ledger.balance(till.card_account(card_uid)).posted)
-                if card_uid
-                else None
-            ),
-        )
-        till._conn.execute(
-            "INSERT INTO till_receipts (ref, fingerprint, plan, receipt, status, local_date,"
-            " created_at) VALUES (?, ?, ?, ?, 'completed', ?, ?)",
-            (
-                ref,
-                plan["fingerprint"],
-                json.dumps(plan),
-                json.dumps(receipt.to_json()),
-                till.local_date(at).isoformat(),
-                till.now().isoformat(),
-            ),
-        )
-    return receipt
-
-
-def _check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> None:
-    """Gift-card lines name a voucher code; stored-value lines a known member."""
-    from ..vouchers import parse_code
-    from ._till import GIFT_CARD, STORED_VALUE
-
-    for line in basket.lines:
-        if line.category == GIFT_CARD:
-            parse_code(line.reference)
-        elif line.category == STORED_VALUE:
-            member = line.reference or (identity.member.id if identity else "")
-            if not member:
-                raise NoMember("a stored-value top-up line needs the member it credits")
-            till.member(member)
-
-
-def _sell_value(till: Till, ref: str, basket: Basket, member_id: str | None) -> None:
-    """Lines that sell value: activate the gift card, credit the top-up (in the sale's commit)."""
-    from ..vouchers import parse_code
-    from ._till import GIFT_CARD, STORED_VALUE
-
-    currency = till.currency
-    for index, line in enumerate(basket.lines):
-        if line.category == GIFT_CARD:
-            code = parse_code(line.reference)
-            account = f"voucher:{code}"
-            till.ledger.open_account(
-                account, currency, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-            )
-            source = f"sys:vouchers:sold:{currency}"
-            till.ledger.open_account(source, currency)
-            till.ledger.transfer(
-                f"r:{ref}:activate:{index}",
-                [
-                    Posting.debit(source, Money(line.net, currency)),
-                    Posting.credit(account, Money(line.net, currency)),
-                ],
-                memo=json.dumps({"receipt": ref, "gift_card": code}),
-            )
-        elif line.category == STORED_VALUE:
-            member = line.reference or member_id or ""
-            till.ledger.transfer(
-                f"r:{ref}:topup:{index}",
-                [
-                    Posting.debit(f"sys:wallet:float:{currency}", Money(line.net, currency)),
-                    Posting.credit(till.wallet_account(member), Money(line.net, currency)),
-                ],
-                memo=json.dumps({"receipt": ref, "topup": member}),
-            )
-
-
-def _credit_points(
-    till: Till,
-    ref: str,
-    member_id: str,
-    points: int,
-    earn: EarnResult,
-    at: datetime,
-    summary: dict[str, int],
-) -> None:
-    expires_at = None
-    if earn.expires_on is not None:
-        expires_at = datetime.combine(earn.expires_on, datetime.min.time(), till.zone)
-    # What head office's reports need travels with the entry to the hub.
-    memo = json.dumps(
-        {
-            "receipt": ref,
-            "earned": points,
-            "rules": earn.ruleset_version,
-            "member": member_id,
-            "store": till.store,
-            "day": till.local_date(at).isoformat(),
-            "total": summary.get("total", 0),
-            "redeemed": summary.get("redeemed", 0),
-            "vouchers": summary.get("vouchers", 0),
-        }
-    )
-    if till.rules.pending_days:
-        till.ledger.transfer(
-            f"r:{ref}:earn",
-            [
-                Posting.debit("sys:points:issued", Points(points)),
-                Posting.credit(till.pending_account(member_id), Points(points)),
-            ],
-            memo=memo,
-        )
-        till._conn.execute(
-            "INSERT INTO till_pending_points (receipt, member, points, spendable_on, expires_at,"
-            " status) VALUES (?, ?, ?, ?, ?, 'pending')",
-            (
-                ref,
-                member_id,
-                points,
-                earn.spendable_on.isoformat(),
-                expires_at.isoformat() if expires_at else None,
-            ),
-        )
-        return
-    till.ledger.transfer(
-        f"r:{ref}:earn",
-        [
-            Posting.debit("sys:points:issued", Points(points)),
-            Posting.credit(till.points_account(member_id), Points(points), expires_at=expires_at),
-        ],
-        memo=memo,
-    )
-
-
-def refund_receipt(
-    till: Till, ref: str, lines: dict[int, int], refund_ref: str, card: Transport | None
-) -> Refund:
-    """The body of `Till.refund` (see its docstring for the policy)."""
-    from ._till import GIFT_CARD, STORED_VALUE
-
-    done = till._conn.execute(
-        "SELECT lines, result FROM till_refunds WHERE ref = ?", (refund_ref,)
-    ).fetchone()
-    if done is not None:
-        if json.loads(done[0]) != {str(k): v for k, v in lines.items()}:
-            raise RefundRefused(f"refund {refund_ref} was made for other lines")
-        return Refund(**json.loads(done[1]))
-    plan, receipt, status, _ = till._receipt_row(ref)
-    if status != "completed":
-        raise RefundRefused(f"receipt {ref} is {status}")
-    sold = plan["lines"]
-    already: dict[int, int] = {}
-    for (previous,) in till._conn.execute(
-        "SELECT lines FROM till_refunds WHERE receipt = ?", (ref,)
-    ):
-        for index, qty in json.loads(previous).items():
-            already[int(index)] = already.get(int(index), 0) + qty
-    if not lines:
-        raise RefundRefused("a refund needs at least one line")
-    value = Fraction(0)
-    clawback = Fraction(0)
-    # Value the basket sold (a gift card, a top-up) comes back first: what
-    # is left of it is taken back, and only that is refunded.
-    taken_back: list[tuple[int, str, str, int]] = []  # (index, kind, account, amount)
-    shortfall_value = 0
-    for index, qty in lines.items():
-        if (
-            not 0 <= index < len(sold)
-            or isinstance(qty, bool)
-            or not isinstance(qty, int)
-            or qty <= 0
-        ):
-            raise RefundRefused(f"line {index} x {qty} is not a line of receipt {ref}")
-        sku, quantity, unit, category, _, discount, *rest = sold[index]
-        reference = rest[0] if rest else ""
-        if qty + already.get(index, 0) > quantity:
-            raise RefundRefused(
-                f"line {index} ({sku}): {quantity - already.get(index, 0)} left to refund,"
-                f" not {qty}"
-            )
-        line_value = Fraction(quantity * unit - discount) * qty / quantity
-        clawback += Fraction(receipt.line_points[index]) * qty / quantity
-        account = None
-        if category == GIFT_CARD:
-            account = f"voucher:{reference}"
-        elif category == STORED_VALUE:
-            account = till.wallet_account(reference or receipt.member or "")
-        if account is None:
-            value += line_value
-            continue
-        available = till._minor(till.ledger.balance(account).available)
-        take = min(available, math.floor(line_value))
-        taken_back.append((index, category, account, take))
-        shortfall_value += math.floor(line_value) - take
-        value += take
-    amount = round(value)
-    share = value / receipt.total if receipt.total else Fraction(0)
-    points_back = math.floor(receipt.points_redeemed * share)
-    currency = till.currency
-    member_id = receipt.member
-    vouchers_back = forfeited = 0
-    wallet_back = card_back = 0
-    points_taken = shortfall = 0
-    with till.ledger.atomic():
-        n = 0
-
-        def key(name: str) -> str:
-            nonlocal n
-            n += 1
-            return f"refund:{refund_ref}:{name}:{n}"
-
-        for index, category, account, take in taken_back:
-            source = (
-                f"sys:vouchers:sold:{currency}"
-                if category == GIFT_CARD
-                else f"sys:wallet:float:{currency}"
-            )
-            if take:
-                till.ledger.transfer(
-                    key(f"take-back-{index}"),
-                    [
-                        Posting.debit(account, Money(take, currency)),
-                        Posting.credit(source, Money(take, currency)),
-                    ],
-                    memo=json.dumps({"refund": refund_ref, "receipt": ref}),
-                )
-            if category == GIFT_CARD:
-                code = account.removeprefix("voucher:")
-                till._conn.execute(
-                    "INSERT INTO till_revoked (code) VALUES (?) ON CONFLICT DO NOTHING", (code,)
-                )
-                till.vouchers.add_revocations([code])
-        if member_id:
-            wanted = round(clawback)
-            pending_row = till._conn.execute(
-                "SELECT status FROM till_pending_points WHERE receipt = ?", (ref,)
-            ).fetchone()
-            source = (
-                till.pending_account(member_id)
-                if pending_row is not None and pending_row[0] == "pending"
-                else till.points_account(member_id)
-            )
-            available = till._minor(till.ledger.balance(source).available)
-            points_taken = min(wanted, available)
-            shortfall = wanted - points_taken
-            if points_taken:
-                till.ledger.transfer(
-                    key("points-earned"),
-                    [
-                        Posting.debit(source, Points(points_taken)),
-                        Posting.credit("sys:points:issued", Points(points_taken)),
-                    ],
-                    memo=json.dumps({"refund": refund_ref, "receipt": ref}),
-                )
-            if points_back:
-                expires_at = None
-                if till.rules.expiry_days:
-                    expires_at = till.now() + timedelta(days=till.rules.expiry_days)
-                till.ledger.transfer(
-                    key("points-redeemed"),
-                    [
-                        Posting.debit("sys:points:redeemed", Points(points_back)),
-                        Posting.credit(
-                            till.points_account(member_id),
-                            Points(points_back),
-                            expires_at=expires_at,
-                        ),
-                    ],
-                    memo=json.dumps({"refund": refund_ref, "receipt": ref}),
-                )
-        for use in receipt.vouchers:
-            part = math.floor(use.amount * share)
-            if not part:
+        A session's holds time out in minutes; a card intent may wait days
+        for the card's next tap, so what it will post is held as long.
+        """
+        ledger = self.till.ledger
+        for kind in ("points", "wallet"):
+            key = plan[f"{kind}_hold"]
+            if not key:
                 continue
-            if use.partial:
-                till.ledger.transfer(
-                    key("voucher"),
-                    [
-                        Posting.debit(f"sys:vouchers:tender:{currency}", Money(part, currency)),
-                        Posting.credit(f"voucher:{use.code}", Money(part, currency)),
-                    ],
-                    memo=json.dumps({"refund": refund_ref, "voucher": use.code}),
+            held = ledger.transaction(key)
+            assert held is not None
+            with contextlib.suppress(HoldExpired, HoldResolved):
+                ledger.void(f"{key}:void", key)
+            try:
+                ledger.hold(
+                    f"{key}:intent", held.postings, timeout=self.till.policy.card_intent_timeout
                 )
-                vouchers_back += part
-            else:
-                forfeited += part
-        wallet_part = math.floor(receipt.wallet_paid * share)
-        card_part = math.floor(receipt.card_paid * share)
-        if card_part and receipt.card_uid and card is not None and till.purse is not None:
-            intent = CardIntent.new(
-                Kind.LIMITED_CREDIT,
-                card_part,
-                receipt=refund_ref,
-                till=till._short_till(),
-                now=till._epoch(),
-            )
-            till.purse.credit(card, bytes.fromhex(receipt.card_uid), intent)
-            till.ledger.transfer(
-                key("card"),
-                [
-                    Posting.debit(f"sys:card:tender:{currency}", Money(card_part, currency)),
-                    Posting.credit(till.card_account(receipt.card_uid), Money(card_part, currency)),
-                ],
-                memo=json.dumps({"refund": refund_ref, "card": receipt.card_uid}),
-            )
-            card_back = card_part
-        elif card_part and member_id:
-            # The card is not here: its share goes to the member's wallet.
-            _wallet_refund(
-                till,
-                key("card-to-wallet"),
-                f"sys:card:tender:{currency}",
-                member_id,
-                card_part,
-                refund_ref,
-            )
-            wallet_back += card_part
-        if wallet_part and member_id:
-            _wallet_refund(
-                till,
-                key("wallet"),
-                f"sys:wallet:tender:{currency}",
-                member_id,
-                wallet_part,
-                refund_ref,
-            )
-            wallet_back += wallet_part
-        points_money = math.floor(points_back * till.policy.minor_per_point)
-        cash = amount - points_money - vouchers_back - forfeited - wallet_back - card_back
-        result = Refund(
-            ref=refund_ref,
-            receipt=ref,
-            amount=amount,
-            points_clawed_back=points_taken,
-            points_shortfall=shortfall,
-            points_reinstated=points_back,
-            vouchers_reinstated=vouchers_back,
-            voucher_forfeited=forfeited,
-            wallet_credited=wallet_back,
-            card_credited=card_back,
-            cash_due=max(cash, 0),
-            value_taken_back=sum(t[3] for t in taken_back),
-            value_not_refunded=shortfall_value,
-        )
-        till._conn.execute(
-            "INSERT INTO till_refunds (ref, receipt, lines, result) VALUES (?, ?, ?, ?)",
-            (
-                refund_ref,
-                ref,
-                json.dumps({str(k): v for k, v in lines.items()}),
-                json.dumps(attrs.asdict(result)),
-            ),
-        )
-    return result
-
-
-def _wallet_refund(
-    till: Till, key: str, source: str, member_id: str, amount: int, refund_ref: str
-) -> None:
-    if amount <= 0:
-        return
-    currency = till.currency
-    till.ledger.transfer(
-        key,
-        [
-            Posting.debit(source, Money(amount, currency)),
-            Posting.credit(till.wallet_account(member_id), Money(amount, currency)),
-        ],
-        memo=json.dumps({"refund": refund_ref}),
-    )
+            except InsufficientFunds as error:
+                raise (NotEnoughPoints if kind == "points" else CheckoutError)(
+                    f"the {kind} held for this sale timed out and are no longer there"
+                ) from error
+            plan[f"{kind}_hold"] = f"{key}:intent"

@@ -70,3 +70,11 @@ class PaymentInterrupted(CheckoutError):
     """The card left mid-payment; the payment is pending until the card is tapped again."""
 
     should_retry = True
+
+
+class CardInUse(CheckoutError):
+    """The card is registered to another member already."""
+
+
+class UnknownTier(CheckoutError, ValueError):
+    """The rules define no tier of this name."""

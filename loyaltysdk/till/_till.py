@@ -2,9 +2,11 @@
 """The till: one store's checkout point on its own SQLite file.
 
 The till keeps its member directory, cards, receipts and card intents in
-tables of the ledger's own file and writes them on the ledger's connection
-inside `Ledger.atomic()`, so a sale's ledger entries and its receipt row are
-one durable commit.
+tables of the ledger's own file (`_schema`) and writes them on the
+ledger's connection inside `Ledger.atomic()`, so a sale's ledger entries
+and its receipt row are one durable commit. One lock guards the file: the
+ledger's, which is the store's, so the POS thread and the sync thread
+never wait on each other in opposite orders.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -23,58 +24,34 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from .._errors import CardRemoved, ConfigurationError
+from .._errors import ConfigurationError
 from .._money import Money, Points, check_unit
 from ..cards.ntag424 import SunVerifier
-from ..cards.purse import CardIntent, Kind, Outcome, Purse
+from ..cards.purse import Kind, Outcome, Purse
 from ..cards.transport import Transport
-from ..ledger import AccountFlags, Ledger, Posting
+from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger._sqlite import SQLiteStore
-from ..rules import Basket, Line, Member, RuleSet
+from ..rules import Basket, Member, RuleSet
 from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
+from ._cards import CardJournal, Pending
+from ._checkout import Checkout
 from ._errors import (
     CardBlocked,
     PaymentInterrupted,
+    ReceiptConflict,
     ReceiptNotFound,
     UnknownCard,
     UnknownMember,
-    VoidRefused,
     WrongCurrency,
 )
-from ._online import OfflineAllowance, ensure_schema
+from ._members import Directory, MemberRecord, pin_hash
+from ._online import OfflineAllowance
 from ._receipt import MemberBalance, Receipt, Refund
+from ._refunds import Refunds
+from ._sale import finish_sale
+from ._schema import migrate
 
 _LIMITED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS till_members (
-    id TEXT PRIMARY KEY, tier TEXT NOT NULL DEFAULT '', segments TEXT NOT NULL DEFAULT '[]',
-    birthday TEXT, pin_hash TEXT, enrolled_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS till_cards (
-    uid TEXT PRIMARY KEY, member TEXT NOT NULL, kind TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active', replaced_by TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS till_receipts (
-    ref TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, plan TEXT NOT NULL, receipt TEXT NOT NULL,
-    status TEXT NOT NULL, local_date TEXT NOT NULL, created_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS till_card_intents (
-    id TEXT PRIMARY KEY, uid TEXT NOT NULL, kind INTEGER NOT NULL, amount INTEGER NOT NULL,
-    receipt TEXT NOT NULL, till TEXT NOT NULL, created_at INTEGER NOT NULL,
-    plan TEXT NOT NULL, status TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS till_card_intents_pending
-    ON till_card_intents (uid) WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS till_refunds (
-    ref TEXT PRIMARY KEY, receipt TEXT NOT NULL, lines TEXT NOT NULL, result TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS till_revoked (code TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS till_pending_points (
-    receipt TEXT PRIMARY KEY, member TEXT NOT NULL, points INTEGER NOT NULL,
-    spendable_on TEXT NOT NULL, expires_at TEXT, status TEXT NOT NULL
-) WITHOUT ROWID;
-"""
 
 
 @attrs.frozen
@@ -86,6 +63,9 @@ class TillPolicy:
         presence_for_redemption: points are redeemed only with the member
             present (a card tap, or a PIN or OTP the POS checked).
         hold_timeout: how long a checkout session's holds live.
+        card_intent_timeout: how long what a card operation will post stays
+            held while the card is away (after a tear or a crash), waiting
+            for its next tap.
         vouchers: offline acceptance of unknown signed vouchers.
         void_same_day: a void is allowed only on the sale's local day.
     """
@@ -93,16 +73,9 @@ class TillPolicy:
     minor_per_point: Fraction = Fraction(1)
     presence_for_redemption: bool = True
     hold_timeout: timedelta = timedelta(minutes=30)
+    card_intent_timeout: timedelta = timedelta(days=90)
     vouchers: RedemptionPolicy = attrs.field(factory=RedemptionPolicy)
     void_same_day: bool = True
-
-
-@attrs.frozen
-class MemberRecord:
-    id: str
-    tier: str = ""
-    segments: frozenset[str] = frozenset()
-    birthday: date | None = None
 
 
 @attrs.frozen
@@ -122,10 +95,6 @@ class Identity:
     present: bool
 
 
-def _pin_hash(member: str, pin: str) -> str:
-    return hashlib.scrypt(pin.encode(), salt=member.encode(), n=2**12, r=8, p=1).hex()
-
-
 class Till:
     """A till on its SQLite file; open it with `Till.open`."""
 
@@ -138,6 +107,7 @@ class Till:
         currency: str,
         timezone: str,
         rules: RuleSet,
+        region: str = "",
         keyring: Keyring | None = None,
         registry: VoucherRegistry | None = None,
         purse: Purse | None = None,
@@ -158,6 +128,8 @@ class Till:
             raise ConfigurationError(f"bad till setting: {error}") from error
         if not store or not till_id:
             raise ConfigurationError("a till needs a store and a till id")
+        if not isinstance(region, str):
+            raise ConfigurationError(f"a region is a name, not {region!r}")
         if rules.currency != currency:
             raise ConfigurationError(f"the rules are in {rules.currency}, the till in {currency}")
         if purse is not None and purse.layout.currency != currency:
@@ -167,6 +139,7 @@ class Till:
         self.till_id = till_id
         self.currency = currency
         self.timezone = timezone
+        self.region = region
         self.rules = rules
         self.purse = purse
         self.sun = sun
@@ -185,11 +158,13 @@ class Till:
             clock=self._clock,
         )
         self._conn = ledger.store.connection
+        with ledger.lock:
+            migrate(self._conn)
         with ledger.atomic():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                self._conn.execute(statement)
-            ensure_schema(self)
             self._open_system_accounts()
+        self._directory = Directory(self)
+        self._journal = CardJournal(self)
+        self._refunds = Refunds(self)
         # Vouchers this till took back (a refunded gift card) stay refused.
         self.vouchers.add_revocations(
             code for (code,) in self._conn.execute("SELECT code FROM till_revoked")
@@ -208,7 +183,12 @@ class Till:
         clock: Callable[[], datetime] | None = None,
         **options: Any,
     ) -> Till:
-        """Open (or create) a till's file and check its configuration.
+        """Open (or create, or migrate) a till's file and check its configuration.
+
+        Args:
+            region: the store's region, for rules that name regions.
+            options: the other keyword arguments of `Till` (purse, keyring,
+                policy, hub, allowance, ...).
 
         Raises:
             ConfigurationError: an invalid setting, named.
@@ -234,6 +214,9 @@ class Till:
     def local_date(self, moment: datetime | None = None) -> date:
         return (moment or self.now()).astimezone(self.zone).date()
 
+    def _epoch(self) -> int:
+        return int(self.now().timestamp())
+
     # -- accounts ------------------------------------------------------------------
 
     def _open_system_accounts(self) -> None:
@@ -258,6 +241,10 @@ class Till:
     def money(self, minor: int) -> Money:
         return Money(minor, self.currency)
 
+    @staticmethod
+    def _minor(amount: Money | Points) -> int:
+        return amount.minor if isinstance(amount, Money) else amount.value
+
     # -- members and cards -------------------------------------------------------------
 
     def enrol(
@@ -271,22 +258,16 @@ class Till:
         birthday: date | None = None,
         pin: str | None = None,
     ) -> MemberRecord:
-        """Enrol a new member (and a card) at the till; idempotent for the same details."""
+        """Enrol a new member (and a card) at the till; idempotent for the same details.
+
+        Raises:
+            CardInUse: the card is registered to another member (nothing is enrolled).
+            UnknownTier: the rules define no such tier.
+        """
         member_id = member_id or f"M-{os.urandom(5).hex().upper()}"
         record = MemberRecord(member_id, tier, frozenset(segments), birthday)
         with self.ledger.atomic():
-            self._conn.execute(
-                "INSERT INTO till_members (id, tier, segments, birthday, pin_hash, enrolled_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (
-                    member_id,
-                    tier,
-                    json.dumps(sorted(segments)),
-                    birthday.isoformat() if birthday else None,
-                    _pin_hash(member_id, pin) if pin else None,
-                    self.now().isoformat(),
-                ),
-            )
+            self._directory.insert(record, pin, self.now().isoformat(), self.local_date())
             self.ledger.open_account(
                 self.points_account(member_id),
                 "PTS",
@@ -303,15 +284,16 @@ class Till:
     def link_card(
         self, member_id: str, card_uid: bytes, *, kind: Literal["identity", "purse"] = "identity"
     ) -> None:
-        """Register a card (by UID) to a member."""
-        self.member(member_id)
-        uid = card_uid.hex().upper()
+        """Register a card (by UID) to a member; repeating it for the same member is harmless.
+
+        Raises:
+            UnknownMember: no such member.
+            CardInUse: the card belongs to another member.
+        """
+        uid = _uid(card_uid)
         with self.ledger.atomic():
-            self._conn.execute(
-                "INSERT INTO till_cards (uid, member, kind) VALUES (?, ?, ?)"
-                " ON CONFLICT (uid) DO NOTHING",
-                (uid, member_id, kind),
-            )
+            self.member(member_id)
+            self._directory.link(member_id, uid, kind)
             if kind == "purse":
                 self.ledger.open_account(self.card_account(uid), self.currency, flags=_LIMITED)
 
@@ -321,36 +303,29 @@ class Till:
         Raises:
             UnknownMember: no such member.
         """
-        row = self._conn.execute(
-            "SELECT id, tier, segments, birthday FROM till_members WHERE id = ?", (member_id,)
-        ).fetchone()
-        if row is None:
-            raise UnknownMember(f"no member {member_id!r}")
-        birthday = date.fromisoformat(row[3]) if row[3] else None
-        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday)
+        return self._directory.get(member_id)
 
     def set_tier(self, member_id: str, tier: str) -> None:
-        self.member(member_id)
+        """Put a member in a tier by hand (head office's decision).
+
+        Raises:
+            UnknownTier: the rules define no such tier.
+            UnknownMember: no such member.
+        """
         with self.ledger.atomic():
-            self._conn.execute("UPDATE till_members SET tier = ? WHERE id = ?", (tier, member_id))
+            self._directory.set_tier(member_id, tier)
 
     def check_pin(self, member_id: str, pin: str) -> bool:
-        row = self._conn.execute(
-            "SELECT pin_hash FROM till_members WHERE id = ?", (member_id,)
-        ).fetchone()
-        if row is None or row[0] is None:
+        stored = self._directory.pin_hash(member_id)
+        if stored is None:
             return self.pin_check(member_id, pin) if self.pin_check else False
-        return bool(row[0] == _pin_hash(member_id, pin))
+        return bool(stored == pin_hash(member_id, pin))
 
     def _card(self, uid: str) -> tuple[str, str, str]:
-        row = self._conn.execute(
-            "SELECT member, kind, status FROM till_cards WHERE uid = ?", (uid,)
-        ).fetchone()
-        if row is None:
-            raise UnknownCard(f"card {uid} is not registered")
-        if row[2] != "active":
-            raise CardBlocked(f"card {uid} is blocked ({row[2]})")
-        return row[0], row[1], row[2]
+        member, kind, status = self._directory.card(uid)
+        if status != "active":
+            raise CardBlocked(f"card {uid} is blocked ({status})")
+        return member, kind, status
 
     def identify(self, evidence: bytes | str) -> Identity:
         """Who is buying, from a card UID (bytes), a tapped SUN URL, a member QR or a typed number.
@@ -363,9 +338,11 @@ class Till:
             SunInvalid / SunReplayed: a forged or replayed tap.
         """
         if isinstance(evidence, bytes | bytearray):
-            uid = bytes(evidence).hex().upper()
+            uid = _uid(bytes(evidence))
             member_id, _, _ = self._card(uid)
             return Identity(self.member(member_id), uid, "card", True)
+        if not isinstance(evidence, str):
+            raise UnknownMember(f"identify takes a card UID, a URL or a number, not {evidence!r}")
         text = evidence.strip()
         if text.startswith(("https://", "http://")) and self.sun is not None:
             tap = self.sun.verify(text)
@@ -378,60 +355,129 @@ class Till:
 
     def block_card(self, card_uid: bytes, *, reason: str = "blocked") -> None:
         """Put a card on the hotlist."""
-        uid = card_uid.hex().upper()
-        self._card(uid)
+        uid = _uid(card_uid)
         with self.ledger.atomic():
+            self._directory.card(uid)
             self._conn.execute("UPDATE till_cards SET status = ? WHERE uid = ?", (reason, uid))
 
     def hotlist(self) -> frozenset[str]:
         rows = self._conn.execute("SELECT uid FROM till_cards WHERE status != 'active'")
         return frozenset(uid for (uid,) in rows)
 
-    def replace_card(self, lost_uid: bytes, new_uid: bytes) -> int:
+    def replace_card(
+        self, lost_uid: bytes, new_uid: bytes, *, transport: Transport | None = None
+    ) -> int:
         """Block a lost card and give its member a new one; returns the value moved.
 
         The lost card's stored value can never be spent again (the card is
-        hotlisted), so its ledger shadow balance moves to the member's
-        wallet, spendable at once; the new card starts empty.
-        """
-        uid = lost_uid.hex().upper()
-        member_id, kind, _ = self._card(uid)
-        moved = 0
-        with self.ledger.atomic():
-            self._conn.execute(
-                "UPDATE till_cards SET status = 'replaced', replaced_by = ? WHERE uid = ?",
-                (new_uid.hex().upper(), uid),
-            )
-            self.link_card(member_id, new_uid, kind=kind)  # type: ignore[arg-type]
-            if kind == "purse":
-                moved = self._minor(self.ledger.balance(self.card_account(uid)).available)
-                if moved:
-                    self.ledger.transfer(
-                        f"replace:{uid}",
-                        [
-                            Posting.debit(self.card_account(uid), self.money(moved)),
-                            Posting.credit(self.wallet_account(member_id), self.money(moved)),
-                        ],
-                        memo=json.dumps({"replaced": uid, "by": new_uid.hex().upper()}),
-                    )
-        return moved
+        hotlisted), so its ledger shadow balance moves: onto the new card
+        when it is a stored-value card presented on `transport` (through the
+        card intent journal), otherwise to the member's wallet, spendable at
+        once. Repeating the call answers as the first did.
 
-    @staticmethod
-    def _minor(amount: Money | Points) -> int:
-        return amount.minor if isinstance(amount, Money) else amount.value
+        Raises:
+            CardBlocked: the lost card was blocked or replaced by another card.
+            CardInUse: the new card belongs to another member.
+            PaymentInterrupted: the new card left while its value was loaded;
+                call again with the card presented.
+        """
+        lost, new = _uid(lost_uid), _uid(new_uid)
+        ref = f"replace:{lost}"
+        with self.ledger.atomic():
+            member_id, kind, status = self._directory.card(lost)
+            (replaced_by,) = self._conn.execute(
+                "SELECT replaced_by FROM till_cards WHERE uid = ?", (lost,)
+            ).fetchone()
+            if status != "active" and replaced_by != new:
+                raise CardBlocked(f"card {lost} is blocked ({status})")
+            done = self.ledger.transaction(ref)
+            if done is not None:
+                return self._minor(done.postings[0].amount)
+            pending = self._journal.find("transfer", ref, new)
+            if pending is None:
+                self._conn.execute(
+                    "UPDATE till_cards SET status = 'replaced', replaced_by = ? WHERE uid = ?",
+                    (new, lost),
+                )
+                self.link_card(member_id, new_uid, kind=kind)  # type: ignore[arg-type]
+                moved = 0
+                if kind == "purse":
+                    moved = self._minor(self.ledger.balance(self.card_account(lost)).available)
+                plan = {
+                    "op": "transfer",
+                    "ref": ref,
+                    "from": lost,
+                    "uid": new,
+                    "member": member_id,
+                    "amount": moved,
+                }
+                if not moved:
+                    return 0
+                if transport is None or self.purse is None:
+                    self._finish_transfer(plan, None)
+                    return moved
+        if pending is None:
+            assert transport is not None
+            pending = self._journal.begin(
+                "transfer", ref, new, Kind.CREDIT, moved, plan, reserve=self._reserve_transfer
+            )
+            self._journal.touch(transport, pending)
+        elif transport is None:
+            raise PaymentInterrupted(f"the value of card {lost} is waiting for card {new}: tap it")
+        else:
+            self._journal.settle(transport, pending)
+        self._finish_transfer(pending.plan, pending.id)
+        return pending.amount
+
+    def _reserve_transfer(self, plan: dict[str, Any]) -> None:
+        amount = self.money(plan["amount"])
+        key = f"{plan['ref']}:hold"
+        self.ledger.hold(
+            key,
+            [
+                Posting.debit(self.card_account(plan["from"]), amount),
+                Posting.credit(self.card_account(plan["uid"]), amount),
+            ],
+            timeout=self.policy.card_intent_timeout,
+        )
+        plan["hold"] = key
+
+    def _finish_transfer(self, plan: dict[str, Any], intent_id: str | None) -> None:
+        amount = self.money(plan["amount"])
+        memo = json.dumps({"replaced": plan["from"], "by": plan["uid"]})
+        with self.ledger.atomic():
+            if intent_id is None:
+                # No chip to load: the value goes to the member's wallet.
+                self.ledger.transfer(
+                    plan["ref"],
+                    [
+                        Posting.debit(self.card_account(plan["from"]), amount),
+                        Posting.credit(self.wallet_account(plan["member"]), amount),
+                    ],
+                    memo=memo,
+                )
+                return
+            self.ledger.post(plan["ref"], plan["hold"], memo=memo)
+            self._journal.mark(intent_id, "done")
 
     # -- balances --------------------------------------------------------------------------
 
     def balance(self, member_id: str) -> MemberBalance:
-        """Posted, pending and available points and wallet, next expiry, card shadows."""
+        """Posted, pending and available points and wallet, next expiry, card shadows.
+
+        Points whose lots expired are booked to breakage first (once), so
+        what is shown is what can be spent now.
+        """
         self.member(member_id)
-        points = self.ledger.balance(self.points_account(member_id))
+        account = self.points_account(member_id)
+        self.ledger.expire(account=account)
+        points = self.ledger.balance(account)
         pending = self.ledger.balance(self.pending_account(member_id))
         wallet = self.ledger.balance(self.wallet_account(member_id))
         now = self.now()
         lots = [
             lot
-            for lot in self.ledger.lots(self.points_account(member_id))
+            for lot in self.ledger.lots(account)
             if lot.remaining and lot.expires_at and lot.expires_at > now
         ]
         next_expiry = None
@@ -460,10 +506,15 @@ class Till:
         )
 
     def points_available(self, member_id: str) -> int:
+        """Points the member can spend now (held and expired points are not)."""
         return self._minor(self.ledger.balance(self.points_account(member_id)).available)
 
     def wallet_available(self, member_id: str) -> int:
         return self._minor(self.ledger.balance(self.wallet_account(member_id)).available)
+
+    def member_view(self, record: MemberRecord, at: datetime | None = None) -> Member:
+        """The member as the rules see them: tier, points earned this cap period, rules had."""
+        return self._directory.view(record, self.local_date(at))
 
     # -- stored value ------------------------------------------------------------------------
 
@@ -495,102 +546,80 @@ class Till:
             raise ConfigurationError("this till has no stored-value card keys (purse)")
         return self.purse
 
-    def issue_card(self, transport: Transport, card_uid: bytes, member_id: str) -> None:
-        """Personalise a blank stored-value card and register it to a member."""
-        self._purse().issue(transport, card_uid)
-        self.link_card(member_id, card_uid, kind="purse")
+    def issue_card(
+        self,
+        transport: Transport,
+        card_uid: bytes,
+        member_id: str,
+        *,
+        initial: Money | None = None,
+        payment_ref: str | None = None,
+    ) -> None:
+        """Personalise a blank stored-value card, register it, and load `initial` on it.
+
+        Through the card intent journal: a card torn mid-issue is issued at
+        the next call (the half-made application is removed first), once.
+
+        Raises:
+            CardInUse: the card is registered to another member.
+            PaymentInterrupted: the card left; call again with the card presented.
+        """
+        value = 0 if initial is None else self._amount(initial)
+        uid = _uid(card_uid)
+        ref = payment_ref or f"issue:{uid}"
+        with self.ledger.atomic():
+            self.member(member_id)
+            self._directory.check_link(member_id, uid, "purse")
+            pending = self._journal.find("issue", ref, uid)
+        if pending is None:
+            plan = {"op": "issue", "ref": ref, "uid": uid, "member": member_id, "amount": value}
+            pending = self._journal.begin("issue", ref, uid, Kind.ISSUE, value, plan)
+            self._journal.touch(transport, pending)
+        elif pending.status == "pending":
+            self._journal.settle(transport, pending)
+        else:
+            return
+        self._finish_issue(pending.plan, pending.id)
+
+    def _finish_issue(self, plan: dict[str, Any], intent_id: str) -> None:
+        with self.ledger.atomic():
+            self.link_card(plan["member"], bytes.fromhex(plan["uid"]), kind="purse")
+            if plan["amount"]:
+                amount = self.money(plan["amount"])
+                self.ledger.transfer(
+                    f"cardtopup:{plan['ref']}",
+                    [
+                        Posting.debit(f"sys:card:float:{self.currency}", amount),
+                        Posting.credit(self.card_account(plan["uid"]), amount),
+                    ],
+                    memo=json.dumps({"issue": plan["ref"], "card": plan["uid"]}),
+                )
+            self._journal.mark(intent_id, "done")
 
     def top_up_card(
         self, transport: Transport, card_uid: bytes, amount: Money, *, payment_ref: str
     ) -> int:
-        """Load value onto a card: intent, card commit, ledger post.
+        """Load value onto a card: intent, card commit, ledger post. Repeating it is harmless.
 
         Raises:
-            PaymentInterrupted: the card left; `resolve_card` at the next tap.
+            PaymentInterrupted: the card left; call again with the card presented.
         """
         minor = self._amount(amount)
-        uid = card_uid.hex().upper()
+        uid = _uid(card_uid)
         self._card(uid)  # registered and not blocked
-        intent = CardIntent.new(
-            Kind.CREDIT, minor, receipt=payment_ref, till=self._short_till(), now=self._epoch()
-        )
-        plan = {"op": "topup", "ref": payment_ref, "uid": uid, "amount": minor}
-        done = self._card_step(transport, uid, intent, plan)
-        if done:
-            self._finish_topup(plan, intent.id.hex())
+        pending = self._journal.find("topup", payment_ref, uid)
+        if pending is None:
+            plan = {"op": "topup", "ref": payment_ref, "uid": uid, "amount": minor}
+            pending = self._journal.begin("topup", payment_ref, uid, Kind.CREDIT, minor, plan)
+            self._journal.touch(transport, pending)
+        elif pending.amount != minor:
+            raise ReceiptConflict(f"top-up {payment_ref} was begun for another amount")
+        elif pending.status == "pending":
+            self._journal.settle(transport, pending)
+        else:
+            return minor
+        self._finish_topup(pending.plan, pending.id)
         return minor
-
-    def _short_till(self) -> str:
-        return self.till_id[-8:]
-
-    def _epoch(self) -> int:
-        return int(self.now().timestamp())
-
-    def _card_step(
-        self, transport: Transport, uid: str, intent: CardIntent, plan: dict[str, Any]
-    ) -> bool:
-        """Persist the intent, then move value on the card. True when the card took it."""
-        existing = self._conn.execute(
-            "SELECT id, status FROM till_card_intents WHERE receipt = ? AND uid = ?",
-            (plan["ref"], uid),
-        ).fetchone()
-        if existing is not None:
-            # A retry after an interruption: the card decides what happened.
-            return self._resolve_one(transport, uid, existing[0])
-        with self.ledger.atomic():
-            self._conn.execute(
-                "INSERT INTO till_card_intents (id, uid, kind, amount, receipt, till, created_at,"
-                " plan, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (
-                    intent.id.hex(),
-                    uid,
-                    int(intent.kind),
-                    intent.amount,
-                    intent.receipt,
-                    intent.till,
-                    intent.created_at,
-                    json.dumps(plan),
-                ),
-            )
-        purse = self._purse()
-        try:
-            if intent.kind is Kind.DEBIT:
-                purse.debit(transport, bytes.fromhex(uid), intent)
-            else:
-                purse.credit(transport, bytes.fromhex(uid), intent)
-        except CardRemoved as error:
-            raise PaymentInterrupted(
-                f"the card left during the payment; tap it again ({error})"
-            ) from error
-        return True
-
-    def _intent(self, intent_id: str) -> CardIntent:
-        row = self._conn.execute(
-            "SELECT id, kind, amount, receipt, till, created_at FROM till_card_intents"
-            " WHERE id = ?",
-            (intent_id,),
-        ).fetchone()
-        return CardIntent(bytes.fromhex(row[0]), Kind(row[1]), row[2], row[3], row[4], row[5])
-
-    def _resolve_one(self, transport: Transport, uid: str, intent_id: str) -> bool:
-        status = self._conn.execute(
-            "SELECT status FROM till_card_intents WHERE id = ?", (intent_id,)
-        ).fetchone()[0]
-        if status != "pending":
-            return bool(status == "done")
-        intent = self._intent(intent_id)
-        outcome = self._purse().resolve(transport, bytes.fromhex(uid), intent)
-        if outcome is Outcome.APPLIED:
-            return True
-        purse = self._purse()
-        try:
-            if intent.kind is Kind.DEBIT:
-                purse.debit(transport, bytes.fromhex(uid), intent)
-            else:
-                purse.credit(transport, bytes.fromhex(uid), intent)
-        except CardRemoved as error:
-            raise PaymentInterrupted(f"the card left again; tap it once more ({error})") from error
-        return True
 
     def _finish_topup(self, plan: dict[str, Any], intent_id: str) -> None:
         amount = self.money(plan["amount"])
@@ -603,96 +632,108 @@ class Till:
                 ],
                 memo=json.dumps({"topup": plan["ref"], "card": plan["uid"]}),
             )
-            self._conn.execute(
-                "UPDATE till_card_intents SET status = 'done' WHERE id = ?", (intent_id,)
-            )
+            self._journal.mark(intent_id, "done")
+
+    # -- the card intent journal ----------------------------------------------------------------
 
     def pending_card_intents(self, card_uid: bytes | None = None) -> list[dict[str, Any]]:
         """Card operations begun but not finished (a tap away from being resolved)."""
-        query = (
-            "SELECT id, uid, kind, amount, receipt FROM till_card_intents WHERE status = 'pending'"
-        )
-        args: tuple[Any, ...] = ()
-        if card_uid is not None:
-            query += " AND uid = ?"
-            args = (card_uid.hex().upper(),)
+        uid = None if card_uid is None else _uid(card_uid)
         return [
-            {"id": i, "uid": u, "kind": Kind(k).name.lower(), "amount": a, "receipt": r}
-            for i, u, k, a, r in self._conn.execute(query, args)
+            {
+                "id": p.id,
+                "op": p.op,
+                "uid": p.uid,
+                "kind": p.kind.name.lower(),
+                "amount": p.amount,
+                "receipt": p.ref,
+            }
+            for p in self._journal.pending(uid)
         ]
 
     def resolve_card(self, transport: Transport, card_uid: bytes) -> list[str]:
         """At a tap: settle every pending intent of this card, exactly once.
 
         An intent the card shows as done is finished in the ledger (the sale
-        completes, the top-up is booked); one it does not show is abandoned
-        (the sale's holds are voided, the top-up is not booked).
+        completes, the refund or top-up is booked); one it does not show is
+        abandoned (what it held is released; nothing is booked).
 
         Returns:
             What happened, one line per intent.
         """
         report = []
-        for pending in self.pending_card_intents(card_uid):
-            intent = self._intent(pending["id"])
-            outcome = self._purse().resolve(transport, card_uid, intent)
-            plan = json.loads(
-                self._conn.execute(
-                    "SELECT plan FROM till_card_intents WHERE id = ?", (pending["id"],)
-                ).fetchone()[0]
+        for pending in self._journal.pending(_uid(card_uid)):
+            outcome = self._purse().resolve(
+                transport, bytes.fromhex(pending.uid), self._journal.intent(pending)
             )
             if outcome is Outcome.APPLIED:
-                if plan["op"] == "topup":
-                    self._finish_topup(plan, pending["id"])
-                else:
-                    from ._checkout import finish_sale
-
-                    finish_sale(self, plan, pending["id"])
-                report.append(f"{plan['op']} {plan['ref']}: completed")
+                self._finish(pending)
+                report.append(f"{pending.op} {pending.ref}: completed")
             else:
-                with self.ledger.atomic():
-                    if plan["op"] == "sale":
-                        for key in (plan.get("points_hold"), plan.get("wallet_hold")):
-                            if key:
-                                self._void_hold(key)
-                    self._conn.execute(
-                        "UPDATE till_card_intents SET status = 'abandoned' WHERE id = ?",
-                        (pending["id"],),
-                    )
-                report.append(f"{plan['op']} {plan['ref']}: not taken from the card, abandoned")
+                self._abandon(pending)
+                report.append(f"{pending.op} {pending.ref}: not taken from the card, abandoned")
         return report
 
-    def _void_hold(self, key: str) -> None:
-        from ..ledger import HoldExpired, HoldResolved
+    def _finish(self, pending: Pending) -> None:
+        """Book an intent the card shows as done, by its operation."""
+        plan, intent_id = pending.plan, pending.id
+        if pending.op == "sale":
+            finish_sale(self, plan, intent_id)
+        elif pending.op == "topup":
+            self._finish_topup(plan, intent_id)
+        elif pending.op == "refund":
+            self._refunds.finish(plan, intent_id)
+        elif pending.op == "issue":
+            self._finish_issue(plan, intent_id)
+        elif pending.op == "transfer":
+            self._finish_transfer(plan, intent_id)
+        else:
+            raise ConfigurationError(
+                f"card intent {intent_id} has an unknown operation {pending.op!r}"
+            )
 
+    def _abandon(self, pending: Pending) -> None:
+        """The card did not take it: release what the intent held, book nothing."""
+        plan = pending.plan
+        with self.ledger.atomic():
+            holds: Iterable[str | None] = ()
+            if pending.op == "sale":
+                holds = (plan.get("points_hold"), plan.get("wallet_hold"))
+            elif pending.op == "refund":
+                holds = plan.get("holds", {}).values()
+            elif pending.op == "transfer":
+                holds = (plan.get("hold"),)
+            for key in holds:
+                if key:
+                    self._void_hold(key)
+            self._journal.mark(pending.id, "abandoned")
+
+    def _void_hold(self, key: str) -> None:
         # A hold that already timed out or was resolved needs nothing more.
         with contextlib.suppress(HoldExpired, HoldResolved):
             self.ledger.void(f"{key}:void", key)
 
-    # -- points maturity ----------------------------------------------------------------------
+    # -- upkeep ---------------------------------------------------------------------------
 
     def release_pending_points(self) -> int:
         """Move earned points whose return window has passed into the spendable account."""
         today = self.local_date()
-        rows = self._conn.execute(
-            "SELECT receipt, member, points, expires_at FROM till_pending_points"
-            " WHERE status = 'pending' AND spendable_on <= ?",
-            (today.isoformat(),),
-        ).fetchall()
         released = 0
-        for receipt, member_id, points, expires_at in rows:
-            with self.ledger.atomic():
-                pending = self._minor(
-                    self.ledger.balance(self.pending_account(member_id)).available
-                )
-                amount = min(points, pending)
-                if amount:
+        with self.ledger.atomic():
+            rows = self._conn.execute(
+                "SELECT receipt, member, points, expires_at FROM till_pending_points"
+                " WHERE status = 'pending' AND spendable_on <= ?",
+                (today.isoformat(),),
+            ).fetchall()
+            for receipt, member_id, points, expires_at in rows:
+                if points:
                     self.ledger.transfer(
                         f"release:{receipt}",
                         [
-                            Posting.debit(self.pending_account(member_id), Points(amount)),
+                            Posting.debit(self.pending_account(member_id), Points(points)),
                             Posting.credit(
                                 self.points_account(member_id),
-                                Points(amount),
+                                Points(points),
                                 expires_at=datetime.fromisoformat(expires_at)
                                 if expires_at
                                 else None,
@@ -703,8 +744,24 @@ class Till:
                     "UPDATE till_pending_points SET status = 'released' WHERE receipt = ?",
                     (receipt,),
                 )
-            released += amount
+                released += points
         return released
+
+    def review_tiers(self) -> list[str]:
+        """Apply every tier review date that has passed; returns the members whose tier moved."""
+        today = self.local_date()
+        moved = []
+        with self.ledger.atomic():
+            for member_id in self._directory.due_for_review(today):
+                if self._directory.review(member_id, today):
+                    moved.append(member_id)
+        return moved
+
+    def upkeep(self) -> None:
+        """The daily round (also safe to run at every start): expiry, pending points, tiers."""
+        self.ledger.expire()
+        self.release_pending_points()
+        self.review_tiers()
 
     # -- receipts ---------------------------------------------------------------------------
 
@@ -716,6 +773,16 @@ class Till:
             raise ReceiptNotFound(f"no receipt {ref!r} on this till")
         return Receipt.from_json(json.loads(row[0]))
 
+    def _stored_receipt(self, ref: str, *, fingerprint: str | None = None) -> Receipt | None:
+        row = self._conn.execute(
+            "SELECT fingerprint, receipt FROM till_receipts WHERE ref = ?", (ref,)
+        ).fetchone()
+        if row is None:
+            return None
+        if fingerprint is not None and row[0] != fingerprint:
+            raise ReceiptConflict(f"receipt {ref} was completed with another basket")
+        return Receipt.from_json(json.loads(row[1]))
+
     def _receipt_row(self, ref: str) -> tuple[dict[str, Any], Receipt, str, str]:
         row = self._conn.execute(
             "SELECT plan, receipt, status, local_date FROM till_receipts WHERE ref = ?", (ref,)
@@ -724,36 +791,39 @@ class Till:
             raise ReceiptNotFound(f"no receipt {ref!r} on this till")
         return json.loads(row[0]), Receipt.from_json(json.loads(row[1])), row[2], row[3]
 
-    def checkout(self, basket: Basket, identity: Identity | None = None) -> Any:
-        """Start a checkout session for a basket (see `Checkout`)."""
-        from ._checkout import Checkout
+    def _revoke(self, code: str) -> None:
+        self._conn.execute(
+            "INSERT INTO till_revoked (code) VALUES (?) ON CONFLICT DO NOTHING", (code,)
+        )
+        self.vouchers.add_revocations([code])
 
-        return Checkout(self, basket, identity)
+    def checkout(
+        self, basket: Basket, identity: Identity | None = None, *, receipt_ref: str | None = None
+    ) -> Checkout:
+        """Start a checkout session for a basket (see `Checkout`).
 
-    def member_view(self, record: MemberRecord) -> Member:
-        """The member as the rules see them (with points earned this cap period)."""
-        return Member(record.id, record.tier, record.segments, record.birthday, 0)
+        Args:
+            receipt_ref: the POS's receipt number, if known now: a number this
+                till completed already makes the session a replay that
+                answers with the stored receipt and takes nothing.
+
+        Raises:
+            ReceiptConflict: `receipt_ref` was completed with another basket.
+        """
+        return Checkout(self, basket, identity, receipt_ref)
 
     # -- voids and refunds ----------------------------------------------------------------------
 
     def void(self, ref: str, *, card: Transport | None = None) -> Refund:
-        """Undo a whole receipt on the day it was sold: a refund of every line.
+        """Undo a whole receipt on the day it was sold: every line, and the status, in one commit.
+
+        A retried void answers as the first did.
 
         Raises:
-            VoidRefused: another day, or already voided or refunded.
+            VoidRefused: another day, already refunded in part, or not completed.
+            PaymentInterrupted: the card left during its credit; call again with it.
         """
-        plan, _, status, local_day = self._receipt_row(ref)
-        if status != "completed":
-            raise VoidRefused(f"receipt {ref} is {status}")
-        if self.policy.void_same_day and local_day != self.local_date().isoformat():
-            raise VoidRefused(f"receipt {ref} was sold on {local_day}; refund it instead")
-        if self._conn.execute("SELECT 1 FROM till_refunds WHERE receipt = ?", (ref,)).fetchone():
-            raise VoidRefused(f"receipt {ref} was partly refunded; refund the rest instead")
-        lines = {index: line[1] for index, line in enumerate(plan["lines"])}
-        result = self.refund(ref, lines, refund_ref=f"void:{ref}", card=card)
-        with self.ledger.atomic():
-            self._conn.execute("UPDATE till_receipts SET status = 'voided' WHERE ref = ?", (ref,))
-        return result
+        return self._refunds.void(ref, card)
 
     def refund(
         self,
@@ -763,57 +833,26 @@ class Till:
         refund_ref: str,
         card: Transport | None = None,
     ) -> Refund:
-        """Refund some lines (index -> quantity) of a receipt, in proportion.
+        """Refund some lines (index -> quantity) of a receipt; the policy is in `_refunds`.
 
-        Policy: every tender comes back in proportion to the refunded value.
-        Earned points are taken back as the refunded lines earned them (what
-        the member already spent is reported, not taken below zero); redeemed
-        points are reinstated as a new lot; partial vouchers get their share
-        back, single-use vouchers do not (the customer is refunded the rest);
-        wallet value goes back to the wallet; card value back to the card
-        with LimitedCredit when the card is presented, else to the wallet;
-        the rest is `cash_due` for the POS. A gift card or stored-value
-        top-up the basket sold is taken back first, and only what is left of
-        it is refunded (`value_taken_back`, `value_not_refunded`).
+        Every tender comes back in proportion to what has been refunded so
+        far; a refund reference is idempotent.
 
         Raises:
             RefundRefused: unknown lines, or more than is left to refund.
+            PaymentInterrupted: the card left during its credit; call again with it.
         """
-        from ._checkout import refund_receipt
-
-        return refund_receipt(self, ref, lines, refund_ref, card)
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        with self.ledger.atomic():
-            yield
+        return self._refunds.refund(ref, lines, refund_ref, card)
 
     @staticmethod
     def fingerprint(lines: list[list[Any]], member: str | None) -> str:
         return hashlib.sha256(json.dumps([lines, member]).encode()).hexdigest()[:32]
 
 
-#: Line categories that sell value itself rather than goods.
-GIFT_CARD = "gift-card"
-STORED_VALUE = "stored-value"
-
-
-def lines_of(basket: Basket) -> list[list[Any]]:
-    return [
-        [ln.sku, ln.quantity, ln.unit_price, ln.category, ln.brand, ln.discount, ln.reference]
-        for ln in basket.lines
-    ]
-
-
-def basket_of(currency: str, lines: list[list[Any]]) -> Basket:
-    # Plans stored before lines had a reference have six fields.
-    return Basket(
-        currency,
-        [
-            Line(s, q, u, category=c, brand=b, discount=d, reference=(rest[0] if rest else ""))
-            for s, q, u, c, b, d, *rest in lines
-        ],
-    )
+def _uid(card_uid: bytes) -> str:
+    if not isinstance(card_uid, bytes | bytearray) or not 4 <= len(card_uid) <= 10:
+        raise UnknownCard(f"a card UID is 4 to 10 bytes, not {card_uid!r}")
+    return bytes(card_uid).hex().upper()
 
 
 __all__ = ["Identity", "MemberRecord", "Till", "TillPolicy"]

@@ -269,7 +269,7 @@ class VoucherBook:
                 discount = min(discount, amount)
             offline = not known
             if offline:
-                self._allow_offline(terms, discount)
+                self.allow_offline(terms, discount)
                 memo_data["offline"] = True
             postings = [
                 Posting.debit(self._system("discount", currency), Money(discount, currency)),
@@ -286,7 +286,7 @@ class VoucherBook:
             except UnknownAccount:
                 offline = not known
                 if offline:
-                    self._allow_offline(terms, terms.amount)
+                    self.allow_offline(terms, terms.amount)
                 balance = self._fund(terms, offline=offline)
             if balance <= 0:
                 raise VoucherExhausted(f"voucher {code} has nothing left")
@@ -330,7 +330,12 @@ class VoucherBook:
             terms.mode == "partial",
         )
 
-    def _allow_offline(self, terms: VoucherTerms, worth: int) -> None:
+    def allow_offline(self, terms: VoucherTerms, worth: int) -> None:
+        """Refuse a voucher this till does not know when it is worth more than policy allows.
+
+        Raises:
+            OfflineAcceptanceRefused: beyond `RedemptionPolicy.offline_max_value`.
+        """
         if worth > self.policy.offline_max_value:
             raise OfflineAcceptanceRefused(
                 f"voucher {terms.code} ({worth}) is unknown here and above the offline limit"

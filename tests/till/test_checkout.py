@@ -190,7 +190,8 @@ def test_refund_in_parts_and_refuse_a_second_refund(
     expected += second.points_reinstated - second.points_clawed_back
     assert till.balance("M1").points_available == expected
     assert first.points_clawed_back + second.points_clawed_back == receipt.points_earned
-    assert first.points_reinstated + second.points_reinstated == 99  # floor of each share
+    # Shared cumulatively: refunding everything returns every redeemed point.
+    assert first.points_reinstated + second.points_reinstated == 100
     card_agrees(till, card)
 
 
@@ -210,8 +211,7 @@ def test_void_same_day_only(till: Till, member: str, clock: Clock) -> None:
     till.checkout(basket(), till.identify("M1")).complete("R-1")
     voided = till.void("R-1")
     assert voided.points_clawed_back == 59 and till.balance("M1").points_available == 0
-    with pytest.raises(VoidRefused):
-        till.void("R-1")
+    assert till.void("R-1") == voided  # a retried void answers as the first did
     till.checkout(basket(), till.identify("M1")).complete("R-2")
     clock.advance(days=1)
     with pytest.raises(VoidRefused):
@@ -304,14 +304,15 @@ def test_killed_between_card_commit_and_ledger_post(tmp_path: Path, clock: Clock
             child_card = VirtualDesfire.load(card_file, autosave=True)
             child_reader = VirtualReader()
             child_reader.insert(child_card)
-            original = Till._card_step
+            from loyaltysdk.till._cards import CardJournal
 
-            def then_die(self: Till, *args: Any, **kwargs: Any) -> bool:
+            original = CardJournal.touch
+
+            def then_die(self: CardJournal, *args: Any, **kwargs: Any) -> None:
                 original(self, *args, **kwargs)  # the card has committed the debit
                 os.kill(os.getpid(), signal.SIGKILL)
-                return True
 
-            Till._card_step = then_die  # type: ignore[method-assign]
+            CardJournal.touch = then_die  # type: ignore[method-assign]
             _card_sale(child, child_card, child_reader, "R-1").complete(
                 "R-1", card=child_reader.connect()
             )

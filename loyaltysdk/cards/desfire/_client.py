@@ -57,6 +57,7 @@ READ_RECORDS = 0xBB
 COMMIT_TRANSACTION = 0xC7
 ABORT_TRANSACTION = 0xA7
 FORMAT_PICC = 0xFC
+DELETE_APPLICATION = 0xDA
 
 #: The largest command data one short APDU carries.
 _MAX_LC = 255
@@ -337,6 +338,14 @@ class DesfireClient:
             self._drop_session()  # the card answers in clear and forgets the session
             return
         session.unwrap(status, answer, CommMode.MAC)
+
+    def delete_application(self, aid: int) -> None:
+        """DeleteApplication: with the PICC master key, or that application's master key.
+
+        The card returns to the PICC level and forgets the session.
+        """
+        self.command(DELETE_APPLICATION, aid_bytes(aid), mode=CommMode.MAC)
+        self._drop_session()
 
     def format_picc(self) -> None:
         """FormatPICC: delete every application (PICC master key session needed)."""

@@ -1,0 +1,292 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The till's member directory: members, their cards, tiers, and what the rules remember.
+
+Beside who a member is, the rules need three facts the till keeps in its
+file, written in the commit of the sale or refund that changes them:
+
+- spend per receipt (`till_spend`), net of refunds, for tiers over a
+  rolling window: a sale upgrades at once, a review date moves up or down;
+- points earned per receipt (`till_earnings`), net of what refunds took
+  back, for the per-member cap of the rules' period;
+- which once-per-period rules a member has had (`till_rule_uses`, one row
+  per member, rule and period as a primary key), released again when the
+  receipt that used them is refunded in full or voided.
+
+Spend counts goods only: lines that sell value (gift cards, stored-value
+top-ups) do not qualify for tiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from ..rules import Member, RuleSet, period_of
+from ._errors import CardInUse, UnknownCard, UnknownMember, UnknownTier
+
+if TYPE_CHECKING:
+    from ._till import Till
+
+
+@attrs.frozen
+class MemberRecord:
+    """A member as the till knows them."""
+
+    id: str
+    tier: str = ""
+    segments: frozenset[str] = frozenset()
+    birthday: date | None = None
+
+
+def pin_hash(member: str, pin: str) -> str:
+    return hashlib.scrypt(pin.encode(), salt=member.encode(), n=2**12, r=8, p=1).hex()
+
+
+class Directory:
+    """Members and cards in the till's tables, on the ledger's connection."""
+
+    def __init__(self, till: Till) -> None:
+        self._till = till
+        self._conn = till.ledger.store.connection  # type: ignore[attr-defined]
+
+    @property
+    def _rules(self) -> RuleSet:
+        return self._till.rules
+
+    # -- members ----------------------------------------------------------------------
+
+    def insert(
+        self,
+        record: MemberRecord,
+        pin: str | None,
+        enrolled_at: str,
+        today: date,
+    ) -> None:
+        self.check_tier(record.tier)
+        review = None
+        if self._rules.tiers is not None:
+            review = self._rules.tiers.next_review(today).isoformat()
+        self._conn.execute(
+            "INSERT INTO till_members (id, tier, segments, birthday, pin_hash, enrolled_at,"
+            " tier_review) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                record.id,
+                record.tier,
+                json.dumps(sorted(record.segments)),
+                record.birthday.isoformat() if record.birthday else None,
+                pin_hash(record.id, pin) if pin else None,
+                enrolled_at,
+                review,
+            ),
+        )
+
+    def get(self, member_id: str) -> MemberRecord:
+        row = self._conn.execute(
+            "SELECT id, tier, segments, birthday FROM till_members WHERE id = ?", (member_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownMember(f"no member {member_id!r}")
+        birthday = date.fromisoformat(row[3]) if row[3] else None
+        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday)
+
+    def pin_hash(self, member_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT pin_hash FROM till_members WHERE id = ?", (member_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def check_tier(self, tier: str) -> None:
+        """Refuse a tier the rules do not define ("" is no tier)."""
+        if not isinstance(tier, str):
+            raise UnknownTier(f"a tier is a name, not {tier!r}")
+        if tier == "":
+            return
+        policy = self._rules.tiers
+        names = [level.name for level in policy.levels] if policy else []
+        if tier not in names:
+            known = ", ".join(names) or "none"
+            raise UnknownTier(f"the rules define no tier {tier!r} (tiers: {known})")
+
+    def set_tier(self, member_id: str, tier: str) -> None:
+        self.check_tier(tier)
+        self.get(member_id)
+        self._conn.execute("UPDATE till_members SET tier = ? WHERE id = ?", (tier, member_id))
+
+    # -- cards -----------------------------------------------------------------------
+
+    def check_link(self, member_id: str, uid: str, kind: Literal["identity", "purse"]) -> bool:
+        """Whether linking would be new; refuses a card that is another member's.
+
+        Raises:
+            CardInUse: the card belongs to another member (or is registered as another kind).
+        """
+        row = self._conn.execute(
+            "SELECT member, kind FROM till_cards WHERE uid = ?", (uid,)
+        ).fetchone()
+        if row is not None and (row[0], row[1]) != (member_id, kind):
+            # Name the card, never the other member.
+            raise CardInUse(f"card {uid} is already registered to a member")
+        return row is None
+
+    def link(self, member_id: str, uid: str, kind: Literal["identity", "purse"]) -> bool:
+        """Register a card to a member; True if it is new. Idempotent for the same member.
+
+        Raises:
+            CardInUse: the card belongs to another member (or is registered as another kind).
+        """
+        if not self.check_link(member_id, uid, kind):
+            return False
+        self._conn.execute(
+            "INSERT INTO till_cards (uid, member, kind) VALUES (?, ?, ?)", (uid, member_id, kind)
+        )
+        return True
+
+    def card(self, uid: str) -> tuple[str, str, str]:
+        """(member, kind, status) of a registered card."""
+        row = self._conn.execute(
+            "SELECT member, kind, status FROM till_cards WHERE uid = ?", (uid,)
+        ).fetchone()
+        if row is None:
+            raise UnknownCard(f"card {uid} is not registered")
+        return row[0], row[1], row[2]
+
+    # -- what the rules remember ----------------------------------------------------
+
+    def view(self, record: MemberRecord, day: date) -> Member:
+        """The member as the rules see them on `day`: cap-period earnings, rules used."""
+        earned = 0
+        rules = self._rules
+        if rules.cap_per_member is not None:
+            _, first, last = period_of(rules.cap_period, day)
+            (earned,) = self._conn.execute(
+                "SELECT coalesce(sum(points), 0) FROM till_earnings"
+                " WHERE member = ? AND local_date BETWEEN ? AND ?",
+                (record.id, first.isoformat(), last.isoformat()),
+            ).fetchone()
+        used = frozenset(self._used_rules(record.id, day))
+        return Member(record.id, record.tier, record.segments, record.birthday, earned, used)
+
+    def _used_rules(self, member_id: str, day: date) -> Iterable[str]:
+        limited = [(r.id, period_of(r.once_per, day)[0]) for r in self._rules.rules if r.once_per]
+        if not limited:
+            return ()
+        used = {
+            (rule, period)
+            for rule, period in self._conn.execute(
+                "SELECT rule, period FROM till_rule_uses WHERE member = ?", (member_id,)
+            )
+        }
+        return [rule for rule, period in limited if (rule, period) in used]
+
+    def record_sale(
+        self, ref: str, member_id: str, day: date, spend: int, points: int, rules_used: set[str]
+    ) -> None:
+        """A completed sale's spend, points and once-per rules (inside its commit)."""
+        self._conn.execute(
+            "INSERT INTO till_spend (ref, member, local_date, amount) VALUES (?, ?, ?, ?)",
+            (ref, member_id, day.isoformat(), spend),
+        )
+        if points:
+            self._conn.execute(
+                "INSERT INTO till_earnings (ref, member, local_date, points) VALUES (?, ?, ?, ?)",
+                (ref, member_id, day.isoformat(), points),
+            )
+        for rule in self._rules.rules:
+            if rule.once_per and rule.id in rules_used:
+                self._conn.execute(
+                    "INSERT INTO till_rule_uses (member, rule, period, receipt)"
+                    " VALUES (?, ?, ?, ?)",
+                    (member_id, rule.id, period_of(rule.once_per, day)[0], ref),
+                )
+        self._upgrade(member_id, day)
+
+    def record_refund(
+        self,
+        refund_ref: str,
+        receipt_ref: str,
+        member_id: str,
+        sale_day: date,
+        spend_back: int,
+        points_back: int,
+        whole: bool,
+    ) -> None:
+        """A refund's effect on spend and earnings, on the sale's day (inside its commit)."""
+        if spend_back:
+            self._conn.execute(
+                "INSERT INTO till_spend (ref, member, local_date, amount) VALUES (?, ?, ?, ?)",
+                (f"refund:{refund_ref}", member_id, sale_day.isoformat(), -spend_back),
+            )
+        if points_back:
+            self._conn.execute(
+                "INSERT INTO till_earnings (ref, member, local_date, points) VALUES (?, ?, ?, ?)",
+                (f"refund:{refund_ref}", member_id, sale_day.isoformat(), -points_back),
+            )
+        if whole:
+            # All of the receipt came back: its once-per rules may be had again.
+            self._conn.execute("DELETE FROM till_rule_uses WHERE receipt = ?", (receipt_ref,))
+
+    # -- tiers ------------------------------------------------------------------------
+
+    def rolling_spend(self, member_id: str, day: date) -> int:
+        policy = self._rules.tiers
+        assert policy is not None
+        start = day - timedelta(days=policy.window_days - 1)
+        (spend,) = self._conn.execute(
+            "SELECT coalesce(sum(amount), 0) FROM till_spend"
+            " WHERE member = ? AND local_date BETWEEN ? AND ?",
+            (member_id, start.isoformat(), day.isoformat()),
+        ).fetchone()
+        return int(spend)
+
+    def _upgrade(self, member_id: str, day: date) -> None:
+        policy = self._rules.tiers
+        if policy is None:
+            return
+        self.review(member_id, day)
+        current = self.get(member_id).tier
+        tier = policy.upgrade(current, self.rolling_spend(member_id, day))
+        if tier != current:
+            self._conn.execute("UPDATE till_members SET tier = ? WHERE id = ?", (tier, member_id))
+
+    def review(self, member_id: str, today: date) -> bool:
+        """Apply a review date that has passed: the tier the spend up to it qualifies for."""
+        policy = self._rules.tiers
+        if policy is None:
+            return False
+        row = self._conn.execute(
+            "SELECT tier, tier_review FROM till_members WHERE id = ?", (member_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownMember(f"no member {member_id!r}")
+        current, review = row
+        if review is not None and date.fromisoformat(review) >= today:
+            return False
+        changed = False
+        if review is not None:
+            # Several periods may have passed: the latest review date decides.
+            latest = period_of(policy.review, today)[1] - timedelta(days=1)
+            tier = policy.review_tier(current, self.rolling_spend(member_id, latest))
+            changed = tier != current
+            if changed:
+                self._conn.execute(
+                    "UPDATE till_members SET tier = ? WHERE id = ?", (tier, member_id)
+                )
+        self._conn.execute(
+            "UPDATE till_members SET tier_review = ? WHERE id = ?",
+            (policy.next_review(today).isoformat(), member_id),
+        )
+        return changed
+
+    def due_for_review(self, today: date) -> list[str]:
+        if self._rules.tiers is None:
+            return []
+        rows = self._conn.execute(
+            "SELECT id FROM till_members WHERE tier_review IS NULL OR tier_review < ?",
+            (today.isoformat(),),
+        )
+        return [member for (member,) in rows]

@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Posting a sale: the plan a checkout made, in one commit with its receipt row.
+
+`finish_sale` runs from a live checkout, or from the plan stored with a card
+intent when the card's next tap shows the debit happened after the till
+lost the session (a crash, a card pulled away). Rules are a pure function
+of the stored basket, the member and the moment, so the recovered sale
+earns what the live one would have; the member's state (tier, points this
+cap period, once-per rules) is read inside the commit, and the session's
+evaluation is reused only when that state is what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .._money import Money, Points
+from ..ledger import AccountFlags, HoldExpired, HoldResolved, InsufficientFunds, Posting
+from ..rules import Basket, Context, EarnResult, Line, Member, evaluate
+from ..vouchers import parse_code
+from ._errors import NoMember
+from ._online import record_offline
+from ._receipt import Receipt, VoucherUse
+from ._refunds import GIFT_CARD, STORED_VALUE
+
+if TYPE_CHECKING:
+    from ._till import Identity, Till
+
+
+def lines_of(basket: Basket) -> list[list[Any]]:
+    return [
+        [ln.sku, ln.quantity, ln.unit_price, ln.category, ln.brand, ln.discount, ln.reference]
+        for ln in basket.lines
+    ]
+
+
+def basket_of(currency: str, lines: list[list[Any]]) -> Basket:
+    # Plans stored before lines had a reference have six fields.
+    return Basket(
+        currency,
+        [
+            Line(s, q, u, category=c, brand=b, discount=d, reference=(rest[0] if rest else ""))
+            for s, q, u, c, b, d, *rest in lines
+        ],
+    )
+
+
+def goods_spend(basket: Basket) -> int:
+    """What counts towards tiers: the goods, not value sold (gift cards, top-ups)."""
+    return sum(line.net for line in basket.lines if line.category not in (GIFT_CARD, STORED_VALUE))
+
+
+def check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> None:
+    """Gift-card lines name a voucher code; stored-value lines a known member."""
+    for line in basket.lines:
+        if line.category == GIFT_CARD:
+            parse_code(line.reference)
+        elif line.category == STORED_VALUE:
+            member = line.reference or (identity.member.id if identity else "")
+            if not member:
+                raise NoMember("a stored-value top-up line needs the member it credits")
+            till.member(member)
+
+
+def member_view(till: Till, member_id: str | None, at: datetime) -> Member:
+    if not member_id:
+        return Member("")
+    return till.member_view(till.member(member_id), at)
+
+
+def finish_sale(
+    till: Till,
+    plan: dict[str, Any],
+    intent_id: str | None,
+    earn: EarnResult | None = None,
+    seen: Member | None = None,
+) -> Receipt:
+    """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
+
+    Args:
+        earn: the session's evaluation, valid while the member is as `seen`.
+    """
+    ref = plan["ref"]
+    currency = till.currency
+    member_id = plan["member"]
+    at = datetime.fromisoformat(plan["at"])
+    basket = basket_of(currency, plan["lines"])
+    with till.ledger.atomic():
+        existing = till._stored_receipt(ref)
+        if existing is not None:
+            return existing
+        member = member_view(till, member_id, at)
+        if earn is None or member != seen:
+            earn = evaluate(
+                till.rules, basket, member, Context(till.store, at, till.timezone, till.region)
+            )
+        taken = {
+            kind: _post_hold(till, f"r:{ref}:{kind}", plan[f"{kind}_hold"])
+            for kind in ("points", "wallet")
+            if plan[f"{kind}_hold"]
+        }
+        points = plan["points"] if taken.get("points", True) else 0
+        points_value = plan["points_value"] if points else 0
+        wallet_paid = plan["wallet"] if taken.get("wallet", True) else 0
+        uses: list[VoucherUse] = []
+        for scanned, amount in plan["vouchers"]:
+            redemption = till.vouchers.redeem(
+                scanned, basket, receipt=ref, store=till.store, amount=amount
+            )
+            uses.append(
+                VoucherUse(
+                    redemption.code,
+                    redemption.amount,
+                    redemption.remaining,
+                    redemption.offline,
+                    redemption.partial,
+                )
+            )
+        card_paid, card_uid = 0, None
+        if plan["card"]:
+            card_uid, card_paid = plan["card"]
+            till.ledger.transfer(
+                f"r:{ref}:card",
+                [
+                    Posting.debit(till.card_account(card_uid), Money(card_paid, currency)),
+                    Posting.credit(f"sys:card:tender:{currency}", Money(card_paid, currency)),
+                ],
+                memo=json.dumps({"receipt": ref, "card": card_uid}),
+            )
+        _sell_value(till, ref, basket, member_id)
+        points_earned = earn.points if member_id else 0
+        voucher_total = sum(use.amount for use in uses)
+        if points_earned:
+            summary = {"total": basket.total, "redeemed": points, "vouchers": voucher_total}
+            _credit_points(till, ref, member_id, points_earned, earn, at, summary)
+        day = till.local_date(at)
+        if member_id:
+            used = {c.rule for line in earn.lines for c in line.contributions if c.points}
+            used |= {c.rule for c in earn.receipt if c.points}
+            till._directory.record_sale(
+                ref, member_id, day, goods_spend(basket), points_earned, used
+            )
+        if intent_id is not None:
+            till._journal.mark(intent_id, "done")
+        if plan.get("mode") == "offline":
+            record_offline(till, ref, member_id, plan.get("offline_worth", 0), at)
+        total = basket.total
+        to_pay = total - points_value - voucher_total - wallet_paid - card_paid
+        receipt = Receipt(
+            ref=ref,
+            member=member_id,
+            currency=currency,
+            total=total,
+            points_earned=points_earned,
+            line_points=tuple(line.points for line in earn.lines)
+            if member_id
+            else tuple(0 for _ in basket.lines),
+            earn_lines=tuple(earn.explain()) if member_id else (),  # for the printer
+            spendable_on=earn.spendable_on if member_id and till.rules.pending_days else None,
+            points_redeemed=points,
+            points_value=points_value,
+            vouchers=tuple(uses),
+            wallet_paid=wallet_paid,
+            card_paid=card_paid,
+            card_uid=card_uid,
+            mode=plan.get("mode", "standalone"),
+            to_pay=max(to_pay, 0),
+            points_balance=till.points_available(member_id) if member_id else None,
+            wallet_balance=till.wallet_available(member_id) if member_id else None,
+            card_balance=(
+                till._minor(till.ledger.balance(till.card_account(card_uid)).posted)
+                if card_uid
+                else None
+            ),
+        )
+        till._conn.execute(
+            "INSERT INTO till_receipts (ref, fingerprint, plan, receipt, status, local_date,"
+            " created_at) VALUES (?, ?, ?, ?, 'completed', ?, ?)",
+            (
+                ref,
+                plan["fingerprint"],
+                json.dumps(plan),
+                json.dumps(receipt.to_json()),
+                day.isoformat(),
+                till.now().isoformat(),
+            ),
+        )
+    return receipt
+
+
+def _post_hold(till: Till, key: str, hold: str) -> bool:
+    """Post a session or intent hold; False if what it reserved can no longer be taken.
+
+    A hold that lapsed (a card away for longer than the intent timeout) is
+    taken again from what the account holds now; if that is too little, the
+    tender is dropped and its amount is left to pay.
+    """
+    try:
+        till.ledger.post(key, hold)
+        return True
+    except (HoldExpired, HoldResolved):
+        pass
+    found = till.ledger.transaction(hold)
+    assert found is not None
+    try:
+        till.ledger.transfer(f"{key}:again", found.postings)
+    except InsufficientFunds:
+        return False
+    return True
+
+
+def _sell_value(till: Till, ref: str, basket: Basket, member_id: str | None) -> None:
+    """Lines that sell value: activate the gift card, credit the top-up (in the sale's commit)."""
+    currency = till.currency
+    for index, line in enumerate(basket.lines):
+        if line.category == GIFT_CARD:
+            code = parse_code(line.reference)
+            account = f"voucher:{code}"
+            till.ledger.open_account(
+                account, currency, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            )
+            source = f"sys:vouchers:sold:{currency}"
+            till.ledger.open_account(source, currency)
+            till.ledger.transfer(
+                f"r:{ref}:activate:{index}",
+                [
+                    Posting.debit(source, Money(line.net, currency)),
+                    Posting.credit(account, Money(line.net, currency)),
+                ],
+                memo=json.dumps({"receipt": ref, "gift_card": code}),
+            )
+        elif line.category == STORED_VALUE:
+            member = line.reference or member_id or ""
+            till.ledger.transfer(
+                f"r:{ref}:topup:{index}",
+                [
+                    Posting.debit(f"sys:wallet:float:{currency}", Money(line.net, currency)),
+                    Posting.credit(till.wallet_account(member), Money(line.net, currency)),
+                ],
+                memo=json.dumps({"receipt": ref, "topup": member}),
+            )
+
+
+def _credit_points(
+    till: Till,
+    ref: str,
+    member_id: str,
+    points: int,
+    earn: EarnResult,
+    at: datetime,
+    summary: dict[str, int],
+) -> None:
+    expires_at = None
+    if earn.expires_on is not None:
+        expires_at = datetime.combine(earn.expires_on, datetime.min.time(), till.zone)
+    # What head office's reports need travels with the entry to the hub.
+    memo = json.dumps(
+        {
+            "receipt": ref,
+            "earned": points,
+            "rules": earn.ruleset_version,
+            "member": member_id,
+            "store": till.store,
+            "day": till.local_date(at).isoformat(),
+            "total": summary.get("total", 0),
+            "redeemed": summary.get("redeemed", 0),
+            "vouchers": summary.get("vouchers", 0),
+        }
+    )
+    if till.rules.pending_days:
+        till.ledger.transfer(
+            f"r:{ref}:earn",
+            [
+                Posting.debit("sys:points:issued", Points(points)),
+                Posting.credit(till.pending_account(member_id), Points(points)),
+            ],
+            memo=memo,
+        )
+        till._conn.execute(
+            "INSERT INTO till_pending_points (receipt, member, points, spendable_on, expires_at,"
+            " status) VALUES (?, ?, ?, ?, ?, 'pending')",
+            (
+                ref,
+                member_id,
+                points,
+                earn.spendable_on.isoformat(),
+                expires_at.isoformat() if expires_at else None,
+            ),
+        )
+        return
+    till.ledger.transfer(
+        f"r:{ref}:earn",
+        [
+            Posting.debit("sys:points:issued", Points(points)),
+            Posting.credit(till.points_account(member_id), Points(points), expires_at=expires_at),
+        ],
+        memo=memo,
+    )
