@@ -18,7 +18,7 @@ from loyaltysdk.simulators.vpcd import VpcdBridge
 from loyaltysdk._errors import ReaderTimeout
 from loyaltysdk.cards.transport import Transport
 
-_EVENT_TIMEOUT = 10.0
+_EVENT_TIMEOUT = 60.0  # a bound against a hang; events decide
 
 
 class PcscSlot:

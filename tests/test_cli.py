@@ -263,7 +263,10 @@ def test_hub_serve_register_sync_status(tmp_path: Path) -> None:
             f'timezone = "Europe/Berlin"\nrules = "rules.json"\nhub_url = "http://127.0.0.1:{port}"\n'
             'credential_file = "credential"\n'
         )
-        for _ in range(100):
+        # Wait for the server by what it does, not for a set time (a busy
+        # machine takes long to import it); the bound only stops a hang.
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up:
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break

@@ -456,8 +456,12 @@ class Purse:
                     f" {record.amount}, not {intent.kind.name} {intent.amount}"
                 )
             return Outcome.APPLIED
+        # A full log whose oldest record is newer than the intent may have
+        # cycled the intent's record out. (Within the intent's own second it
+        # cannot have: the till settles a card's pending intent before it
+        # moves value on that card again, and no card is tapped 15 times a second.)
         full = len(log) >= self.layout.log_records - 1
-        if full and log[-1].at >= intent.created_at:
+        if full and log[-1].at > intent.created_at:
             raise IntentUndecidable(
                 f"intent {intent.id.hex()} is older than the card's oldest log record"
             )

@@ -722,6 +722,12 @@ class Ledger:
             for r in rows
         ]
 
+    def open_holds(self) -> list[Transaction]:
+        """Holds neither posted, voided nor timed out yet, oldest first."""
+        with self._lock:
+            found = [self._store.get_tx(seq) for seq in sorted(self._store.open_holds())]
+            return [self._load(tx) for tx in found if tx is not None]
+
     def outbox(self, *, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
         """Outbox records after `after_seq`, oldest first, for the sync loop."""
         with self._lock:

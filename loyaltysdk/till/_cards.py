@@ -38,6 +38,8 @@ from ._errors import PaymentInterrupted
 if TYPE_CHECKING:
     from ._till import Till
 
+#: Keys of the holds a card intent takes start so (a checkout session's: "s:").
+INTENT_HOLD = "i:"
 #: Errors after which the card may or may not have committed: only its log can tell.
 _AMBIGUOUS = (CardRemoved, ReaderError, CardError)
 #: Refusals before the card's commit took anything: nothing happened.
@@ -131,16 +133,20 @@ class CardJournal:
         amount: int,
         plan: dict[str, Any],
         *,
-        reserve: Callable[[dict[str, Any]], None] | None = None,
+        reserve: Callable[[dict[str, Any], str], None] | None = None,
     ) -> Pending:
-        """Commit the intent durably (with what `reserve` writes to the plan and ledger)."""
+        """Commit the intent durably, with what `reserve(plan, hold_prefix)` holds.
+
+        Holds an intent takes are keyed ``i:<intent id>:...`` (`hold_prefix`):
+        unique to this attempt, so a retry after an abandoned one starts afresh.
+        """
         till = self._till
         intent = CardIntent.new(
             kind, amount, receipt=_label(ref, 18), till=_label(till.till_id, 8), now=till._epoch()
         )
         with till.ledger.atomic():
             if reserve is not None:
-                reserve(plan)
+                reserve(plan, f"{INTENT_HOLD}{intent.id.hex()}:")
             self._conn.execute(
                 "INSERT INTO till_card_intents (id, uid, kind, amount, receipt, till, created_at,"
                 " plan, status, op) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -168,6 +174,11 @@ class CardJournal:
         purse = self._purse()
         intent = self.intent(pending)
         uid = bytes.fromhex(pending.uid)
+        # Settle what this card still owes first: the card's log can then
+        # always tell this intent apart (see `Purse.resolve`).
+        for other in self.pending(pending.uid):
+            if other.id != pending.id:
+                self._till._settle_at_tap(transport, other)
         try:
             if pending.kind is Kind.DEBIT:
                 purse.debit(transport, uid, intent)

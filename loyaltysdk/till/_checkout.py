@@ -48,6 +48,9 @@ from ._sale import check_value_lines, finish_sale, lines_of, member_view
 if TYPE_CHECKING:
     from ._till import Identity, Till
 
+#: Keys of a checkout session's holds start so; a card intent's start "i:".
+SESSION_HOLD = "s:"
+
 
 class Checkout:
     """One basket at one till. Create it with `Till.checkout(basket, identity)`."""
@@ -95,6 +98,7 @@ class Checkout:
         )
         self._earn_lines = tuple(self._earn.explain())
         self._holds_made = 0
+        self._handed = False  # the holds went to a card intent
 
     def _member_id_or_none(self) -> str | None:
         return self.identity.member.id if self.identity is not None else None
@@ -208,7 +212,7 @@ class Checkout:
         if points == 0:
             return self.quote()
         self._holds_made += 1
-        key = f"s:{self.session}:points:{self._holds_made}"
+        key = f"{SESSION_HOLD}{self.session}:points:{self._holds_made}"
         value_now = math.floor(points * self.till.policy.minor_per_point)
         self._authorise(
             member_id, self.till.points_account(member_id), "PTS", points, key, value_now
@@ -311,7 +315,7 @@ class Checkout:
             raise OverPayment(f"{amount} is more than the {self.due + self._wallet} due")
         self.remove_wallet()
         self._holds_made += 1
-        key = f"s:{self.session}:wallet:{self._holds_made}"
+        key = f"{SESSION_HOLD}{self.session}:wallet:{self._holds_made}"
         self._authorise(
             member_id, self.till.wallet_account(member_id), self.till.currency, minor, key, minor
         )
@@ -423,6 +427,13 @@ class Checkout:
         uid, amount = self._card
         journal = till._journal
         pending = journal.find("sale", receipt_ref, uid)
+        if pending is None and self._handed:
+            # The card's tap abandoned this payment and let go of its holds.
+            self._points = self._wallet = 0
+            self._handed = False
+            raise SessionClosed(
+                "the card payment was abandoned at the card's tap; redeem and pay again"
+            )
         if pending is None:
             pending = journal.begin(
                 "sale",
@@ -436,18 +447,20 @@ class Checkout:
             # The intent owns the holds now: cancelling the session leaves
             # them to the card's next tap, which alone knows what happened.
             self._points_hold = self._wallet_hold = None
+            self._handed = True
             try:
                 journal.touch(card, pending)
             except CardError:
                 if journal.get(pending.id).status == "abandoned":
                     # The card refused and took nothing; its holds are gone with the intent.
                     self._points = self._wallet = 0
+                    self._handed = False
                 raise
         elif pending.status == "pending":
             journal.settle(card, pending)
         return finish_sale(till, pending.plan, pending.id, self._earn, self._seen)
 
-    def _hand_holds_to_intent(self, plan: dict[str, Any]) -> None:
+    def _hand_holds_to_intent(self, plan: dict[str, Any], prefix: str) -> None:
         """Replace the session's short holds by the intent's, in the intent's commit.
 
         A session's holds time out in minutes; a card intent may wait days
@@ -464,10 +477,10 @@ class Checkout:
                 ledger.void(f"{key}:void", key)
             try:
                 ledger.hold(
-                    f"{key}:intent", held.postings, timeout=self.till.policy.card_intent_timeout
+                    f"{prefix}{kind}", held.postings, timeout=self.till.policy.card_intent_timeout
                 )
             except InsufficientFunds as error:
                 raise (NotEnoughPoints if kind == "points" else CheckoutError)(
                     f"the {kind} held for this sale timed out and are no longer there"
                 ) from error
-            plan[f"{kind}_hold"] = f"{key}:intent"
+            plan[f"{kind}_hold"] = f"{prefix}{kind}"

@@ -30,12 +30,6 @@ if TYPE_CHECKING:
 
 Mode = Literal["standalone", "online", "offline"]
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS till_offline (ref TEXT PRIMARY KEY, member TEXT, amount INTEGER"
-    " NOT NULL, at TEXT NOT NULL, local_date TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0)"
-    " WITHOUT ROWID"
-)
-
 
 class OfflineLimitReached(CheckoutError):
     """Offline, this payment would exceed the allowance the hub granted."""
@@ -54,10 +48,6 @@ class OfflineAllowance:
     per_till_total: int = 100_000
     max_transactions: int = 500
     max_time_offline: timedelta = timedelta(hours=24)
-
-
-def ensure_schema(till: Till) -> None:
-    till._conn.execute(_SCHEMA)
 
 
 def last_good_sync(till: Till) -> datetime | None:

@@ -207,18 +207,17 @@ class Refunds:
             receipt, before[0], False
         )
         plan["clawback"] = self._clawback(ref, receipt, sold, already, after, plan["whole"])
-        vouchers = []
-        for use in receipt.vouchers:
-            part = step.get(f"voucher:{use.code}", 0)
-            if part:
-                vouchers.append([use.code, part, use.partial])
-                step[f"voucher:{use.code}"] = 0  # counted once per code
-        plan["vouchers"] = vouchers
+        partial = {use.code: use.partial for use in receipt.vouchers}
+        plan["vouchers"] = [
+            [code, step[f"voucher:{code}"], is_partial]
+            for code, is_partial in partial.items()
+            if step[f"voucher:{code}"]
+        ]
         card_part, wallet_part, cash = step["card"], step["wallet"], step["cash"]
         plan["card"] = plan["card_to_wallet"] = 0
         plan["card_uid"] = receipt.card_uid
         if card_part:
-            if card_here and receipt.card_uid and till.purse is not None:
+            if card_here and receipt.card_uid and till.purse is not None and self._live(receipt):
                 plan["card"] = card_part
             elif receipt.member:
                 plan["card_to_wallet"] = card_part
@@ -229,6 +228,13 @@ class Refunds:
             cash += wallet_part
         plan["cash"] = cash
         return plan
+
+    def _live(self, receipt: Receipt) -> bool:
+        """The card that paid is still in use (a hotlisted card's value lives elsewhere)."""
+        row = self._conn.execute(
+            "SELECT status FROM till_cards WHERE uid = ?", (receipt.card_uid,)
+        ).fetchone()
+        return row is not None and row[0] == "active"
 
     def _history(self, ref: str, receipt: Receipt) -> tuple[dict[int, int], dict[str, int], int]:
         """Quantities refunded per line, each tender's share so far, and the money refunded."""
@@ -291,18 +297,18 @@ class Refunds:
 
     # -- reserving (before the card is touched) ------------------------------------------
 
-    def _reserve(self, plan: dict[str, Any]) -> None:
+    def _reserve(self, plan: dict[str, Any], prefix: str) -> None:
         """Hold what the refund takes from limited accounts until the card has its credit."""
         till = self._till
         timeout = till.policy.card_intent_timeout
         for index, _, account, source, take in plan["takebacks"]:
             if take:
-                key = f"refund:{plan['ref']}:take-back-{index}:hold"
+                key = f"{prefix}take-back-{index}"
                 till.ledger.hold(key, self._take_back(account, source, take), timeout=timeout)
                 plan["holds"][f"take-back-{index}"] = key
         claw = plan["clawback"]
         if claw["taken"]:
-            key = f"refund:{plan['ref']}:points-earned:hold"
+            key = f"{prefix}points-earned"
             till.ledger.hold(key, self._claw(claw["source"], claw["taken"]), timeout=timeout)
             plan["holds"]["points-earned"] = key
 

@@ -34,7 +34,7 @@ from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
 from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
 from ._cards import CardJournal, Pending
-from ._checkout import Checkout
+from ._checkout import SESSION_HOLD, Checkout
 from ._errors import (
     CardBlocked,
     PaymentInterrupted,
@@ -165,6 +165,7 @@ class Till:
         self._directory = Directory(self)
         self._journal = CardJournal(self)
         self._refunds = Refunds(self)
+        self._release_dead_sessions()
         # Vouchers this till took back (a refunded gift card) stay refused.
         self.vouchers.add_revocations(
             code for (code,) in self._conn.execute("SELECT code FROM till_revoked")
@@ -429,9 +430,9 @@ class Till:
         self._finish_transfer(pending.plan, pending.id)
         return pending.amount
 
-    def _reserve_transfer(self, plan: dict[str, Any]) -> None:
+    def _reserve_transfer(self, plan: dict[str, Any], prefix: str) -> None:
         amount = self.money(plan["amount"])
-        key = f"{plan['ref']}:hold"
+        key = f"{prefix}transfer"
         self.ledger.hold(
             key,
             [
@@ -661,18 +662,20 @@ class Till:
         Returns:
             What happened, one line per intent.
         """
-        report = []
-        for pending in self._journal.pending(_uid(card_uid)):
-            outcome = self._purse().resolve(
-                transport, bytes.fromhex(pending.uid), self._journal.intent(pending)
-            )
-            if outcome is Outcome.APPLIED:
-                self._finish(pending)
-                report.append(f"{pending.op} {pending.ref}: completed")
-            else:
-                self._abandon(pending)
-                report.append(f"{pending.op} {pending.ref}: not taken from the card, abandoned")
-        return report
+        return [
+            self._settle_at_tap(transport, pending)
+            for pending in self._journal.pending(_uid(card_uid))
+        ]
+
+    def _settle_at_tap(self, transport: Transport, pending: Pending) -> str:
+        outcome = self._purse().resolve(
+            transport, bytes.fromhex(pending.uid), self._journal.intent(pending)
+        )
+        if outcome is Outcome.APPLIED:
+            self._finish(pending)
+            return f"{pending.op} {pending.ref}: completed"
+        self._abandon(pending)
+        return f"{pending.op} {pending.ref}: not taken from the card, abandoned"
 
     def _finish(self, pending: Pending) -> None:
         """Book an intent the card shows as done, by its operation."""
@@ -707,6 +710,18 @@ class Till:
                 if key:
                     self._void_hold(key)
             self._journal.mark(pending.id, "abandoned")
+
+    def _release_dead_sessions(self) -> None:
+        """Void the holds of checkout sessions of an earlier process: they died with it.
+
+        Sessions live in the POS's memory, so at open none is alive; their
+        holds would otherwise keep balance from the member until they time
+        out. Holds a card intent took over stay: only the card can end them.
+        """
+        with self.ledger.atomic():
+            for hold in self.ledger.open_holds():
+                if hold.key.startswith(SESSION_HOLD):
+                    self._void_hold(hold.key)
 
     def _void_hold(self, key: str) -> None:
         # A hold that already timed out or was resolved needs nothing more.
