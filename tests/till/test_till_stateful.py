@@ -48,6 +48,7 @@ from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.till import (
+    CardInUse,
     NotEnoughPoints,
     PaymentInterrupted,
     SessionClosed,
@@ -69,11 +70,18 @@ EUR = "EUR"
 EXAMPLES = int(os.environ.get("LOYALTY_STATEFUL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("LOYALTY_STATEFUL_STEPS", "40"))
 EXPIRY_DAYS = 30
+PENDING_DAYS = 2  # the return window: earned points wait this long
+TIERS = (("Bronze", 0), ("Silver", 5_000), ("Gold", 20_000))  # rolling spend over 365 days
 RULES = {
     "schema": 1,
     "version": 1,
     "currency": EUR,
-    "points": {"expiry_days": EXPIRY_DAYS},
+    "points": {"expiry_days": EXPIRY_DAYS, "pending_days": PENDING_DAYS},
+    "tiers": {
+        "window_days": 365,
+        "review": "month",
+        "levels": [{"name": name, "min_spend": spend} for name, spend in TIERS],
+    },
     "rules": [
         {
             "id": "base",
@@ -132,6 +140,19 @@ def local_midnight_after(moment: datetime, days: int) -> datetime:
     return datetime.combine(day, datetime.min.time(), zone)
 
 
+def month_end(day: Any) -> Any:
+    after = day.replace(day=28) + timedelta(days=4)
+    return after - timedelta(days=after.day)
+
+
+def qualified(spend: int) -> str:
+    return [name for name, least in TIERS if spend >= least][-1]
+
+
+def rank(tier: str) -> int:
+    return [name for name, _ in TIERS].index(tier) if tier else -1
+
+
 class TillMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -143,6 +164,12 @@ class TillMachine(RuleBasedStateMachine):
         self.reader = VirtualReader()
         # The model: points as lots [earned at, expires at, left], wallets, chips, vouchers.
         self.lots: dict[str, list[list[Any]]] = {m: [] for m in MEMBERS}
+        # Points in the return window: receipt -> [member, spendable on (local date), points, expires].
+        self.waiting: dict[str, list[Any]] = {}
+        # Tiers: goods spend per member as (local date, amount), the tier, the next review date.
+        self.spend: dict[str, list[tuple[Any, int]]] = {m: [] for m in MEMBERS}
+        self.tier = dict.fromkeys(MEMBERS, "")
+        self.review = dict.fromkeys(MEMBERS, month_end(self.today()))
         self.wallet = dict.fromkeys(MEMBERS, 0)
         self.chips: dict[str, int] = {}
         self.card_of: dict[str, str] = {}  # member -> the stored-value card in use (hex UID)
@@ -171,6 +198,13 @@ class TillMachine(RuleBasedStateMachine):
             self.till.vouchers.register(gift.terms)
             self.vouchers[gift.terms.code] = 3_000
             self.voucher_payload[gift.terms.code] = gift.payload
+        # Every member starts with points to spend: a first sale, past its return window.
+        for member in MEMBERS:
+            basket = Basket(EUR, [Line("WELCOME", 1, 10_000)])
+            ref = self.ref("W")
+            receipt = self.till.checkout(basket, self.till.identify(member)).complete(ref)
+            self.book_sale(ref, member, basket, receipt, 0, None, 0, 0, None)
+        self.time_passes(PENDING_DAYS)
 
     def teardown(self) -> None:
         self.till.close()
@@ -180,6 +214,32 @@ class TillMachine(RuleBasedStateMachine):
     def ref(self, prefix: str) -> str:
         self.n += 1
         return f"{prefix}-{self.n}"
+
+    def today(self) -> Any:
+        return self.clock.now.astimezone(ZoneInfo("Europe/Berlin")).date()
+
+    def pending_points(self, member: str) -> int:
+        return sum(points for who, _, points, _ in self.waiting.values() if who == member)
+
+    def release_model(self) -> None:
+        for receipt, (member, spendable_on, points, expires) in list(self.waiting.items()):
+            if spendable_on <= self.today():
+                del self.waiting[receipt]
+                if points:
+                    self.lots[member].append([self.clock.now, expires, points])
+
+    def rolling(self, member: str, day: Any) -> int:
+        start = day - timedelta(days=364)
+        return sum(amount for when, amount in self.spend[member] if start <= when <= day)
+
+    def review_model(self, member: str) -> None:
+        """A review date passed: the tier the spend up to the latest one qualifies for."""
+        today = self.today()
+        if self.review[member] >= today:
+            return
+        latest = today.replace(day=1) - timedelta(days=1)
+        self.tier[member] = qualified(self.rolling(member, latest))
+        self.review[member] = month_end(today)
 
     def available(self, member: str) -> int:
         now = self.clock.now
@@ -201,6 +261,15 @@ class TillMachine(RuleBasedStateMachine):
     def give_points(self, member: str, points: int, expires: datetime) -> None:
         if points:
             self.lots[member].append([self.clock.now, expires, points])
+
+    def earn(self, ref: str, member: str, points: int) -> None:
+        """Points earned wait out the return window before they can be spent."""
+        self.waiting[ref] = [
+            member,
+            self.today() + timedelta(days=PENDING_DAYS),
+            points,
+            local_midnight_after(self.clock.now, EXPIRY_DAYS),
+        ]
 
     # -- cards ---------------------------------------------------------------------
 
@@ -364,8 +433,13 @@ class TillMachine(RuleBasedStateMachine):
         assert receipt.to_pay == total - points - voucher_paid - wallet - card
         if member:
             self.take_points(member, points)
-            self.give_points(member, earned, local_midnight_after(self.clock.now, EXPIRY_DAYS))
+            self.earn(ref, member, earned)
             self.wallet[member] -= wallet
+            self.review_model(member)
+            self.spend[member].append((self.today(), total))
+            upgraded = qualified(self.rolling(member, self.today()))
+            if rank(upgraded) > rank(self.tier[member]):
+                self.tier[member] = upgraded
         if code:
             self.vouchers[code] -= voucher_paid
         if uid:
@@ -387,6 +461,7 @@ class TillMachine(RuleBasedStateMachine):
             "points": receipt.points_earned,
             "line_points": list(receipt.line_points),
             "clawed": 0,
+            "spent_back": 0,
             "voucher": code,
             "uid": uid,
             "day": self.clock.now.astimezone(ZoneInfo("Europe/Berlin")).date(),
@@ -486,9 +561,18 @@ class TillMachine(RuleBasedStateMachine):
             wanted = target - sold["clawed"]
             sold["clawed"] = target
             self.expire_model(member)
-            assert result.points_clawed_back == min(wanted, self.available(member)), result
+            waiting = self.waiting.get(ref)
+            if waiting is not None:
+                # Still in the return window: taken back from what waits (all receipts').
+                can = self.pending_points(member)
+                assert result.points_clawed_back == min(wanted, can), result
+                waiting[2] = max(0, waiting[2] - result.points_clawed_back)
+            else:
+                assert result.points_clawed_back == min(wanted, self.available(member)), result
+                self.take_points(member, result.points_clawed_back)
             assert result.points_shortfall == wanted - result.points_clawed_back
-            self.take_points(member, result.points_clawed_back)
+            self.spend[member].append((sold["day"], -(refunded_value - sold["spent_back"])))
+            sold["spent_back"] = refunded_value
             self.give_points(
                 member,
                 result.points_reinstated,
@@ -551,12 +635,33 @@ class TillMachine(RuleBasedStateMachine):
         self.remember("replace", lost, moved)
         assert self.till.replace_card(bytes.fromhex(lost), new_uid, transport=transport) == moved
 
-    @rule(days=st.integers(1, 40))
+    @rule(with_card=st.booleans(), someone_elses=st.booleans())
+    def enrol_and_identify(self, with_card: bool, someone_elses: bool) -> None:
+        """A newcomer enrols (maybe with a card); another member's card is refused to them."""
+        member = self.ref("NEW")
+        uid = bytes.fromhex(f"06{self.n:012X}")
+        if someone_elses and self.card_of:
+            taken = bytes.fromhex(sorted(self.card_of.values())[0])
+            try:
+                self.till.enrol(member, card_uid=taken)
+            except CardInUse:
+                assert self.till.identify(taken).member.id in CARDS
+                SEEN["someone else's card refused"] += 1
+                return
+            raise AssertionError("a card was enrolled to a second member")
+        self.till.enrol(member, card_uid=uid if with_card else None)
+        who = self.till.identify(uid if with_card else f"loyalty:member:{member}")
+        assert who.member.id == member and who.present == with_card
+
+    @rule(days=st.integers(1, 4) | st.integers(25, 40))  # past the return window, or expiry
     def time_passes(self, days: int) -> None:
         self.clock.now += timedelta(days=days)
         self.till.upkeep()
+        self.release_model()
         for member in MEMBERS:
             self.expire_model(member)
+            self.review_model(member)
+        SEEN["time passed"] += 1
 
     def killed(self, body: Any, statement: int) -> list[str]:
         """Run `body(till)` in a child killed at its `statement`-th SQL statement; reopen."""
@@ -660,6 +765,8 @@ class TillMachine(RuleBasedStateMachine):
             assert balance.points_available == self.available(member), member
             assert balance.wallet_available == self.wallet[member], member
             assert balance.points_pending == 0  # no hold outlives its step
+            assert balance.points_not_yet_spendable == self.pending_points(member), member
+            assert till.member(member).tier == self.tier[member], member
         aid = till.purse.layout.aid  # type: ignore[union-attr]
         for uid in self.card_of.values():
             shadow = till._minor(till.ledger.balance(till.card_account(uid)).posted)
@@ -693,3 +800,4 @@ def test_the_till_against_its_model() -> None:
         assert SEEN[what] > 0, (what, SEEN)
     assert any(k.startswith("torn, then settled") for k in SEEN), SEEN
     assert any("card" in k and "wallet" in k for k in SEEN if k.startswith("sale")), SEEN
+    assert any("points" in k for k in SEEN if k.startswith("sale")), SEEN
