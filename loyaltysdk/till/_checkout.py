@@ -34,12 +34,14 @@ from ..vouchers import VoucherExhausted
 from ._errors import (
     CheckoutError,
     EmptyBasket,
+    InvalidReference,
     NoMember,
     NotEnoughPoints,
     OverPayment,
     PresenceRequired,
     SessionClosed,
     WrongCurrency,
+    reference,
 )
 from ._online import authorise
 from ._receipt import Quote, Receipt, VoucherUse
@@ -73,7 +75,7 @@ class Checkout:
         self.till = till
         self.basket = basket
         self.identity = identity
-        self.receipt_ref = receipt_ref
+        self.receipt_ref = None if receipt_ref is None else reference(receipt_ref, "receipt number")
         self._lines = lines_of(basket)
         self._fingerprint = till.fingerprint(self._lines, self._member_id_or_none())
         #: The stored receipt when this session re-runs one the till completed.
@@ -384,8 +386,9 @@ class Checkout:
         """
         till = self.till
         receipt_ref = receipt_ref if receipt_ref is not None else self.receipt_ref
-        if not isinstance(receipt_ref, str) or not receipt_ref:
-            raise SessionClosed("complete needs the POS's receipt number")
+        if receipt_ref is None:
+            raise InvalidReference("complete needs the POS's receipt number")
+        receipt_ref = reference(receipt_ref, "receipt number")
         stored = self._stored(receipt_ref)
         if stored is not None:
             self.cancel()

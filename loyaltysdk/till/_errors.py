@@ -78,3 +78,18 @@ class CardInUse(CheckoutError):
 
 class UnknownTier(CheckoutError, ValueError):
     """The rules define no tier of this name."""
+
+
+class InvalidReference(CheckoutError, ValueError):
+    """A receipt, refund or payment reference is not 1 to 100 printable characters."""
+
+
+def reference(value: object, what: str) -> str:
+    """A POS reference (receipt number, refund or payment reference), checked.
+
+    Raises:
+        InvalidReference: not a string of 1 to 100 printable characters.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= 100 or not value.isprintable():
+        raise InvalidReference(f"a {what} is 1 to 100 printable characters, not {value!r}")
+    return value

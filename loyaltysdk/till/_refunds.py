@@ -37,7 +37,7 @@ from ..cards.purse import Kind
 from ..cards.transport import Transport
 from ..ledger import HoldExpired, HoldResolved, InsufficientFunds, Posting
 from ._allocate import allocate
-from ._errors import PaymentInterrupted, RefundRefused, VoidRefused
+from ._errors import PaymentInterrupted, RefundRefused, VoidRefused, reference
 from ._receipt import Receipt, Refund
 
 if TYPE_CHECKING:
@@ -83,6 +83,9 @@ class Refunds:
     ) -> Refund:
         till = self._till
         journal = till._journal
+        refund_ref = reference(refund_ref, "refund reference")
+        if not isinstance(lines, dict) or not lines:
+            raise RefundRefused(f"a refund names lines and quantities, not {lines!r}")
         with till.ledger.atomic():
             done = self._done(refund_ref, lines)
             if done is not None:
@@ -507,7 +510,7 @@ class Refunds:
     def void(self, ref: str, card: Transport | None) -> Refund:
         """Undo a whole receipt on its day: a refund of every line and the status, one commit."""
         till = self._till
-        refund_ref = f"void:{ref}"
+        refund_ref = f"void:{reference(ref, 'receipt number')}"
         with till.ledger.atomic():
             plan, _, status, local_day = till._receipt_row(ref)
             lines = {index: line[1] for index, line in enumerate(plan["lines"])}

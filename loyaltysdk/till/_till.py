@@ -43,6 +43,7 @@ from ._errors import (
     UnknownCard,
     UnknownMember,
     WrongCurrency,
+    reference,
 )
 from ._members import Directory, MemberRecord, pin_hash
 from ._online import OfflineAllowance
@@ -521,6 +522,7 @@ class Till:
 
     def top_up(self, member_id: str, amount: Money, *, payment_ref: str) -> int:
         """Add stored value to a member's wallet, paid by cash or card (`payment_ref`)."""
+        payment_ref = reference(payment_ref, "payment reference")
         minor = self._amount(amount)
         self.member(member_id)
         self.ledger.transfer(
@@ -567,7 +569,7 @@ class Till:
         """
         value = 0 if initial is None else self._amount(initial)
         uid = _uid(card_uid)
-        ref = payment_ref or f"issue:{uid}"
+        ref = reference(payment_ref or f"issue:{uid}", "payment reference")
         with self.ledger.atomic():
             self.member(member_id)
             self._directory.check_link(member_id, uid, "purse")
@@ -605,6 +607,7 @@ class Till:
         Raises:
             PaymentInterrupted: the card left; call again with the card presented.
         """
+        payment_ref = reference(payment_ref, "payment reference")
         minor = self._amount(amount)
         uid = _uid(card_uid)
         self._card(uid)  # registered and not blocked
