@@ -26,6 +26,7 @@ LOYALTY_STATEFUL_STEPS=80 scripts/test tests/till/test_till_stateful.py -s
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -208,6 +209,7 @@ class TillMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.till.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- the model's arithmetic --------------------------------------------------------
 
