@@ -247,17 +247,23 @@ class Directory:
         policy = self._rules.tiers
         if policy is None:
             return
-        self.review(member_id, day)
-        current = self.get(member_id).tier
+        current = self._review(member_id, day)
+        if policy.rank(current) == len(policy.levels) - 1:
+            return  # at the top already: no need to add up the spend
         tier = policy.upgrade(current, self.rolling_spend(member_id, day))
         if tier != current:
             self._conn.execute("UPDATE till_members SET tier = ? WHERE id = ?", (tier, member_id))
 
     def review(self, member_id: str, today: date) -> bool:
-        """Apply a review date that has passed: the tier the spend up to it qualifies for."""
+        """Apply a review date that has passed; True if the tier moved."""
+        row = self._conn.execute("SELECT tier FROM till_members WHERE id = ?", (member_id,))
+        before = row.fetchone()
+        return before is not None and self._review(member_id, today) != before[0]
+
+    def _review(self, member_id: str, today: date) -> str:
+        """The member's tier after any review date that passed (the spend up to it decides)."""
         policy = self._rules.tiers
-        if policy is None:
-            return False
+        assert policy is not None
         row = self._conn.execute(
             "SELECT tier, tier_review FROM till_members WHERE id = ?", (member_id,)
         ).fetchone()
@@ -265,22 +271,17 @@ class Directory:
             raise UnknownMember(f"no member {member_id!r}")
         current, review = row
         if review is not None and date.fromisoformat(review) >= today:
-            return False
-        changed = False
+            return str(current)
+        tier = current
         if review is not None:
             # Several periods may have passed: the latest review date decides.
             latest = period_of(policy.review, today)[1] - timedelta(days=1)
             tier = policy.review_tier(current, self.rolling_spend(member_id, latest))
-            changed = tier != current
-            if changed:
-                self._conn.execute(
-                    "UPDATE till_members SET tier = ? WHERE id = ?", (tier, member_id)
-                )
         self._conn.execute(
-            "UPDATE till_members SET tier_review = ? WHERE id = ?",
-            (policy.next_review(today).isoformat(), member_id),
+            "UPDATE till_members SET tier = ?, tier_review = ? WHERE id = ?",
+            (tier, policy.next_review(today).isoformat(), member_id),
         )
-        return changed
+        return str(tier)
 
     def due_for_review(self, today: date) -> list[str]:
         if self._rules.tiers is None:
