@@ -107,8 +107,7 @@ class Checkout:
 
     def _stored(self, receipt_ref: str) -> Receipt | None:
         """The completed receipt under this number, if this basket's; another basket's refused."""
-        stored = self.till._stored_receipt(receipt_ref, fingerprint=self._fingerprint)
-        return stored
+        return self.till._stored_receipt(receipt_ref, fingerprint=self._fingerprint)
 
     # -- views ---------------------------------------------------------------------------
 

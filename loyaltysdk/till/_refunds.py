@@ -171,11 +171,11 @@ class Refunds:
                 net, quantity, already.get(index, 0)
             )
             nominal += value
-            reference = rest[0] if rest else ""
+            sells = rest[0] if rest else ""  # the voucher code or member the line sold value to
             if category == GIFT_CARD:
-                account, source = f"voucher:{reference}", f"sys:vouchers:sold:{till.currency}"
+                account, source = f"voucher:{sells}", f"sys:vouchers:sold:{till.currency}"
             elif category == STORED_VALUE:
-                member = reference or receipt.member or ""
+                member = sells or receipt.member or ""
                 account, source = till.wallet_account(member), f"sys:wallet:float:{till.currency}"
             else:
                 spend_back += value
@@ -206,8 +206,9 @@ class Refunds:
             "holds": {},
         }
         plan["whole"] = all(after.get(i, 0) == line[1] for i, line in enumerate(sold))
-        plan["points_back"] = _points_for(receipt, shares[0], plan["whole"]) - _points_for(
-            receipt, before[0], False
+        points = names.index("points")
+        plan["points_back"] = _points_for(receipt, shares[points], plan["whole"]) - _points_for(
+            receipt, before[points], False
         )
         plan["clawback"] = self._clawback(ref, receipt, sold, already, after, plan["whole"])
         partial = {use.code: use.partial for use in receipt.vouchers}

@@ -588,16 +588,20 @@ class Till:
         with self.ledger.atomic():
             self.link_card(plan["member"], bytes.fromhex(plan["uid"]), kind="purse")
             if plan["amount"]:
-                amount = self.money(plan["amount"])
-                self.ledger.transfer(
-                    f"cardtopup:{plan['ref']}",
-                    [
-                        Posting.debit(f"sys:card:float:{self.currency}", amount),
-                        Posting.credit(self.card_account(plan["uid"]), amount),
-                    ],
-                    memo=json.dumps({"issue": plan["ref"], "card": plan["uid"]}),
-                )
+                self._load_shadow(plan, {"issue": plan["ref"], "card": plan["uid"]})
             self._journal.mark(intent_id, "done")
+
+    def _load_shadow(self, plan: dict[str, Any], memo: dict[str, str]) -> None:
+        """Book value loaded onto a card (paid at the till) to the card's ledger shadow."""
+        amount = self.money(plan["amount"])
+        self.ledger.transfer(
+            f"cardtopup:{plan['ref']}",
+            [
+                Posting.debit(f"sys:card:float:{self.currency}", amount),
+                Posting.credit(self.card_account(plan["uid"]), amount),
+            ],
+            memo=json.dumps(memo),
+        )
 
     def top_up_card(
         self, transport: Transport, card_uid: bytes, amount: Money, *, payment_ref: str
@@ -626,16 +630,8 @@ class Till:
         return minor
 
     def _finish_topup(self, plan: dict[str, Any], intent_id: str) -> None:
-        amount = self.money(plan["amount"])
         with self.ledger.atomic():
-            self.ledger.transfer(
-                f"cardtopup:{plan['ref']}",
-                [
-                    Posting.debit(f"sys:card:float:{self.currency}", amount),
-                    Posting.credit(self.card_account(plan["uid"]), amount),
-                ],
-                memo=json.dumps({"topup": plan["ref"], "card": plan["uid"]}),
-            )
+            self._load_shadow(plan, {"topup": plan["ref"], "card": plan["uid"]})
             self._journal.mark(intent_id, "done")
 
     # -- the card intent journal ----------------------------------------------------------------
