@@ -22,7 +22,8 @@ from pathlib import Path
 import uvicorn
 from _common import parse_args, percentile, result
 
-from loyaltysdk.hub import HttpLink, Hub, SQLiteHubStore, create_app
+from loyaltysdk.hub import Hub, SQLiteHubStore, create_app
+from loyaltysdk.sync import HttpLink
 
 
 def main() -> None:

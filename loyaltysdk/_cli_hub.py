@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,7 +139,7 @@ def till_group() -> None:
 @click.option("--token", required=True, help="The enrolment token from `loyalty hub add-till`.")
 def till_register(config_path: Path, token: str) -> None:
     """Register this till with the hub and keep its credential (mode 0600)."""
-    from .hub import register
+    from .sync import register
 
     config = _config(config_path)
     try:
@@ -158,7 +157,7 @@ def till_register(config_path: Path, token: str) -> None:
 @_CONFIG
 def sync(config_path: Path) -> None:
     """Run one sync round: push the outbox, pull updates."""
-    from .hub import HttpLink, Syncer
+    from .sync import HttpLink, Syncer
 
     config = _config(config_path)
     till = _till(config)
@@ -180,24 +179,22 @@ def sync(config_path: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(db: Path, as_json: bool) -> None:
     """The outbox: how many records wait for the hub and how old the oldest is."""
-    from .ledger import Ledger
+    from .till import sync_status_of
 
-    with Ledger.open(db, origin="loyalty-cli") as ledger:
-        outbox = ledger.outbox_status()
-    conn = sqlite3.connect(db)
     try:
-        row = conn.execute("SELECT value FROM till_sync WHERE name = 'pull_cursor'").fetchone()
-    except sqlite3.Error:
-        row = None
-    finally:
-        conn.close()
-    age = (datetime.now(UTC) - outbox.oldest_at).total_seconds() if outbox.oldest_at else None
+        found = sync_status_of(db)
+    except LoyaltyError as error:
+        raise _fail(error) from error
+    oldest_at = datetime.fromisoformat(found["oldest_at"]) if found["oldest_at"] else None
+    age = (datetime.now(UTC) - oldest_at).total_seconds() if oldest_at else None
     data = {
-        "waiting": outbox.length,
+        "waiting": found["waiting"],
         "oldest_age_seconds": round(age, 1) if age is not None else None,
-        "last_seq": outbox.last_seq,
-        "acked_seq": outbox.acked_seq,
-        "pull_cursor": int(row[0]) if row else 0,
+        "last_seq": found["last_seq"],
+        "acked_seq": found["acked_seq"],
+        "pull_cursor": found["pull_cursor"],
+        "last_ok": found["last_ok"],
+        "update_problems": found["update_problems"],
     }
     if as_json:
         click.echo(json.dumps(data))
@@ -206,3 +203,7 @@ def status(db: Path, as_json: bool) -> None:
     click.echo(f"outbox: {data['waiting']} waiting{oldest}")
     click.echo(f"sequence: last {data['last_seq']}, acknowledged by the hub {data['acked_seq']}")
     click.echo(f"updates: pulled up to cursor {data['pull_cursor']}")
+    if data["update_problems"]:
+        click.echo(
+            f"updates not applied: {data['update_problems']} (see the till's update_problems)"
+        )

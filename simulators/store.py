@@ -21,8 +21,9 @@ from typing import Any
 
 from loyaltysdk import Basket, Line, Money, Till
 from loyaltysdk._errors import LoyaltyError, SyncError
-from loyaltysdk.hub import MOVING, DirectLink, Hub, PushResult, SQLiteHubStore, Syncer, Update
+from loyaltysdk.hub import Hub, SQLiteHubStore
 from loyaltysdk.rules import load_rules
+from loyaltysdk.sync import MOVING, DirectLink, PushResult, Syncer, Update
 from loyaltysdk.till import TillPolicy
 from loyaltysdk.vouchers import (
     IssuedVoucher,

@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "loyaltysdk.hub",
     "loyaltysdk.reports",
     "loyaltysdk.rules",
+    "loyaltysdk.sync",
     "loyaltysdk.till",
     "loyaltysdk.vouchers",
 ]

@@ -1,54 +1,31 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The hub (head office's HTTP service) and the tills' sync with it.
+"""The hub: head office's HTTP service and the chain's book of record.
 
-hub = Hub(open_store("postgresql://..."))       # or a SQLite path
-app = create_app(hub)                            # serve with uvicorn: `loyalty hub serve`
-Syncer(till, HttpLink(url, credential)).run_once()
+    hub = Hub(open_store("postgresql://..."))       # or a SQLite path
+    app = create_app(hub)                            # serve with uvicorn: `loyalty hub serve`
+
+Tills reach it through `loyaltysdk.sync` (links, the sync loop, the wire
+types and refusals); the hub imports `sync`, never `till`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._client import DirectLink, HttpLink, HubLink, register
-from ._service import (
-    MOVING,
-    AuthError,
-    BadRecord,
-    Forbidden,
-    Hub,
-    InsufficientOnline,
-    Principal,
-    PushResult,
-    Update,
-)
+from ._service import Hub, Principal
 from ._store import HubStore, PostgresHubStore, SQLiteHubStore, open_store
-from ._sync import Syncer, SyncReport
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 __all__ = [
-    "MOVING",
-    "AuthError",
-    "BadRecord",
-    "DirectLink",
-    "Forbidden",
-    "HttpLink",
     "Hub",
-    "HubLink",
     "HubStore",
-    "InsufficientOnline",
     "PostgresHubStore",
     "Principal",
-    "PushResult",
     "SQLiteHubStore",
-    "SyncReport",
-    "Syncer",
-    "Update",
     "create_app",
     "open_store",
-    "register",
 ]
 
 

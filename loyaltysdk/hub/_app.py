@@ -14,15 +14,9 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .. import __version__
-from ._service import (
-    AuthError,
-    BadRecord,
-    Forbidden,
-    Hub,
-    InsufficientOnline,
-    Principal,
-)
+from .._version import __version__
+from ..sync import AuthError, BadRecord, Forbidden, InsufficientOnline
+from ._service import Hub, Principal
 
 
 class RegisterBody(BaseModel):

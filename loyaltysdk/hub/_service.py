@@ -24,27 +24,17 @@ from typing import Any, Literal
 
 import attrs
 
-from .._errors import HubError
+from ..sync import (
+    MOVING,
+    AuthError,
+    BadRecord,
+    Forbidden,
+    InsufficientOnline,
+    PushResult,
+    Update,
+    UpdateKind,
+)
 from ._store import HubStore
-
-#: Entry kinds that move value (holds, voids and expiries do not).
-MOVING = frozenset({"transfer", "post", "reversal", "breakage"})
-
-
-class AuthError(HubError):
-    """Missing, wrong or expired credentials (HTTP 401)."""
-
-
-class Forbidden(HubError):
-    """Valid credentials for something else (HTTP 403)."""
-
-
-class BadRecord(HubError, ValueError):
-    """A pushed record is not a well-formed outbox record (HTTP 422)."""
-
-
-class InsufficientOnline(HubError):
-    """An online hold would take more than the account holds (HTTP 409)."""
 
 
 def _hash(secret: str) -> str:
@@ -55,23 +45,10 @@ def _hash(secret: str) -> str:
 
 @attrs.frozen
 class Principal:
+    """Who a credential belongs to: a till, or head office."""
+
     kind: Literal["till", "admin"]
     id: str
-
-
-@attrs.frozen
-class PushResult:
-    acked: int
-    applied: int
-    duplicates: int
-    held: int
-
-
-@attrs.frozen
-class Update:
-    cursor: int
-    kind: str
-    payload: Any
 
 
 class Hub:
@@ -310,15 +287,7 @@ class Hub:
 
     def publish(self, kind: str, payload: Any) -> int:
         """Publish an update for tills (rules, hotlist, revocations, keys); returns its cursor."""
-        if kind not in (
-            "rules",
-            "hotlist",
-            "revocations",
-            "keys",
-            "vouchers",
-            "members",
-            "allowance",
-        ):
+        if kind not in set(UpdateKind):
             raise BadRecord(f"unknown update kind {kind!r}")
         text = json.dumps(payload, sort_keys=True)
         with self.store.transaction():

@@ -26,7 +26,7 @@ from ._errors import (
 from ._members import MemberRecord
 from ._online import OfflineAllowance, OfflineLimitReached, OnlineRefused
 from ._receipt import MemberBalance, Quote, Receipt, Refund, VoucherUse
-from ._till import Identity, Till, TillPolicy
+from ._till import Identity, Till, TillPolicy, sync_status_of
 
 __all__ = [
     "CardBlocked",
@@ -61,4 +61,5 @@ __all__ = [
     "VoidRefused",
     "VoucherUse",
     "WrongCurrency",
+    "sync_status_of",
 ]

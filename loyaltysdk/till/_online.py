@@ -17,12 +17,14 @@ receipt, so the POS can tell the customer.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from .._errors import SyncError
+from ..sync import MOVING, InsufficientOnline
 from ._errors import CheckoutError
 
 if TYPE_CHECKING:
@@ -51,11 +53,8 @@ class OfflineAllowance:
 
 
 def last_good_sync(till: Till) -> datetime | None:
-    try:
-        row = till._conn.execute("SELECT value FROM till_sync WHERE name = 'last_ok'").fetchone()
-    except Exception:
-        return None
-    return datetime.fromisoformat(row[0]) if row else None
+    last = till._get_sync("last_ok", "")
+    return datetime.fromisoformat(last) if last else None
 
 
 def authorise(till: Till, member: str, account: str, unit: str, amount: int, hold_id: str) -> Mode:
@@ -67,8 +66,6 @@ def authorise(till: Till, member: str, account: str, unit: str, amount: int, hol
     """
     if till.hub is None:
         return "standalone"
-    from ..hub import InsufficientOnline
-
     # Value this till took in but has not yet pushed is invisible to the hub
     # and cannot be spent elsewhere: only the rest needs the hub's hold.
     needed = amount - max(0, unsynced_net_credit(till, account))
@@ -104,10 +101,6 @@ def authorise(till: Till, member: str, account: str, unit: str, amount: int, hol
 
 def unsynced_net_credit(till: Till, account: str) -> int:
     """Credits minus debits to `account` in outbox records the hub has not acknowledged."""
-    import json
-
-    from ..hub import MOVING
-
     net = 0
     for record in till.ledger.outbox(limit=100_000):
         data = json.loads(record.payload)

@@ -90,7 +90,22 @@ INSERT INTO till_spend (ref, member, local_date, amount)
     WHERE json_extract(r.plan, '$.member') IS NOT NULL AND r.status = 'completed'
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+# Version 3: what the till learns from the hub, kept durably: the sync
+# cursors and times (made by the sync loop in earlier files), the rules,
+# keys and allowance head office sent, and updates that could not be applied.
+_V3: Final = """
+CREATE TABLE IF NOT EXISTS till_sync (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE till_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE till_update_problems (
+    cursor INTEGER PRIMARY KEY, kind TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL
+);
+INSERT INTO till_settings (name, value)
+    SELECT 'rules', value FROM till_sync WHERE name = 'rules';
+INSERT OR IGNORE INTO till_revoked (code)
+    SELECT j.value FROM till_sync, json_each(till_sync.value) AS j WHERE till_sync.name = 'revoked'
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -32,6 +32,7 @@ from ..cards.transport import Transport
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
+from ..sync import Update
 from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
 from ._cards import CardJournal, Pending
 from ._checkout import SESSION_HOLD, Checkout
@@ -46,11 +47,12 @@ from ._errors import (
     reference,
 )
 from ._members import Directory, MemberRecord, pin_hash
-from ._online import OfflineAllowance
+from ._online import OfflineAllowance, synced
 from ._receipt import MemberBalance, Receipt, Refund
 from ._refunds import Refunds
 from ._sale import finish_sale
 from ._schema import migrate
+from ._updates import Updates
 
 _LIMITED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 
@@ -148,7 +150,7 @@ class Till:
         self._clock = clock or (lambda: datetime.now(UTC))
         self.pin_check = pin_check
         self.otp_check = otp_check
-        #: A `loyaltysdk.hub.HubLink` for online holds, or None for a standalone till.
+        #: A `loyaltysdk.sync.HubLink` for online holds, or None for a standalone till.
         self.hub = hub
         self.allowance = allowance or OfflineAllowance()
         self.vouchers = VoucherBook(
@@ -166,6 +168,8 @@ class Till:
         self._directory = Directory(self)
         self._journal = CardJournal(self)
         self._refunds = Refunds(self)
+        self._updates = Updates(self)
+        self._updates.restore()
         self._release_dead_sessions()
         # Vouchers this till took back (a refunded gift card) stay refused.
         self.vouchers.add_revocations(
@@ -361,6 +365,13 @@ class Till:
         with self.ledger.atomic():
             self._directory.card(uid)
             self._conn.execute("UPDATE till_cards SET status = ? WHERE uid = ?", (reason, uid))
+
+    def _block_cards(self, uids: Iterable[str]) -> None:
+        """Hotlist cards head office blocked (inside the update's commit)."""
+        self._conn.executemany(
+            "UPDATE till_cards SET status = 'blocked' WHERE uid = ? AND status = 'active'",
+            [(uid,) for uid in uids],
+        )
 
     def hotlist(self) -> frozenset[str]:
         rows = self._conn.execute("SELECT uid FROM till_cards WHERE status != 'active'")
@@ -777,6 +788,61 @@ class Till:
         self.release_pending_points()
         self.review_tiers()
 
+    # -- sync (what `loyaltysdk.sync.Syncer` calls) ---------------------------------------
+
+    @property
+    def pull_cursor(self) -> int:
+        """The cursor of the last update from the hub this till applied."""
+        return int(self._get_sync("pull_cursor", "0"))
+
+    def apply_update(self, update: Update) -> None:
+        """Apply an update from head office durably, with its cursor, in one commit.
+
+        Raises:
+            UnknownUpdate: a kind this till does not know (nothing changed).
+            BadRecord: a malformed payload (nothing changed).
+        """
+        self._updates.apply(update)
+
+    def skip_update(self, update: Update, problem: Exception) -> None:
+        """Record an update that could not be applied (`update_problems`), and move past it."""
+        self._updates.skip(update, problem)
+
+    def update_problems(self) -> list[dict[str, Any]]:
+        """Updates this till could not apply: cursor, kind, why, when."""
+        return self._updates.problems()
+
+    def sync_succeeded(self) -> None:
+        """A sync round reached the hub: the offline allowance starts again."""
+        with self.ledger.atomic():
+            self._set_sync("last_ok", self.now().isoformat())
+            synced(self)
+
+    def sync_status(self) -> dict[str, Any]:
+        """The outbox, the pull cursor, the last good sync and update problems."""
+        outbox = self.ledger.outbox_status()
+        return {
+            "waiting": outbox.length,
+            "oldest_at": outbox.oldest_at.isoformat() if outbox.oldest_at else None,
+            "last_seq": outbox.last_seq,
+            "acked_seq": outbox.acked_seq,
+            "pull_cursor": self.pull_cursor,
+            "last_ok": self._get_sync("last_ok", "") or None,
+            "update_problems": len(self.update_problems()),
+        }
+
+    def _get_sync(self, name: str, default: str) -> str:
+        row = self._conn.execute("SELECT value FROM till_sync WHERE name = ?", (name,))
+        found = row.fetchone()
+        return str(found[0]) if found else default
+
+    def _set_sync(self, name: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO till_sync (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
     # -- receipts ---------------------------------------------------------------------------
 
     def receipt(self, ref: str) -> Receipt:
@@ -863,10 +929,30 @@ class Till:
         return hashlib.sha256(json.dumps([lines, member]).encode()).hexdigest()[:32]
 
 
+def sync_status_of(path: str | Path) -> dict[str, Any]:
+    """A till file's sync status (outbox, cursors, last good sync), without its configuration."""
+    with Ledger.open(path, origin="status") as ledger:
+        conn = ledger.store.connection  # type: ignore[attr-defined]
+        with ledger.lock:
+            migrate(conn)
+        outbox = ledger.outbox_status()
+        values = dict(conn.execute("SELECT name, value FROM till_sync").fetchall())
+        (problems,) = conn.execute("SELECT count(*) FROM till_update_problems").fetchone()
+    return {
+        "waiting": outbox.length,
+        "oldest_at": outbox.oldest_at.isoformat() if outbox.oldest_at else None,
+        "last_seq": outbox.last_seq,
+        "acked_seq": outbox.acked_seq,
+        "pull_cursor": int(values.get("pull_cursor", 0)),
+        "last_ok": values.get("last_ok"),
+        "update_problems": int(problems),
+    }
+
+
 def _uid(card_uid: bytes) -> str:
     if not isinstance(card_uid, bytes | bytearray) or not 4 <= len(card_uid) <= 10:
         raise UnknownCard(f"a card UID is 4 to 10 bytes, not {card_uid!r}")
     return bytes(card_uid).hex().upper()
 
 
-__all__ = ["Identity", "MemberRecord", "Till", "TillPolicy"]
+__all__ = ["Identity", "MemberRecord", "Till", "TillPolicy", "sync_status_of"]

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loyaltysdk import Basket, Line, Money, Till, load_rules
-from loyaltysdk.hub import HttpLink, Hub, Syncer, create_app
+from loyaltysdk.hub import Hub, create_app
+from loyaltysdk.sync import HttpLink, Syncer
 
 from .test_hub import topup
 
@@ -158,7 +159,7 @@ def test_background_sync_with_backoff(hub: Hub, tmp_path: Path) -> None:
     import time
 
     from loyaltysdk._errors import SyncError
-    from loyaltysdk.hub import DirectLink
+    from loyaltysdk.sync import DirectLink
 
     credential = hub.register("S1-T1", hub.create_till("S1-T1"))
 
@@ -245,7 +246,7 @@ def test_head_office_endpoints_reach_the_tills(hub: Hub, api: Any, tmp_path: Pat
 
 
 def test_a_replaced_till_file_is_refused_not_ignored(hub: Hub, tmp_path: Path) -> None:
-    from loyaltysdk.hub import BadRecord, DirectLink
+    from loyaltysdk.sync import BadRecord, DirectLink
 
     credential = hub.register("S1-T1", hub.create_till("S1-T1"))
     for name, member in (("one.db", "M1"), ("two.db", "M2")):

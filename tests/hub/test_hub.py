@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from loyaltysdk.hub import AuthError, BadRecord, Forbidden, Hub, InsufficientOnline
+from loyaltysdk.hub import Hub
+from loyaltysdk.sync import AuthError, BadRecord, Forbidden, InsufficientOnline
 
 
 def payload(key: str, postings: list[list[Any]], kind: str = "transfer", memo: Any = None) -> str:

@@ -11,7 +11,8 @@ import pytest
 
 from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk._errors import SyncError
-from loyaltysdk.hub import DirectLink, Hub, Syncer
+from loyaltysdk.hub import Hub
+from loyaltysdk.sync import DirectLink, Syncer
 from loyaltysdk.till import OfflineAllowance, OfflineLimitReached, OnlineRefused
 
 RULES = {

@@ -186,8 +186,9 @@ def test_store_comparison(db) -> None:  # type: ignore[no-untyped-def]
 
 def test_reports_from_a_till_and_from_its_hub(tmp_path: Path) -> None:
     from loyaltysdk import Basket, Line, Till, load_rules
-    from loyaltysdk.hub import DirectLink, Hub, SQLiteHubStore, Syncer
+    from loyaltysdk.hub import Hub, SQLiteHubStore
     from loyaltysdk.reports import load_from_hub, load_from_till
+    from loyaltysdk.sync import DirectLink, Syncer
 
     rules = load_rules(
         {

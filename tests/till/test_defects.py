@@ -17,9 +17,10 @@ from loyaltysdk.simulators.desfire import VirtualDesfire
 from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import InvalidAmount, Money, Points
-from loyaltysdk.hub import DirectLink, Hub, SQLiteHubStore, Syncer
+from loyaltysdk.hub import Hub, SQLiteHubStore
 from loyaltysdk.ledger import AccountFlags, BalanceOverflow, Ledger, Posting
 from loyaltysdk.rules import Basket, BasketError, Line, load_rules
+from loyaltysdk.sync import DirectLink, Syncer
 from loyaltysdk.till import CardInUse, PaymentInterrupted, Till, UnknownTier
 
 from ..forking import Child, Kill, run

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .._errors import HubError, SyncError
-from ._service import AuthError, Forbidden, Hub, PushResult, Update
+from .._errors import DriverMissing, HubError, SyncError
+from ._wire import AuthError, BadRecord, Forbidden, InsufficientOnline, PushResult, Update
 
 
 class HubLink(Protocol):
@@ -22,15 +22,31 @@ class HubLink(Protocol):
     def release_hold(self, hold_id: str) -> None: ...
 
 
-class DirectLink:
-    """A link that calls a `Hub` in the same process, as a given till."""
+class HubService(Protocol):
+    """What `DirectLink` calls: the hub's methods, as a given till."""
 
-    def __init__(self, hub: Hub, credential: str) -> None:
+    def authenticate(self, token: str | None) -> Any: ...
+
+    def push(self, till_id: str, records: Sequence[tuple[int, str]]) -> PushResult: ...
+
+    def pull(self, after: int, limit: int = 500) -> list[Update]: ...
+
+    def take_hold(
+        self, till_id: str, hold_id: str, account: str, unit: str, amount: int
+    ) -> None: ...
+
+    def release_hold(self, till_id: str, hold_id: str) -> None: ...
+
+
+class DirectLink:
+    """A link that calls a hub in the same process, as the till its credential names."""
+
+    def __init__(self, hub: HubService, credential: str) -> None:
         self.hub = hub
         who = hub.authenticate(credential)
         if who.kind != "till":
             raise Forbidden("a till link needs a till credential")
-        self.till_id = who.id
+        self.till_id: str = who.id
 
     def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
         return self.hub.push(self.till_id, records)
@@ -43,6 +59,25 @@ class DirectLink:
 
     def release_hold(self, hold_id: str) -> None:
         self.hub.release_hold(self.till_id, hold_id)
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError as error:  # pragma: no cover - the extra is missing
+        raise DriverMissing(
+            "talking to the hub over HTTP needs: pip install 'loyaltysdk[hub]'"
+        ) from error
+    return httpx
+
+
+#: HTTP refusals as the errors a till acts on; 5xx and no answer are `SyncError` (retry).
+_REFUSALS: dict[int, type[HubError]] = {
+    401: AuthError,
+    403: Forbidden,
+    409: InsufficientOnline,
+    422: BadRecord,
+}
 
 
 class HttpLink:
@@ -62,8 +97,7 @@ class HttpLink:
         timeout: float = 2.0,
         client: Any = None,
     ) -> None:
-        import httpx
-
+        httpx = _httpx()
         self._httpx = httpx
         # `client` lets tests pass an in-process ASGI client (an httpx.Client).
         self._client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
@@ -74,14 +108,15 @@ class HttpLink:
             response = self._client.request(method, path, **kwargs)
         except self._httpx.HTTPError as error:
             raise SyncError(f"hub unreachable: {type(error).__name__}") from error
-        if response.status_code == 401:
-            raise AuthError(response.json().get("detail", "unauthorised"))
-        if response.status_code == 403:
-            raise Forbidden(response.json().get("detail", "forbidden"))
         if response.status_code >= 500:
             raise SyncError(f"hub error {response.status_code}")
         if response.status_code >= 400:
-            raise HubError(f"hub refused ({response.status_code}): {response.text[:200]}")
+            try:
+                detail = str(response.json().get("detail", response.text))
+            except ValueError:
+                detail = response.text[:200]
+            refusal = _REFUSALS.get(response.status_code, HubError)
+            raise refusal(f"hub refused ({response.status_code}): {detail[:300]}")
         return response.json()
 
     def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
@@ -106,8 +141,7 @@ class HttpLink:
 
 def register(base_url: str, till_id: str, enrolment_token: str, *, timeout: float = 5.0) -> str:
     """Register a till with the hub over HTTP; returns its credential."""
-    import httpx
-
+    httpx = _httpx()
     try:
         response = httpx.post(
             f"{base_url.rstrip('/')}/v1/tills/{till_id}/register",
@@ -121,3 +155,6 @@ def register(base_url: str, till_id: str, enrolment_token: str, *, timeout: floa
     if response.status_code != 200:
         raise HubError(f"registration failed ({response.status_code})")
     return str(response.json()["credential"])
+
+
+__all__ = ["DirectLink", "HttpLink", "HubLink", "HubService", "register"]

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Between a till and the hub: the wire types, the links, and the sync loop.
+
+Dependencies run one way: ``till`` and ``hub`` both import ``sync`` and
+never each other.
+
+    link = HttpLink("http://hub:8080", credential)      # or DirectLink(hub, credential)
+    Syncer(till, link).run_once()                        # push the outbox, pull updates
+"""
+
+from ._links import DirectLink, HttpLink, HubLink, HubService, register
+from ._syncer import SyncedTill, Syncer, SyncReport
+from ._wire import (
+    MOVING,
+    AuthError,
+    BadRecord,
+    Forbidden,
+    InsufficientOnline,
+    PushResult,
+    UnknownUpdate,
+    Update,
+    UpdateKind,
+)
+
+__all__ = [
+    "MOVING",
+    "AuthError",
+    "BadRecord",
+    "DirectLink",
+    "Forbidden",
+    "HttpLink",
+    "HubLink",
+    "HubService",
+    "InsufficientOnline",
+    "PushResult",
+    "SyncReport",
+    "SyncedTill",
+    "Syncer",
+    "UnknownUpdate",
+    "Update",
+    "UpdateKind",
+    "register",
+]

@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The till's side of sync: push the outbox, pull updates, in rounds or in the background.
+
+Push sends the ledger's outbox after the acknowledged cursor in batches
+and moves the cursor only to what the hub acknowledged, so a lost request,
+a lost answer or a duplicate costs a resend, never a record. Pull hands
+each update to the till (`SyncedTill.apply_update`), which applies it and
+moves its pull cursor in one commit; one it cannot apply is recorded as a
+problem (`skip_update`) and the rest go on. The syncer touches the till
+only through these methods: it knows nothing of the till's tables.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any, Protocol
+
+import attrs
+
+from .._errors import HubError, LoyaltyError, SyncError
+from ._links import HubLink
+from ._wire import BadRecord, UnknownUpdate, Update
+
+
+class SyncedTill(Protocol):
+    """What the syncer needs of a till (a `loyaltysdk.Till` is one)."""
+
+    @property
+    def ledger(self) -> Any: ...
+
+    @property
+    def pull_cursor(self) -> int: ...
+
+    def apply_update(self, update: Update) -> None: ...
+
+    def skip_update(self, update: Update, problem: Exception) -> None: ...
+
+    def sync_succeeded(self) -> None: ...
+
+
+@attrs.frozen
+class SyncReport:
+    """One round: records sent, the hub's cursor, updates applied and skipped, what waits."""
+
+    pushed: int
+    acked: int
+    pulled: int
+    pull_cursor: int
+    waiting: int
+    skipped: int = 0
+
+
+class Syncer:
+    """Sync one till with the hub through a `HubLink`."""
+
+    def __init__(self, till: SyncedTill, link: HubLink, *, batch: int = 500) -> None:
+        self.till = till
+        self.link = link
+        self.batch = batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: The last error of the background loop (None after a good round).
+        self.last_error: LoyaltyError | None = None
+
+    @property
+    def pull_cursor(self) -> int:
+        return self.till.pull_cursor
+
+    def push(self) -> tuple[int, int]:
+        """Send the outbox; returns (records sent, the hub's acknowledged cursor)."""
+        ledger = self.till.ledger
+        sent = 0
+        acked = ledger.outbox_status().acked_seq
+        while True:
+            records = ledger.outbox(after_seq=acked, limit=self.batch)
+            if not records:
+                break
+            result = self.link.push([(r.seq, r.payload) for r in records])
+            sent += len(records)
+            if result.acked > acked:
+                ledger.ack_outbox(result.acked)
+                acked = result.acked
+            if result.acked < records[-1].seq:
+                break  # the hub is holding a gap or stopped early; next round
+        return sent, acked
+
+    def pull(self) -> tuple[int, int]:
+        """Apply updates from the hub; returns (applied, skipped as problems)."""
+        applied = skipped = 0
+        while True:
+            updates = self.link.pull(self.till.pull_cursor, self.batch)
+            if not updates:
+                break
+            for update in updates:
+                try:
+                    self.till.apply_update(update)
+                    applied += 1
+                except (UnknownUpdate, BadRecord) as problem:
+                    self.till.skip_update(update, problem)
+                    skipped += 1
+        return applied, skipped
+
+    def run_once(self) -> SyncReport:
+        """One round: push, then pull.
+
+        Raises:
+            SyncError: the hub is unreachable (retry later; nothing is lost).
+            HubError: the hub refused (credentials, a malformed record).
+        """
+        sent, acked = self.push()
+        pulled, skipped = self.pull()
+        self.till.sync_succeeded()
+        status = self.till.ledger.outbox_status()
+        return SyncReport(sent, acked, pulled, self.till.pull_cursor, status.length, skipped)
+
+    # -- background -------------------------------------------------------------------
+
+    def start(self, interval: float = 5.0, *, max_backoff: float = 300.0) -> None:
+        """Sync every `interval` seconds on a thread, backing off (with jitter) on errors.
+
+        The loop never ends silently: every error is kept in `last_error`
+        and the loop goes on; only `stop()` ends it.
+        """
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            delay = interval
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                    self.last_error = None
+                    delay = interval
+                except SyncError as error:
+                    self.last_error = error
+                    delay = min(max_backoff, max(delay, 0.05) * 2)
+                except LoyaltyError as error:
+                    self.last_error = error  # refused: try again much later
+                    delay = max_backoff
+                except Exception as error:
+                    self.last_error = HubError(f"sync failed: {type(error).__name__}: {error}")
+                    delay = max_backoff
+                self._stop.wait(delay * random.uniform(0.8, 1.2))
+
+        self._thread = threading.Thread(target=loop, name="loyaltysdk-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+__all__ = ["SyncReport", "SyncedTill", "Syncer"]

@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What head office sends reaches every till durably; what a till cannot apply is reported.
+
+Two tills of two stores and one hub, on both backends.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from loyaltysdk import Basket, Line, Till, load_rules
+from loyaltysdk.hub import Hub
+from loyaltysdk.sync import DirectLink, Syncer, Update, UpdateKind
+from loyaltysdk.vouchers import IssuerKey, Keyring
+
+RULES: dict[str, Any] = {
+    "schema": 1,
+    "version": 1,
+    "currency": "EUR",
+    "rules": [{"id": "base", "effect": {"type": "earn", "points": 1, "per": 100}}],
+}
+
+
+def open_till(path: Path, store: str, till_id: str) -> Till:
+    return Till.open(
+        path,
+        store=store,
+        till_id=till_id,
+        currency="EUR",
+        timezone="Europe/Berlin",
+        rules=load_rules(RULES),
+        clock=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+    )
+
+
+def chain(hub: Hub, tmp_path: Path) -> list[tuple[Till, Syncer]]:
+    tills = []
+    for store in ("S1", "S2"):
+        till_id = f"{store}-T1"
+        link = DirectLink(hub, hub.register(till_id, hub.create_till(till_id)))
+        till = open_till(tmp_path / f"{store}.db", store, till_id)
+        tills.append((till, Syncer(till, link)))
+    return tills
+
+
+def test_rules_keys_and_allowance_survive_a_restart(hub: Hub, tmp_path: Path) -> None:
+    key = IssuerKey.generate("HQ-2027")
+    hub.publish(
+        "rules",
+        {
+            **RULES,
+            "version": 3,
+            "rules": [{"id": "base", "effect": {"type": "earn", "points": 2, "per": 100}}],
+        },
+    )
+    hub.publish("keys", Keyring({"HQ-2027": key.public_key}).to_json())
+    hub.publish("allowance", {"per_transaction": 1_234, "max_hours_offline": 6})
+    for till, syncer in chain(hub, tmp_path):
+        assert syncer.run_once().pulled == 3
+        till.close()
+    for store in ("S1", "S2"):
+        again = open_till(tmp_path / f"{store}.db", store, f"{store}-T1")  # opened with v1
+        assert again.rules.version == 3
+        assert "HQ-2027" in again.vouchers.keyring.keys
+        assert again.allowance.per_transaction == 1_234
+        assert again.allowance.max_time_offline == timedelta(hours=6)
+        again.enrol("M1")
+        sale = again.checkout(Basket("EUR", [Line("A", 1, 1_000)]), again.identify("M1"))
+        assert sale.quote().points_to_earn == 20  # the rules head office sent
+        again.close()
+
+
+def test_an_update_a_till_cannot_apply_is_reported_and_the_rest_arrive(
+    hub: Hub, tmp_path: Path
+) -> None:
+    tills = chain(hub, tmp_path)
+    for till, _ in tills:
+        till.enrol("M1", card_uid=bytes.fromhex("04AABBCCDD0011"))
+    hub.publish("hotlist", [1, 2])  # malformed: not {"block": [...]}
+    hub.store.execute(  # a kind from a newer hub, written past publish's own check
+        "INSERT INTO hub_updates (kind, payload, at) VALUES (?, ?, ?)",
+        ("loyalty-tiers-v2", "{}", "2026-11-23T10:00:00+00:00"),
+    )
+    hub.publish("hotlist", {"block": ["04AABBCCDD0011"]})
+    for till, syncer in tills:
+        report = syncer.run_once()
+        assert (report.pulled, report.skipped) == (1, 2)
+        assert till.hotlist() == frozenset({"04AABBCCDD0011"})  # the real hotlist arrived
+        problems = till.update_problems()
+        assert [p["kind"] for p in problems] == ["hotlist", "loyalty-tiers-v2"]
+        assert till.sync_status()["update_problems"] == 2
+        assert syncer.run_once().pulled == 0  # skipped once, not again and again
+        till.close()
+
+
+def test_the_background_loop_survives_what_it_cannot_handle(hub: Hub, tmp_path: Path) -> None:
+    (till, syncer), _ = chain(hub, tmp_path)
+
+    class Broken:
+        calls = 0
+
+        def push(self, records: Any) -> Any:
+            raise AssertionError("nothing to push")
+
+        def pull(self, after: int, limit: int = 500) -> list[Update]:
+            Broken.calls += 1
+            raise RuntimeError("a bug in a link")
+
+    syncer.link = Broken()  # type: ignore[assignment]
+    syncer.start(interval=0.01, max_backoff=0.01)
+    give_up = time.monotonic() + 60  # a guard only: the loop's progress decides
+    while Broken.calls < 3 and time.monotonic() < give_up:
+        time.sleep(0.01)
+    syncer.stop()
+    assert Broken.calls >= 3  # it kept going after the first failure
+    assert syncer.last_error is not None and "RuntimeError" in str(syncer.last_error)
+    assert UpdateKind("rules") is UpdateKind.RULES
+    till.close()
