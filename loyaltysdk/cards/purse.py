@@ -441,8 +441,17 @@ class Purse:
             IntentUndecidable: the log no longer covers the intent's time.
             CardLogCorrupt: the intent id appears twice, or with other terms.
         """
+        found = self.locate(transport, uid, intent)
+        return Outcome.NOT_APPLIED if found is None else Outcome.APPLIED
+
+    def locate(self, transport: Transport, uid: bytes, intent: CardIntent) -> LogRecord | None:
+        """The card's log record of `intent` (with the card's balance after it), or None.
+
+        Raises:
+            As `resolve`.
+        """
         if intent.kind is Kind.ISSUE:
-            return self._resolve_issue(transport, uid, intent)
+            return self._locate_issue(transport, uid, intent)
         client = self._open(transport, uid, KEY_READ)
         log = self._read_log(client, self.layout.log_records)
         found = [r for r in log if r.matches(intent)]
@@ -455,7 +464,7 @@ class Purse:
                     f"intent {intent.id.hex()} is on the card as {record.kind.name}"
                     f" {record.amount}, not {intent.kind.name} {intent.amount}"
                 )
-            return Outcome.APPLIED
+            return record
         # A full log whose oldest record is newer than the intent may have
         # cycled the intent's record out. (Within the intent's own second it
         # cannot have: the till settles a card's pending intent before it
@@ -465,9 +474,11 @@ class Purse:
             raise IntentUndecidable(
                 f"intent {intent.id.hex()} is older than the card's oldest log record"
             )
-        return Outcome.NOT_APPLIED
+        return None
 
-    def _resolve_issue(self, transport: Transport, uid: bytes, intent: CardIntent) -> Outcome:
+    def _locate_issue(
+        self, transport: Transport, uid: bytes, intent: CardIntent
+    ) -> LogRecord | None:
         # An issue commits once, at its end: a card without the application,
         # or whose application cannot show this intent's record, did not take it.
         try:
@@ -483,9 +494,10 @@ class Purse:
             FileNotFound,
             CardLogCorrupt,
         ):
-            return Outcome.NOT_APPLIED
-        if any(r.matches(intent) and r.kind is Kind.ISSUE for r in log):
-            return Outcome.APPLIED
+            return None
+        for record in log:
+            if record.matches(intent) and record.kind is Kind.ISSUE:
+                return record
         raise CardLogCorrupt(f"card {uid.hex()} was issued, but not by intent {intent.id.hex()}")
 
     def _now(self) -> int:

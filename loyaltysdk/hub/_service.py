@@ -358,6 +358,7 @@ class Hub:
             raise BadRecord("a hold amount is a positive integer")
         now = int(self._clock())
         with self.store.transaction():
+            self.store.lock_accounts([account])
             existing = self.store.execute(
                 "SELECT till, account, amount FROM hub_holds WHERE id = ?", (hold_id,)
             )

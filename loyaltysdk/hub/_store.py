@@ -89,6 +89,10 @@ class HubStore(Protocol):
         """Of these accounts, those with more debits than credits, and by how much."""
         ...
 
+    def lock_accounts(self, accounts: Sequence[str]) -> None:
+        """Inside a transaction: hold these balance rows until it ends (checks then writes)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -145,6 +149,10 @@ class SQLiteHubStore:
         self.executemany(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {on_conflict}", rows
         )
+
+    def lock_accounts(self, accounts: Sequence[str]) -> None:
+        # BEGIN IMMEDIATE already serialises every writer on the file.
+        return
 
     def overdrawn(self, accounts: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -254,6 +262,15 @@ class PostgresHubStore:
             (list(accounts),),
         )
         return {account: int(deficit) for account, deficit in rows}
+
+    def lock_accounts(self, accounts: Sequence[str]) -> None:
+        # Row locks in one order, so two hub processes checking holds on the
+        # same accounts wait for each other instead of both reading the same
+        # available balance (and so never deadlock).
+        self.execute(
+            "SELECT account FROM hub_balances WHERE account = ANY(?) ORDER BY account FOR UPDATE",
+            (sorted(accounts),),
+        )
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """COPY rows into a table (for bulk loads and the ingest benchmark's baseline)."""

@@ -245,6 +245,9 @@ class Ledger:
         self._batch_depth = 0
         self._accounts: dict[str, Account] = {}
         self._flag_bits: dict[str, int] = {}  # int(flags) per cached account
+        #: How expired lots are booked: BREAKAGE here, MIRROR at a till whose
+        #: points the hub keeps (the hub books their breakage, once).
+        self.breakage_kind = Kind.BREAKAGE
 
     @classmethod
     def open(
@@ -455,6 +458,28 @@ class Ledger:
         def apply(now: int) -> Transaction:
             return self._movement(
                 now, key, fingerprint, Kind.TRANSFER, items, rows, postings_json, memo=memo
+            )
+
+        return self._write(key, fingerprint, apply)
+
+    def mirror(
+        self, key: str, postings: Iterable[Posting], *, memo: str | None = None
+    ) -> Transaction:
+        """Post a copy of what the book of record holds (kind MIRROR), as `transfer` does.
+
+        A till that spends chain-wide accounts brings its local figures to
+        the hub's (or a card's to its chip's) this way; the record goes to
+        the outbox like any other, and the hub does not apply it again.
+        """
+        key = _check_key(key)
+        items, rows = _check_postings(postings)
+        memo = _check_memo(memo)
+        postings_json = _postings_json(rows)
+        fingerprint = _fingerprint(Kind.MIRROR, None, postings_json, None, memo)
+
+        def apply(now: int) -> Transaction:
+            return self._movement(
+                now, key, fingerprint, Kind.MIRROR, items, rows, postings_json, memo=memo
             )
 
         return self._write(key, fingerprint, apply)
@@ -990,9 +1015,10 @@ class Ledger:
         key = f"{_BREAKAGE_PREFIX}{account_id}:{row.debits_posted}"
         rows = _rows(postings)
         postings_json = _postings_json(rows)
-        fingerprint = _fingerprint(Kind.BREAKAGE, None, postings_json, None, None)
+        kind = self.breakage_kind
+        fingerprint = _fingerprint(kind, None, postings_json, None, None)
         return self._movement(
-            now, key, fingerprint, Kind.BREAKAGE, postings, rows, postings_json, expiring_lots=True
+            now, key, fingerprint, kind, postings, rows, postings_json, expiring_lots=True
         )
 
     def _remember_account(self, account: Account) -> None:
@@ -1069,6 +1095,7 @@ class Ledger:
                 if (
                     account.lots
                     and kind is not Kind.BREAKAGE
+                    and kind is not Kind.MIRROR
                     and self._store.expired_lot_accounts(now, account_id)
                 ):
                     self._expire_lots(account_id, now)

@@ -39,6 +39,10 @@ class Kind(enum.Enum):
     EXPIRY = "expiry"  # a hold that timed out, voided by the ledger
     REVERSAL = "reversal"  # undoes a transfer, post or breakage
     BREAKAGE = "breakage"  # expired points lots moved to breakage
+    # A till's copy of the book of record's figure (a chain-wide account as
+    # the hub holds it, a card's value as its chip holds it): it moves here,
+    # and nowhere else, since the book of record has the movements already.
+    MIRROR = "mirror"
 
 
 def _positive_amount(_instance: object, _attribute: attrs.Attribute[Amount], value: object) -> None:

@@ -31,7 +31,7 @@ import attrs
 
 from .._errors import CardAuthenticationFailed, CardError, CardRemoved, ReaderError
 from ..cards.desfire import DesfireError
-from ..cards.purse import CardIntent, Kind, Outcome, Purse, PurseError
+from ..cards.purse import CardIntent, Kind, LogRecord, Purse, PurseError
 from ..cards.transport import Transport
 from ._errors import PaymentInterrupted
 
@@ -164,8 +164,8 @@ class CardJournal:
             )
         return Pending(intent.id.hex(), op, ref, uid, kind, amount, plan, "pending")
 
-    def touch(self, transport: Transport, pending: Pending) -> None:
-        """Move the value on the card.
+    def touch(self, transport: Transport, pending: Pending) -> LogRecord:
+        """Move the value on the card; returns its log record (with the chip's balance after).
 
         Raises:
             PaymentInterrupted: the card may or may not have taken it (pending).
@@ -181,12 +181,11 @@ class CardJournal:
                 self._till._settle_at_tap(transport, other)
         try:
             if pending.kind is Kind.DEBIT:
-                purse.debit(transport, uid, intent)
-            elif pending.kind is Kind.ISSUE:
+                return purse.debit(transport, uid, intent)
+            if pending.kind is Kind.ISSUE:
                 purse.discard_partial(transport, uid)
-                purse.issue(transport, uid, initial=pending.amount, intent=intent)
-            else:
-                purse.credit(transport, uid, intent)
+                return purse.issue(transport, uid, initial=pending.amount, intent=intent).records[0]
+            return purse.credit(transport, uid, intent)
         except _REFUSED:
             self._till._abandon(pending)
             raise
@@ -195,17 +194,20 @@ class CardJournal:
                 f"the card left before {pending.op} {pending.ref} finished; tap it again ({error})"
             ) from error
 
-    def settle(self, transport: Transport, pending: Pending) -> None:
-        """A retry with the card here: finish from its log, or apply the movement again."""
+    def settle(self, transport: Transport, pending: Pending) -> LogRecord:
+        """A retry with the card here: its log record of the intent, applying it again if absent."""
+        found = self.locate(transport, pending)
+        return found if found is not None else self.touch(transport, pending)
+
+    def locate(self, transport: Transport, pending: Pending) -> LogRecord | None:
+        """The card's log record of a pending intent, or None if the card never took it."""
         uid = bytes.fromhex(pending.uid)
         try:
-            outcome = self._purse().resolve(transport, uid, self.intent(pending))
+            return self._purse().locate(transport, uid, self.intent(pending))
         except _REFUSED:
             raise
         except _AMBIGUOUS as error:
             raise PaymentInterrupted(f"the card left again; tap it once more ({error})") from error
-        if outcome is Outcome.NOT_APPLIED:
-            self.touch(transport, pending)
 
     def mark(self, intent_id: str, status: str) -> None:
         """Set an intent done or abandoned (inside the caller's commit)."""

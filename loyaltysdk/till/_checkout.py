@@ -451,16 +451,18 @@ class Checkout:
             self._points_hold = self._wallet_hold = None
             self._handed = True
             try:
-                journal.touch(card, pending)
+                record = journal.touch(card, pending)
             except CardError:
                 if journal.get(pending.id).status == "abandoned":
                     # The card refused and took nothing; its holds are gone with the intent.
                     self._points = self._wallet = 0
                     self._handed = False
                 raise
-        elif pending.status == "pending":
-            journal.settle(card, pending)
-        return finish_sale(till, pending.plan, pending.id, self._earn, self._seen)
+        else:
+            record = journal.settle(card, pending)
+        return finish_sale(
+            till, pending.plan, pending.id, self._earn, self._seen, chip=record.balance_after
+        )
 
     def _hand_holds_to_intent(self, plan: dict[str, Any], prefix: str) -> None:
         """Replace the session's short holds by the intent's, in the intent's commit.

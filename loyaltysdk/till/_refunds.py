@@ -114,8 +114,8 @@ class Refunds:
             plan,
             reserve=self._reserve,
         )
-        journal.touch(card, pending)
-        return self.finish(pending.plan, pending.id)
+        record = journal.touch(card, pending)
+        return self.finish(pending.plan, pending.id, chip=record.balance_after)
 
     def _done(self, refund_ref: str, lines: dict[int, int]) -> Refund | None:
         row = self._conn.execute(
@@ -129,8 +129,8 @@ class Refunds:
 
     def resume(self, pending: Pending, card: Transport) -> Refund:
         """A refund whose card credit was interrupted: settle it with the card here."""
-        self._till._journal.settle(card, pending)
-        return self.finish(pending.plan, pending.id)
+        record = self._till._journal.settle(card, pending)
+        return self.finish(pending.plan, pending.id, chip=record.balance_after)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -328,8 +328,13 @@ class Refunds:
 
     # -- posting ----------------------------------------------------------------------------
 
-    def finish(self, plan: dict[str, Any], intent_id: str | None) -> Refund:
-        """Post a refund plan and its row in one commit (idempotent by the refund reference)."""
+    def finish(
+        self, plan: dict[str, Any], intent_id: str | None, *, chip: int | None = None
+    ) -> Refund:
+        """Post a refund plan and its row in one commit (idempotent by the refund reference).
+
+        `chip` is the card's balance after its credit, when the card took part.
+        """
         till = self._till
         ledger = till.ledger
         ref, refund_ref = plan["receipt"], plan["ref"]
@@ -416,6 +421,8 @@ class Refunds:
                     wallet += part
             if plan["card"]:
                 uid = plan["card_uid"]
+                if chip is not None:
+                    till._mirror_card(uid, chip - plan["card"], f"refund:{refund_ref}")
                 ledger.transfer(
                     f"refund:{refund_ref}:card",
                     [

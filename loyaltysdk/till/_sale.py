@@ -76,11 +76,16 @@ def finish_sale(
     intent_id: str | None,
     earn: EarnResult | None = None,
     seen: Member | None = None,
+    *,
+    chip: int | None = None,
 ) -> Receipt:
     """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
 
     Args:
         earn: the session's evaluation, valid while the member is as `seen`.
+        chip: the card's balance after its debit, from the card's log: the
+            card holds its value, so its ledger shadow is brought to the chip
+            before the debit is booked, and a card loaded elsewhere pays here.
     """
     ref = plan["ref"]
     currency = till.currency
@@ -121,6 +126,8 @@ def finish_sale(
         card_paid, card_uid = 0, None
         if plan["card"]:
             card_uid, card_paid = plan["card"]
+            if chip is not None:
+                till._mirror_card(card_uid, chip + card_paid, f"r:{ref}")
             till.ledger.transfer(
                 f"r:{ref}:card",
                 [

@@ -99,6 +99,10 @@ CREATE TABLE till_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT 
 CREATE TABLE till_update_problems (
     cursor INTEGER PRIMARY KEY, kind TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL
 );
+CREATE TABLE till_card_differences (
+    id INTEGER PRIMARY KEY, uid TEXT NOT NULL, chip INTEGER NOT NULL, shadow INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
 INSERT INTO till_settings (name, value)
     SELECT 'rules', value FROM till_sync WHERE name = 'rules';
 INSERT OR IGNORE INTO till_revoked (code)

@@ -27,7 +27,7 @@ import attrs
 from .._errors import ConfigurationError
 from .._money import Money, Points, check_unit
 from ..cards.ntag424 import SunVerifier
-from ..cards.purse import Kind, Outcome, Purse
+from ..cards.purse import Kind, Purse
 from ..cards.transport import Transport
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger._sqlite import SQLiteStore
@@ -434,12 +434,12 @@ class Till:
             pending = self._journal.begin(
                 "transfer", ref, new, Kind.CREDIT, moved, plan, reserve=self._reserve_transfer
             )
-            self._journal.touch(transport, pending)
+            record = self._journal.touch(transport, pending)
         elif transport is None:
             raise PaymentInterrupted(f"the value of card {lost} is waiting for card {new}: tap it")
         else:
-            self._journal.settle(transport, pending)
-        self._finish_transfer(pending.plan, pending.id)
+            record = self._journal.settle(transport, pending)
+        self._finish_transfer(pending.plan, pending.id, record.balance_after)
         return pending.amount
 
     def _reserve_transfer(self, plan: dict[str, Any], prefix: str) -> None:
@@ -455,7 +455,9 @@ class Till:
         )
         plan["hold"] = key
 
-    def _finish_transfer(self, plan: dict[str, Any], intent_id: str | None) -> None:
+    def _finish_transfer(
+        self, plan: dict[str, Any], intent_id: str | None, chip: int | None = None
+    ) -> None:
         amount = self.money(plan["amount"])
         memo = json.dumps({"replaced": plan["from"], "by": plan["uid"]})
         with self.ledger.atomic():
@@ -470,6 +472,8 @@ class Till:
                     memo=memo,
                 )
                 return
+            if chip is not None:
+                self._mirror_card(plan["uid"], chip - plan["amount"], plan["ref"])
             self.ledger.post(plan["ref"], plan["hold"], memo=memo)
             self._journal.mark(intent_id, "done")
 
@@ -593,7 +597,7 @@ class Till:
             self._journal.settle(transport, pending)
         else:
             return
-        self._finish_issue(pending.plan, pending.id)
+        self._finish_issue(pending.plan, pending.id)  # a new card: its chip holds `initial`
 
     def _finish_issue(self, plan: dict[str, Any], intent_id: str) -> None:
         with self.ledger.atomic():
@@ -630,18 +634,20 @@ class Till:
         if pending is None:
             plan = {"op": "topup", "ref": payment_ref, "uid": uid, "amount": minor}
             pending = self._journal.begin("topup", payment_ref, uid, Kind.CREDIT, minor, plan)
-            self._journal.touch(transport, pending)
+            record = self._journal.touch(transport, pending)
         elif pending.amount != minor:
             raise ReceiptConflict(f"top-up {payment_ref} was begun for another amount")
         elif pending.status == "pending":
-            self._journal.settle(transport, pending)
+            record = self._journal.settle(transport, pending)
         else:
             return minor
-        self._finish_topup(pending.plan, pending.id)
+        self._finish_topup(pending.plan, pending.id, record.balance_after)
         return minor
 
-    def _finish_topup(self, plan: dict[str, Any], intent_id: str) -> None:
+    def _finish_topup(self, plan: dict[str, Any], intent_id: str, chip: int | None) -> None:
         with self.ledger.atomic():
+            if chip is not None:
+                self._mirror_card(plan["uid"], chip - plan["amount"], f"cardtopup:{plan['ref']}")
             self._load_shadow(plan, {"topup": plan["ref"], "card": plan["uid"]})
             self._journal.mark(intent_id, "done")
 
@@ -678,32 +684,62 @@ class Till:
         ]
 
     def _settle_at_tap(self, transport: Transport, pending: Pending) -> str:
-        outcome = self._purse().resolve(
-            transport, bytes.fromhex(pending.uid), self._journal.intent(pending)
-        )
-        if outcome is Outcome.APPLIED:
-            self._finish(pending)
+        record = self._journal.locate(transport, pending)
+        if record is not None:
+            self._finish(pending, record.balance_after)
             return f"{pending.op} {pending.ref}: completed"
         self._abandon(pending)
         return f"{pending.op} {pending.ref}: not taken from the card, abandoned"
 
-    def _finish(self, pending: Pending) -> None:
-        """Book an intent the card shows as done, by its operation."""
+    def _finish(self, pending: Pending, chip: int) -> None:
+        """Book an intent the card shows as done, by its operation (`chip`: its balance after)."""
         plan, intent_id = pending.plan, pending.id
         if pending.op == "sale":
-            finish_sale(self, plan, intent_id)
+            finish_sale(self, plan, intent_id, chip=chip)
         elif pending.op == "topup":
-            self._finish_topup(plan, intent_id)
+            self._finish_topup(plan, intent_id, chip)
         elif pending.op == "refund":
-            self._refunds.finish(plan, intent_id)
+            self._refunds.finish(plan, intent_id, chip=chip)
         elif pending.op == "issue":
             self._finish_issue(plan, intent_id)
         elif pending.op == "transfer":
-            self._finish_transfer(plan, intent_id)
+            self._finish_transfer(plan, intent_id, chip)
         else:
             raise ConfigurationError(
                 f"card intent {intent_id} has an unknown operation {pending.op!r}"
             )
+
+    def _mirror_card(self, uid: str, chip: int, key: str) -> None:
+        """Bring a card's ledger shadow to what its chip holds, before booking a movement.
+
+        The chip is the card's value (MAC-protected, its own log): a card
+        loaded or spent at another till holds value this till's ledger has
+        not seen. A standalone till should never find a difference, so it
+        keeps each one it finds (`card_differences`) for a person to look at.
+        """
+        account = self.card_account(uid)
+        shadow = self._minor(self.ledger.balance(account).posted)
+        difference = chip - shadow
+        if not difference:
+            return
+        source = f"sys:card:mirror:{self.currency}"
+        self.ledger.open_account(source, self.currency)
+        amount = self.money(abs(difference))
+        legs = [Posting.debit(source, amount), Posting.credit(account, amount)]
+        if difference < 0:
+            legs = [Posting.debit(account, amount), Posting.credit(source, amount)]
+        memo = json.dumps({"card": uid, "chip": chip, "shadow": shadow})
+        self.ledger.mirror(f"chip:{key}", legs, memo=memo)
+        if self.hub is None:
+            self._conn.execute(
+                "INSERT INTO till_card_differences (uid, chip, shadow, at) VALUES (?, ?, ?, ?)",
+                (uid, chip, shadow, self.now().isoformat()),
+            )
+
+    def card_differences(self) -> list[dict[str, Any]]:
+        """Where a card's chip held other than this till's ledger said (a standalone till)."""
+        rows = self._conn.execute("SELECT uid, chip, shadow, at FROM till_card_differences")
+        return [{"uid": u, "chip": c, "shadow": s, "at": a} for u, c, s, a in rows]
 
     def _abandon(self, pending: Pending) -> None:
         """The card did not take it: release what the intent held, book nothing."""

@@ -181,3 +181,44 @@ def test_two_hub_processes_on_one_database_apply_exactly_once(pg_dsn: str) -> No
     assert hubs[1].balance("member:M1:wallet:EUR") == ("EUR", 0, 400)
     for hub in hubs:
         hub.store.close()
+
+
+@pytest.mark.postgres
+def test_two_hub_processes_never_grant_one_balance_twice(pg_dsn: str) -> None:
+    """100 races of two tills, each on its own hub process, for a member's whole wallet."""
+    import threading
+
+    from loyaltysdk.hub import PostgresHubStore
+
+    hubs = [Hub(PostgresHubStore(pg_dsn)) for _ in range(2)]
+    for till in ("T1", "T2"):
+        registered(hubs[0], till)
+    races = 100
+    hubs[0].push(
+        "T1", [(n, topup(n, f"member:M{n}:wallet:EUR", 1_000)) for n in range(1, races + 1)]
+    )
+    granted: list[list[str]] = [[] for _ in range(races)]
+    errors: list[BaseException] = []
+    start = [threading.Barrier(2) for _ in range(races)]
+
+    def till(index: int, till_id: str) -> None:
+        try:
+            for race in range(races):
+                start[race].wait()
+                try:
+                    hubs[index].take_hold(
+                        till_id, f"{till_id}:{race}", f"member:M{race + 1}:wallet:EUR", "EUR", 1_000
+                    )
+                    granted[race].append(till_id)
+                except InsufficientOnline:
+                    pass
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=till, args=(i, f"T{i + 1}")) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert all(len(winners) == 1 for winners in granted), granted

@@ -778,6 +778,7 @@ class TillMachine(RuleBasedStateMachine):
         for code, left in self.vouchers.items():
             assert till.vouchers.remaining(code) == left, code
         assert till.pending_card_intents() == []
+        assert till.card_differences() == []  # a lone till's chips never surprise it
         till.ledger.check()
 
 
