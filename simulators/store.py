@@ -23,7 +23,7 @@ from loyaltysdk import Basket, Line, Money, Till
 from loyaltysdk._errors import LoyaltyError, SyncError
 from loyaltysdk.hub import Hub, SQLiteHubStore
 from loyaltysdk.rules import load_rules
-from loyaltysdk.sync import MOVING, DirectLink, PushResult, Syncer, Update
+from loyaltysdk.sync import MOVING, DirectLink, PushResult, Snapshot, Syncer, Update
 from loyaltysdk.till import TillPolicy
 from loyaltysdk.vouchers import (
     IssuedVoucher,
@@ -83,13 +83,28 @@ class LossyLink:
         self._maybe_drop()
         return self.link.pull(after, limit)
 
-    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None:
+    def take_hold(
+        self,
+        hold_id: str,
+        account: str,
+        unit: str,
+        amount: int,
+        records: Sequence[tuple[int, str]] = (),
+    ) -> int:
         self._maybe_drop()
-        self.link.take_hold(hold_id, account, unit, amount)
+        acked = self.link.take_hold(hold_id, account, unit, amount, records)
+        if self.rng.random() < self.loss:
+            self.lost_replies += 1
+            raise SyncError("reply lost")
+        return acked
 
     def release_hold(self, hold_id: str) -> None:
         self._maybe_drop()
         self.link.release_hold(hold_id)
+
+    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot:
+        self._maybe_drop()
+        return self.link.snapshot(member, accounts)
 
 
 class StoreSimulation:

@@ -33,11 +33,17 @@ class PushBody(BaseModel):
 
 
 class HoldBody(BaseModel):
-    hold_id: str = Field(min_length=1, max_length=100)
+    hold_id: str = Field(min_length=1, max_length=200)
     account: str = Field(min_length=1, max_length=200)
     unit: str = Field(min_length=3, max_length=3)
     amount: int = Field(ge=1, le=2**62)
-    ttl: int = Field(default=300, ge=1, le=86_400)
+    ttl: int = Field(default=1800, ge=1, le=86_400)
+    records: list["Record"] = Field(default_factory=list, max_length=500)
+
+
+class SnapshotBody(BaseModel):
+    member: str | None = Field(default=None, min_length=1, max_length=64)
+    accounts: list[str] = Field(default_factory=list, max_length=50)
 
 
 class TillBody(BaseModel):
@@ -147,10 +153,23 @@ def create_app(hub: Hub) -> FastAPI:
         return {"acked": hub.cursor_of(till_id)}
 
     @app.post("/v1/holds")
-    def take_hold(body: HoldBody, till_id: Annotated[str, Depends(till)]) -> dict[str, str]:
+    def take_hold(body: HoldBody, till_id: Annotated[str, Depends(till)]) -> dict[str, Any]:
         """Reserve an online balance for a checkout."""
-        hub.take_hold(till_id, body.hold_id, body.account, body.unit, body.amount, body.ttl)
-        return {"hold_id": body.hold_id, "status": "open"}
+        acked = hub.take_hold(
+            till_id,
+            body.hold_id,
+            body.account,
+            body.unit,
+            body.amount,
+            body.ttl,
+            records=[(r.seq, r.payload) for r in body.records],
+        )
+        return {"hold_id": body.hold_id, "status": "open", "acked": acked}
+
+    @app.post("/v1/snapshot")
+    def snapshot(body: SnapshotBody, till_id: Annotated[str, Depends(till)]) -> dict[str, Any]:
+        """A member's chain-wide figures (and other accounts named), as of this till's records."""
+        return hub.snapshot(till_id, body.member, body.accounts).to_json()
 
     @app.delete("/v1/holds/{hold_id}")
     def release_hold(hold_id: str, till_id: Annotated[str, Depends(till)]) -> dict[str, str]:

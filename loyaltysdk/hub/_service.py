@@ -25,15 +25,16 @@ from typing import Any, Literal
 import attrs
 
 from ..sync import (
-    MOVING,
     AuthError,
     BadRecord,
     Forbidden,
     InsufficientOnline,
     PushResult,
+    Snapshot,
     Update,
     UpdateKind,
 )
+from ._book import Book
 from ._store import HubStore
 
 
@@ -57,6 +58,7 @@ class Hub:
     def __init__(self, store: HubStore, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._clock = clock
+        self.book = Book(store, clock)
 
     # -- credentials ------------------------------------------------------------------
 
@@ -211,21 +213,17 @@ class Hub:
 
     def _apply(self, till_id: str, records: list[tuple[int, str]]) -> None:
         entries = []
-        deltas: dict[str, list[Any]] = {}
+        parsed = []
         voucher_uses: list[tuple[str, str, int]] = []
         for seq, payload in records:
             try:
                 record = json.loads(payload)
                 kind, key, at, memo = record["kind"], record["key"], record["at"], record["memo"]
-                postings = record["postings"]
+                record["postings"]
             except (ValueError, KeyError, TypeError) as error:
                 raise BadRecord(f"record {seq} of {till_id} is not an outbox record") from error
             entries.append((till_id, seq, key, kind, at, memo, payload))
-            if kind in MOVING:
-                for account, side, amount, unit, *_ in postings:
-                    delta = deltas.setdefault(account, [unit, 0, 0, []])
-                    delta[1 if side == "D" else 2] += int(amount)
-                    delta[3].append(seq)
+            parsed.append((seq, record, payload))
             if kind == "transfer" and key.startswith("voucher:") and key.count(":") == 1:
                 voucher_uses.append((key.split(":", 1)[1], till_id, seq))
         self.store.insert_rows(
@@ -234,32 +232,8 @@ class Hub:
             entries,
             "ON CONFLICT (till, seq) DO NOTHING",
         )
-        watched = sorted(a for a in deltas if a.startswith(("member:", "card:", "voucher:")))
-        self.store.insert_rows(
-            "hub_balances",
-            ("account", "unit", "debits", "credits"),
-            [(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())],
-            "ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
-            " credits = hub_balances.credits + excluded.credits",
-        )
+        self.book.apply(till_id, parsed)
         exceptions = []
-        # These accounts are credit-normal and never negative at a till; below
-        # zero at the hub means offline tills spent the same value. The batch's
-        # own delta tells how much of the deficit is new.
-        for account, now in sorted(self.store.overdrawn(watched).items()):
-            unit, debits, credits, seqs = deltas[account]
-            was = max(0, now - (debits - credits))
-            if now > was:
-                exceptions.append(
-                    (
-                        till_id,
-                        seqs[-1],
-                        "overdraft",
-                        account,
-                        now - was,
-                        "spent offline at several tills",
-                    )
-                )
         for code, till, seq in voucher_uses:
             others = self.store.execute(
                 "SELECT till, seq FROM hub_voucher_uses"
@@ -283,6 +257,28 @@ class Hub:
                 exceptions,
             )
 
+    # -- the book of record -------------------------------------------------------------
+
+    def snapshot(
+        self, till_id: str, member: str | None = None, accounts: Sequence[str] = ()
+    ) -> Snapshot:
+        """What a till may spend from: a member's accounts (and others named), chain-wide.
+
+        The figures hold every till's applied records and the hub's own
+        entries (funding, breakage booked now), and the asking till's records
+        up to `Snapshot.cursor`; `held` is what other tills hold online.
+        """
+        with self.store.transaction(lock_till=till_id):
+            rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
+            if not rows:
+                raise Forbidden(f"till {till_id} is not registered")
+            return self.book.snapshot(till_id, member, list(accounts), int(rows[0][0]))
+
+    def expire(self) -> int:
+        """Book the breakage of every expired points lot (once); returns the points booked."""
+        with self.store.transaction():
+            return self.book.expire()
+
     # -- updates ------------------------------------------------------------------------
 
     def publish(self, kind: str, payload: Any) -> int:
@@ -291,6 +287,12 @@ class Hub:
             raise BadRecord(f"unknown update kind {kind!r}")
         text = json.dumps(payload, sort_keys=True)
         with self.store.transaction():
+            if kind == UpdateKind.VOUCHERS:
+                # The issuer funds a voucher, once: tills redeem against that liability.
+                terms = payload.get("terms") if isinstance(payload, dict) else None
+                if not isinstance(terms, list):
+                    raise BadRecord("a vouchers update carries a list of terms")
+                self.book.fund_vouchers(terms)
             self.store.execute(
                 "INSERT INTO hub_updates (kind, payload, at) VALUES (?, ?, ?)",
                 (kind, text, datetime.now(UTC).isoformat()),
@@ -347,15 +349,29 @@ class Hub:
     # -- online holds -----------------------------------------------------------------------
 
     def take_hold(
-        self, till_id: str, hold_id: str, account: str, unit: str, amount: int, ttl: float = 300
-    ) -> None:
+        self,
+        till_id: str,
+        hold_id: str,
+        account: str,
+        unit: str,
+        amount: int,
+        ttl: float = 1800,
+        records: Sequence[tuple[int, str]] = (),
+    ) -> int:
         """Reserve `amount` of an online balance for a till's checkout (idempotent by id).
+
+        `records` are the till's outbox records the hub may not have yet (a
+        top-up just made there): they are applied first, exactly once, as a
+        push, so value the till took in can be spent at once. Returns the
+        hub's cursor for the till.
 
         Raises:
             InsufficientOnline: the account's available balance is smaller.
         """
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise BadRecord("a hold amount is a positive integer")
+        if records:
+            self.push(till_id, records)
         now = int(self._clock())
         with self.store.transaction():
             self.store.lock_accounts([account])
@@ -365,7 +381,7 @@ class Hub:
             if existing:
                 if tuple(existing[0]) != (till_id, account, amount):
                     raise Forbidden("that hold id belongs to another hold")
-                return
+                return self.cursor_of(till_id)
             rows = self.store.execute(
                 "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
             )
@@ -382,6 +398,7 @@ class Hub:
                 " VALUES (?, ?, ?, ?, ?, 'open', ?)",
                 (hold_id, till_id, account, unit, amount, now + int(ttl)),
             )
+        return self.cursor_of(till_id)
 
     def release_hold(self, till_id: str, hold_id: str) -> None:
         """Release a hold (after the till posted or voided it); idempotent."""

@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS hub_voucher_uses (
     code TEXT NOT NULL, till TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (code, till, seq)
 );
 CREATE TABLE IF NOT EXISTS hub_admins (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_lots (
+    account TEXT NOT NULL, till TEXT NOT NULL, seq BIGINT NOT NULL, idx INTEGER NOT NULL,
+    earned_at BIGINT NOT NULL, expires_at BIGINT, remaining BIGINT NOT NULL,
+    PRIMARY KEY (account, till, seq, idx)
+);
+CREATE INDEX IF NOT EXISTS hub_lots_open ON hub_lots (account, earned_at) WHERE remaining > 0;
+CREATE INDEX IF NOT EXISTS hub_entries_by_key ON hub_entries (till, key);
 CREATE TABLE IF NOT EXISTS hub_holds (
     id TEXT PRIMARY KEY, till TEXT NOT NULL, account TEXT NOT NULL, unit TEXT NOT NULL,
     amount BIGINT NOT NULL, status TEXT NOT NULL, expires_at BIGINT NOT NULL

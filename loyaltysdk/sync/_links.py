@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .._errors import DriverMissing, HubError, SyncError
-from ._wire import AuthError, BadRecord, Forbidden, InsufficientOnline, PushResult, Update
+from ._wire import (
+    AuthError,
+    BadRecord,
+    Forbidden,
+    InsufficientOnline,
+    PushResult,
+    Snapshot,
+    Update,
+)
 
 
 class HubLink(Protocol):
@@ -17,9 +25,20 @@ class HubLink(Protocol):
 
     def pull(self, after: int, limit: int = 500) -> list[Update]: ...
 
-    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None: ...
+    def take_hold(
+        self,
+        hold_id: str,
+        account: str,
+        unit: str,
+        amount: int,
+        records: Sequence[tuple[int, str]] = (),
+    ) -> int:
+        """Hold at the hub (after applying `records`, the till's unsynced outbox); its cursor."""
+        ...
 
     def release_hold(self, hold_id: str) -> None: ...
+
+    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot: ...
 
 
 class HubService(Protocol):
@@ -32,10 +51,21 @@ class HubService(Protocol):
     def pull(self, after: int, limit: int = 500) -> list[Update]: ...
 
     def take_hold(
-        self, till_id: str, hold_id: str, account: str, unit: str, amount: int
-    ) -> None: ...
+        self,
+        till_id: str,
+        hold_id: str,
+        account: str,
+        unit: str,
+        amount: int,
+        ttl: float = ...,
+        records: Sequence[tuple[int, str]] = (),
+    ) -> int: ...
 
     def release_hold(self, till_id: str, hold_id: str) -> None: ...
+
+    def snapshot(
+        self, till_id: str, member: str | None = None, accounts: Sequence[str] = ()
+    ) -> Snapshot: ...
 
 
 class DirectLink:
@@ -54,11 +84,21 @@ class DirectLink:
     def pull(self, after: int, limit: int = 500) -> list[Update]:
         return self.hub.pull(after, limit)
 
-    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None:
-        self.hub.take_hold(self.till_id, hold_id, account, unit, amount)
+    def take_hold(
+        self,
+        hold_id: str,
+        account: str,
+        unit: str,
+        amount: int,
+        records: Sequence[tuple[int, str]] = (),
+    ) -> int:
+        return self.hub.take_hold(self.till_id, hold_id, account, unit, amount, records=records)
 
     def release_hold(self, hold_id: str) -> None:
         self.hub.release_hold(self.till_id, hold_id)
+
+    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot:
+        return self.hub.snapshot(self.till_id, member, accounts)
 
 
 def _httpx() -> Any:
@@ -128,12 +168,29 @@ class HttpLink:
         data = self._call("GET", "/v1/sync/pull", params={"after": after, "limit": limit})
         return [Update(u["cursor"], u["kind"], u["payload"]) for u in data["updates"]]
 
-    def take_hold(self, hold_id: str, account: str, unit: str, amount: int) -> None:
-        body = {"hold_id": hold_id, "account": account, "unit": unit, "amount": amount}
-        self._call("POST", "/v1/holds", json=body)
+    def take_hold(
+        self,
+        hold_id: str,
+        account: str,
+        unit: str,
+        amount: int,
+        records: Sequence[tuple[int, str]] = (),
+    ) -> int:
+        body = {
+            "hold_id": hold_id,
+            "account": account,
+            "unit": unit,
+            "amount": amount,
+            "records": [{"seq": seq, "payload": payload} for seq, payload in records],
+        }
+        return int(self._call("POST", "/v1/holds", json=body)["acked"])
 
     def release_hold(self, hold_id: str) -> None:
         self._call("DELETE", f"/v1/holds/{hold_id}")
+
+    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot:
+        body = {"member": member, "accounts": list(accounts)}
+        return Snapshot.from_json(self._call("POST", "/v1/snapshot", json=body))
 
     def close(self) -> None:
         self._client.close()

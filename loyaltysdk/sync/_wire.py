@@ -62,6 +62,65 @@ class PushResult:
 
 
 @attrs.frozen
+class Figure:
+    """One chain-wide account as the hub holds it.
+
+    Attributes:
+        unit: a currency or PTS.
+        posted: credits less debits over every till's records (and the hub's own).
+        held: what open online holds of other tills reserve on it.
+    """
+
+    unit: str
+    posted: int
+    held: int = 0
+
+
+@attrs.frozen
+class Snapshot:
+    """The hub's figures for some accounts, as of the asking till's acknowledged records.
+
+    Attributes:
+        cursor: the asking till's records up to this sequence number are in
+            the figures; its later ones are not (the till adds them itself).
+        accounts: account id -> `Figure`.
+        lots: for points accounts: (points left, expiry in epoch microseconds
+            or None), oldest first.
+    """
+
+    cursor: int
+    accounts: dict[str, Figure]
+    lots: dict[str, tuple[tuple[int, int | None], ...]] = attrs.Factory(dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "accounts": {
+                name: {"unit": f.unit, "posted": f.posted, "held": f.held}
+                for name, f in sorted(self.accounts.items())
+            },
+            "lots": {name: [list(lot) for lot in lots] for name, lots in sorted(self.lots.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Snapshot:
+        try:
+            return cls(
+                int(data["cursor"]),
+                {
+                    str(name): Figure(str(f["unit"]), int(f["posted"]), int(f.get("held", 0)))
+                    for name, f in data["accounts"].items()
+                },
+                {
+                    str(name): tuple((int(left), None if e is None else int(e)) for left, e in lots)
+                    for name, lots in data.get("lots", {}).items()
+                },
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise BadRecord(f"not a snapshot: {error}") from None
+
+
+@attrs.frozen
 class Update:
     """One update, at its cursor."""
 
@@ -74,9 +133,11 @@ __all__ = [
     "MOVING",
     "AuthError",
     "BadRecord",
+    "Figure",
     "Forbidden",
     "InsufficientOnline",
     "PushResult",
+    "Snapshot",
     "UnknownUpdate",
     "Update",
     "UpdateKind",

@@ -24,7 +24,7 @@ import os
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from .._errors import CardError, SyncError
+from .._errors import CardError, HubError, SyncError
 from .._money import Money, Points
 from ..cards.purse import Kind
 from ..cards.transport import Transport
@@ -90,9 +90,11 @@ class Checkout:
         self._vouchers: list[tuple[str, VoucherUse]] = []
         self._card: tuple[str, int] | None = None
         self._closed = False
-        self._mode: str = "standalone" if till.hub is None else "online"
-        self._online_holds: list[str] = []
-        self._offline_worth = 0
+        # Online only when the hub answered for this sale; see `mode`.
+        self._mode: str = "standalone"
+        if till.hub is not None:
+            self._mode = "offline" if identity is not None and not identity.online else "online"
+        self._hub: dict[str, str] = {}  # tender -> the online hold at the hub
         self._total = basket.total
         self._seen = member_view(till, self._member_id_or_none(), self.at)
         self._earn = evaluate(
@@ -216,7 +218,7 @@ class Checkout:
         key = f"{SESSION_HOLD}{self.session}:points:{self._holds_made}"
         value_now = math.floor(points * self.till.policy.minor_per_point)
         self._authorise(
-            member_id, self.till.points_account(member_id), "PTS", points, key, value_now
+            "points", self.till.points_account(member_id), "PTS", points, key, value_now
         )
         try:
             self.till.ledger.hold(
@@ -229,29 +231,35 @@ class Checkout:
                 durable=False,
             )
         except InsufficientFunds as error:
+            self._let_go("points")
             raise NotEnoughPoints(str(error)) from error
         self._points, self._points_hold = points, key
         return self.quote()
 
     def _authorise(
-        self, member: str, account: str, unit: str, amount: int, hold_id: str, worth: int
+        self, tender: str, account: str, unit: str, amount: int, key: str, worth: int
     ) -> None:
-        """Online hold at the hub, or the offline allowance; remembers the mode."""
-        mode = authorise(self.till, member, account, unit, amount, f"{self.till.till_id}:{hold_id}")
+        """Hold the whole amount at the hub, or count it against the offline allowance.
+
+        The hold's id travels with the record that posts it, which settles it
+        at the hub, exactly once; nothing is released after `complete`.
+        """
+        till = self.till
+        self._let_go(tender)
+        member = self._member_id_or_none()
+        hold_id = f"{till.till_id}:{key}"
+        mode = authorise(till, self.session, member, account, unit, amount, hold_id, worth)
         if mode == "online":
-            self._online_holds.append(f"{self.till.till_id}:{hold_id}")
+            self._hub[tender] = hold_id
         elif mode == "offline":
             self._mode = "offline"
-            self._offline_worth += worth
 
-    def _release_online(self) -> None:
-        if self.till.hub is None:
-            return
-        for hold_id in self._online_holds:
-            # Unreachable or refused: the hold expires at the hub on its own.
-            with contextlib.suppress(SyncError, CheckoutError):
+    def _let_go(self, tender: str) -> None:
+        """Release a tender's online hold (best effort: it also times out at the hub)."""
+        hold_id = self._hub.pop(tender, None)
+        if hold_id is not None and self.till.hub is not None:
+            with contextlib.suppress(SyncError, CheckoutError, HubError):
                 self.till.hub.release_hold(hold_id)
-        self._online_holds.clear()
 
     @property
     def mode(self) -> str:
@@ -262,6 +270,7 @@ class Checkout:
         """Give back the points taken in this session."""
         if self._points_hold:
             self.till._void_hold(self._points_hold)
+        self._let_go("points")
         self._points, self._points_hold = 0, None
 
     # -- vouchers ---------------------------------------------------------------------------
@@ -282,6 +291,12 @@ class Checkout:
         eligible = book.check(terms, self.basket, store=self.till.store)
         if any(code == terms.code for code, _ in self._vouchers):
             return next(use for code, use in self._vouchers if code == terms.code)
+        online = False
+        if self.till.hub is not None and terms.kind == "value":
+            # Its liability is chain-wide: what is left is the hub's figure.
+            book.open_account(terms)
+            online = self.till._chain.refresh(accounts=[f"voucher:{terms.code}"])
+            known = known or online
         if terms.kind == "percent":
             amount = eligible * terms.amount // 10_000
             remaining = 0
@@ -296,12 +311,18 @@ class Checkout:
             raise OverPayment("nothing is left to pay with a voucher")
         if not known:
             book.allow_offline(terms, terms.amount if terms.kind == "value" else amount)
+        if self.till.hub is not None and terms.kind == "value":
+            self._holds_made += 1
+            key = f"{SESSION_HOLD}{self.session}:voucher:{self._holds_made}"
+            account = f"voucher:{terms.code}"
+            self._authorise(account, account, terms.currency, amount, key, amount)
         use = VoucherUse(terms.code, amount, remaining, not known, terms.mode == "partial")
         self._vouchers.append((scanned, use))
         return use
 
     def remove_voucher(self, code: str) -> None:
         self._vouchers = [(s, use) for s, use in self._vouchers if use.code != code]
+        self._let_go(f"voucher:{code}")
 
     # -- stored value ------------------------------------------------------------------------
 
@@ -317,9 +338,8 @@ class Checkout:
         self.remove_wallet()
         self._holds_made += 1
         key = f"{SESSION_HOLD}{self.session}:wallet:{self._holds_made}"
-        self._authorise(
-            member_id, self.till.wallet_account(member_id), self.till.currency, minor, key, minor
-        )
+        account = self.till.wallet_account(member_id)
+        self._authorise("wallet", account, self.till.currency, minor, key, minor)
         try:
             self.till.ledger.hold(
                 key,
@@ -331,6 +351,7 @@ class Checkout:
                 durable=False,
             )
         except InsufficientFunds as error:
+            self._let_go("wallet")
             raise CheckoutError(f"the wallet holds less than {amount}") from error
         self._wallet, self._wallet_hold = minor, key
         return self.quote()
@@ -338,6 +359,7 @@ class Checkout:
     def remove_wallet(self) -> None:
         if self._wallet_hold:
             self.till._void_hold(self._wallet_hold)
+        self._let_go("wallet")
         self._wallet, self._wallet_hold = 0, None
 
     def pay_card(self, card_uid: bytes, amount: Money) -> Quote:
@@ -359,12 +381,14 @@ class Checkout:
     # -- ending ---------------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Leave the session: every hold is voided."""
+        """Leave the session: every hold is voided, here and at the hub."""
         if self._closed:
             return
         self.remove_points()
         self.remove_wallet()
-        self._release_online()
+        for tender in list(self._hub):
+            self._let_go(tender)
+        self.till._offline.close(self.session)
         self._closed = True
 
     def complete(self, receipt_ref: str | None = None, *, card: Transport | None = None) -> Receipt:
@@ -399,7 +423,7 @@ class Checkout:
             if card is None:
                 raise SessionClosed("a card payment needs the card's transport at complete")
             receipt = self._complete_with_card(receipt_ref, card)
-        self._release_online()
+        self.till._offline.close(self.session)
         self._closed = True
         return receipt
 
@@ -420,7 +444,8 @@ class Checkout:
             "vouchers": [[scanned, use.amount] for scanned, use in self._vouchers],
             "card": list(self._card) if self._card else None,
             "mode": self._mode,
-            "offline_worth": self._offline_worth,
+            "offline_worth": self.till._offline.session_worth(self.session),
+            "hub_holds": dict(self._hub),
         }
 
     def _complete_with_card(self, receipt_ref: str, card: Transport) -> Receipt:

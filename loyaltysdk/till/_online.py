@@ -17,14 +17,13 @@ receipt, so the POS can tell the customer.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from .._errors import SyncError
-from ..sync import MOVING, InsufficientOnline
+from ..sync import InsufficientOnline
 from ._errors import CheckoutError
 
 if TYPE_CHECKING:
@@ -57,8 +56,25 @@ def last_good_sync(till: Till) -> datetime | None:
     return datetime.fromisoformat(last) if last else None
 
 
-def authorise(till: Till, member: str, account: str, unit: str, amount: int, hold_id: str) -> Mode:
-    """Take an online hold, or check the offline allowance; returns the mode that applied.
+def authorise(
+    till: Till,
+    session: str,
+    member: str | None,
+    account: str,
+    unit: str,
+    amount: int,
+    hold_id: str,
+    worth: int,
+) -> Mode:
+    """Hold `amount` at the hub, or check the offline allowance; returns the mode that applied.
+
+    Online, the hub holds the whole amount: it sees every till's spending
+    and refuses what was spent or held elsewhere. When it does not answer,
+    this payment is counted with everything else the session already took
+    offline, and with every other open session's, against the allowance.
+
+    Args:
+        worth: what the payment is worth in money (points at their value).
 
     Raises:
         OnlineRefused: the hub answered and refused.
@@ -66,50 +82,81 @@ def authorise(till: Till, member: str, account: str, unit: str, amount: int, hol
     """
     if till.hub is None:
         return "standalone"
-    # Value this till took in but has not yet pushed is invisible to the hub
-    # and cannot be spent elsewhere: only the rest needs the hub's hold.
-    needed = amount - max(0, unsynced_net_credit(till, account))
     try:
-        if needed > 0:
-            till.hub.take_hold(hold_id, account, unit, needed)
+        # Value this till took in but has not pushed yet rides along, so the
+        # hub can count it (a top-up spent at once); it is a push like any.
+        records = _unsynced_touching(till, account)
+        acked = till.hub.take_hold(hold_id, account, unit, amount, records=records)
+        if records and acked > till.ledger.outbox_status().acked_seq:
+            till.ledger.ack_outbox(acked)
         return "online"
     except InsufficientOnline as error:
         raise OnlineRefused(str(error)) from error
     except SyncError:
         pass
-    limits = till.allowance
-    now = till.now()
-    if amount > limits.per_transaction:
-        raise OfflineLimitReached(f"offline, at most {limits.per_transaction} per transaction")
-    since = last_good_sync(till)
-    if since is not None and now - since > limits.max_time_offline:
-        raise OfflineLimitReached("offline for too long: sync with the hub first")
-    today = till.local_date(now).isoformat()
-    member_today, till_total, count = till._conn.execute(
-        "SELECT coalesce(sum(CASE WHEN member = ? AND local_date = ? THEN amount END), 0),"
-        " coalesce(sum(amount), 0), count(*) FROM till_offline WHERE synced = 0",
-        (member, today),
-    ).fetchone()
-    if member_today + amount > limits.per_member_per_day:
-        raise OfflineLimitReached("offline, this member's allowance for today is spent")
-    if till_total + amount > limits.per_till_total:
-        raise OfflineLimitReached("offline, this till's allowance is spent")
-    if count >= limits.max_transactions:
-        raise OfflineLimitReached("offline, too many transactions since the last sync")
+    till._offline.allow(session, member, worth)
     return "offline"
 
 
-def unsynced_net_credit(till: Till, account: str) -> int:
-    """Credits minus debits to `account` in outbox records the hub has not acknowledged."""
-    net = 0
-    for record in till.ledger.outbox(limit=100_000):
-        data = json.loads(record.payload)
-        if data["kind"] not in MOVING:
-            continue
-        for posted_account, side, amount, *_ in data["postings"]:
-            if posted_account == account:
-                net += amount if side == "C" else -amount
-    return net
+class OfflineUse:
+    """What a till took offline: completed sales (in its file) and open sessions (in memory).
+
+    Sessions live in the POS's memory, so their offline use does too; a
+    restart ends them (and `Till` lets go of their holds).
+    """
+
+    def __init__(self, till: Till) -> None:
+        self._till = till
+        self._open: dict[str, tuple[str | None, int, str]] = {}  # session -> member, worth, day
+
+    def session_worth(self, session: str) -> int:
+        found = self._open.get(session)
+        return found[1] if found else 0
+
+    def allow(self, session: str, member: str | None, worth: int) -> None:
+        """Count `worth` more for this session, or refuse it.
+
+        Raises:
+            OfflineLimitReached: naming the limit that would be passed.
+        """
+        till = self._till
+        limits = till.allowance
+        now = till.now()
+        since = last_good_sync(till)
+        if since is not None and now - since > limits.max_time_offline:
+            raise OfflineLimitReached("offline for too long: sync with the hub first")
+        today = till.local_date(now).isoformat()
+        mine = self.session_worth(session) + worth
+        if mine > limits.per_transaction:
+            raise OfflineLimitReached(
+                f"offline, at most {limits.per_transaction} per transaction (this one: {mine})"
+            )
+        done_member, done_till, done_count = till._conn.execute(
+            "SELECT coalesce(sum(CASE WHEN member = ? AND local_date = ? THEN amount END), 0),"
+            " coalesce(sum(amount), 0), count(*) FROM till_offline WHERE synced = 0",
+            (member, today),
+        ).fetchone()
+        others = [v for k, v in self._open.items() if k != session]
+        open_member = sum(w for who, w, day in others if who == member and day == today)
+        if member is not None and done_member + open_member + mine > limits.per_member_per_day:
+            raise OfflineLimitReached("offline, this member's allowance for today is spent")
+        if done_till + sum(w for _, w, _ in others) + mine > limits.per_till_total:
+            raise OfflineLimitReached("offline, this till's allowance is spent")
+        if done_count + len(others) + 1 > limits.max_transactions:
+            raise OfflineLimitReached("offline, too many transactions since the last sync")
+        self._open[session] = (member, mine, today)
+
+    def close(self, session: str) -> None:
+        """The session ended (completed, and so recorded in the file, or cancelled)."""
+        self._open.pop(session, None)
+
+
+def _unsynced_touching(till: Till, account: str, most: int = 500) -> list[tuple[int, str]]:
+    """The unacknowledged outbox, if any record of it moves `account` (else nothing)."""
+    records = till.ledger.outbox(limit=most)
+    if any(f'"{account}"' in record.payload for record in records):
+        return [(record.seq, record.payload) for record in records]
+    return []
 
 
 def record_offline(till: Till, ref: str, member: str | None, amount: int, at: datetime) -> None:

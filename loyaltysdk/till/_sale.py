@@ -101,8 +101,9 @@ def finish_sale(
             earn = evaluate(
                 till.rules, basket, member, Context(till.store, at, till.timezone, till.region)
             )
+        hub_holds: dict[str, str] = plan.get("hub_holds", {})
         taken = {
-            kind: _post_hold(till, f"r:{ref}:{kind}", plan[f"{kind}_hold"])
+            kind: _post_hold(till, f"r:{ref}:{kind}", plan[f"{kind}_hold"], hub_holds.get(kind))
             for kind in ("points", "wallet")
             if plan[f"{kind}_hold"]
         }
@@ -111,8 +112,15 @@ def finish_sale(
         wallet_paid = plan["wallet"] if taken.get("wallet", True) else 0
         uses: list[VoucherUse] = []
         for scanned, amount in plan["vouchers"]:
+            terms, _ = till.vouchers.terms_of(scanned)
+            held = hub_holds.get(f"voucher:{terms.code}")
             redemption = till.vouchers.redeem(
-                scanned, basket, receipt=ref, store=till.store, amount=amount
+                scanned,
+                basket,
+                receipt=ref,
+                store=till.store,
+                amount=amount,
+                hub_holds=(held,) if held else (),
             )
             uses.append(
                 VoucherUse(
@@ -197,22 +205,24 @@ def finish_sale(
     return receipt
 
 
-def _post_hold(till: Till, key: str, hold: str) -> bool:
+def _post_hold(till: Till, key: str, hold: str, hub_hold: str | None) -> bool:
     """Post a session or intent hold; False if what it reserved can no longer be taken.
 
-    A hold that lapsed (a card away for longer than the intent timeout) is
-    taken again from what the account holds now; if that is too little, the
-    tender is dropped and its amount is left to pay.
+    The record carries the hub's hold it settles. A hold that lapsed (a card
+    away for longer than the intent timeout) is taken again from what the
+    account holds now; if that is too little, the tender is dropped and its
+    amount is left to pay.
     """
+    memo = json.dumps({"hub_holds": [hub_hold]}) if hub_hold else None
     try:
-        till.ledger.post(key, hold)
+        till.ledger.post(key, hold, memo=memo)
         return True
     except (HoldExpired, HoldResolved):
         pass
     found = till.ledger.transaction(hold)
     assert found is not None
     try:
-        till.ledger.transfer(f"{key}:again", found.postings)
+        till.ledger.transfer(f"{key}:again", found.postings, memo=memo)
     except InsufficientFunds:
         return False
     return True

@@ -30,11 +30,13 @@ from ..cards.ntag424 import SunVerifier
 from ..cards.purse import Kind, Purse
 from ..cards.transport import Transport
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
+from ..ledger import Kind as EntryKind
 from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
 from ..sync import Update
 from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
 from ._cards import CardJournal, Pending
+from ._chain import ChainView
 from ._checkout import SESSION_HOLD, Checkout
 from ._errors import (
     CardBlocked,
@@ -47,7 +49,7 @@ from ._errors import (
     reference,
 )
 from ._members import Directory, MemberRecord, pin_hash
-from ._online import OfflineAllowance, synced
+from ._online import OfflineAllowance, OfflineUse, synced
 from ._receipt import MemberBalance, Receipt, Refund
 from ._refunds import Refunds
 from ._sale import finish_sale
@@ -90,12 +92,15 @@ class Identity:
         card_uid: the tapped card's UID (hex), if a card was used.
         method: "card", "sun", "qr" or "typed".
         present: the member proved presence (a tap); typed numbers do not.
+        online: the hub answered with the member's chain-wide figures just
+            now (a till in a chain); False offline or without a hub.
     """
 
     member: MemberRecord
     card_uid: str | None
     method: Literal["card", "sun", "qr", "typed"]
     present: bool
+    online: bool = False
 
 
 class Till:
@@ -170,6 +175,13 @@ class Till:
         self._refunds = Refunds(self)
         self._updates = Updates(self)
         self._updates.restore()
+        self._chain = ChainView(self)
+        self._offline = OfflineUse(self)
+        if hub is not None:
+            # The hub books the breakage of chain-wide points and funds vouchers
+            # once; here both are mirrors of the hub's figures.
+            ledger.breakage_kind = EntryKind.MIRROR
+            self.vouchers.mirror_funding = True
         self._release_dead_sessions()
         # Vouchers this till took back (a refunded gift card) stay refused.
         self.vouchers.add_revocations(
@@ -336,13 +348,22 @@ class Till:
     def identify(self, evidence: bytes | str) -> Identity:
         """Who is buying, from a card UID (bytes), a tapped SUN URL, a member QR or a typed number.
 
-        Member QR codes read ``loyalty:member:<number>``.
+        Member QR codes read ``loyalty:member:<number>``. A till in a chain
+        then asks the hub (with the link's short timeout) for the member's
+        chain-wide figures and keeps them (`Identity.online`); offline it
+        goes on with the last ones it has, plus its own movements since.
 
         Raises:
             CardBlocked: a hotlisted card.
             UnknownCard / UnknownMember: nobody known by this evidence.
             SunInvalid / SunReplayed: a forged or replayed tap.
         """
+        identity = self._who(evidence)
+        if self.hub is None:
+            return identity
+        return attrs.evolve(identity, online=self._chain.refresh(identity.member.id))
+
+    def _who(self, evidence: bytes | str) -> Identity:
         if isinstance(evidence, bytes | bytearray):
             uid = _uid(bytes(evidence))
             member_id, _, _ = self._card(uid)

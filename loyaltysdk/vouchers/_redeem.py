@@ -130,6 +130,10 @@ class VoucherBook:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._opened: set[str] = set()
         self._local_revoked: frozenset[str] = frozenset()
+        #: At a till in a chain the issuer funds each voucher once, at the hub:
+        #: what this till knows of a voucher's value is a mirror of that, not
+        #: a funding of its own.
+        self.mirror_funding = False
 
     def set_revocations(self, codes: Iterable[str]) -> None:
         """Replace the revocation list (as received by sync), keeping local ones."""
@@ -233,6 +237,7 @@ class VoucherBook:
         receipt: str,
         store: str,
         amount: int | None = None,
+        hub_holds: tuple[str, ...] = (),
     ) -> Redemption:
         """Redeem a voucher on a basket, once per receipt.
 
@@ -243,6 +248,8 @@ class VoucherBook:
             store: the store redeeming.
             amount: for a value voucher, how much to take (default: as much
                 as the eligible lines and the balance allow).
+            hub_holds: online holds at the hub this redemption settles (they
+                travel in its record's memo).
 
         Raises:
             Any error of `terms_of` and `check`; VoucherUsed (a single-use
@@ -260,6 +267,8 @@ class VoucherBook:
         single = terms.mode == "single"
         key = f"voucher:{code}" if single else f"voucher:{code}:{receipt}"
         memo_data: dict[str, object] = {"voucher": code, "receipt": receipt, "store": store}
+        if hub_holds:
+            memo_data["hub_holds"] = list(hub_holds)
         done = self.ledger.transaction(key)
         if done is not None:
             return self._repeat(done, terms, receipt)
@@ -349,23 +358,34 @@ class VoucherBook:
             self._opened.add(account)
         return account
 
+    def open_account(self, terms: VoucherTerms) -> str:
+        """The value voucher's liability account, opened if new (nothing funded)."""
+        account = _account(terms.code)
+        self.ledger.open_account(
+            account, terms.currency, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+        )
+        return account
+
     def _fund(self, terms: VoucherTerms, *, offline: bool) -> int:
         """Open and fund a value voucher's account; returns its balance."""
-        account = _account(terms.code)
+        account = self.open_account(terms)
         currency = terms.currency
-        self.ledger.open_account(
-            account, currency, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-        )
-        source = self._system("offline" if offline else "issued", currency)
         memo = json.dumps({"voucher": terms.code, "offline": offline, "campaign": terms.campaign})
-        self.ledger.transfer(
-            f"voucher-fund:{terms.code}",
-            [
-                Posting.debit(source, Money(terms.amount, currency)),
-                Posting.credit(account, Money(terms.amount, currency)),
-            ],
-            memo=memo,
-        )
+        postings = [
+            Posting.debit(
+                self._system(
+                    "mirror" if self.mirror_funding else "offline" if offline else "issued",
+                    currency,
+                ),
+                Money(terms.amount, currency),
+            ),
+            Posting.credit(account, Money(terms.amount, currency)),
+        ]
+        if self.mirror_funding:
+            if self.ledger.transaction(f"voucher-fund:{terms.code}") is None:
+                self.ledger.mirror(f"voucher-fund:{terms.code}", postings, memo=memo)
+        else:
+            self.ledger.transfer(f"voucher-fund:{terms.code}", postings, memo=memo)
         return terms.amount
 
     def register(self, terms: VoucherTerms) -> None:

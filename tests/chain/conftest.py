@@ -13,7 +13,7 @@ import pytest
 from loyaltysdk.simulators.desfire import VirtualDesfire
 from loyaltysdk.simulators.reader import VirtualReader
 
-from loyaltysdk import Till, load_rules
+from loyaltysdk import Till, TillPolicy, load_rules
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.hub import Hub, PostgresHubStore, SQLiteHubStore
@@ -105,6 +105,8 @@ def open_till(path: Path, store: str, clock: Clock, link: Any) -> Till:
         purse=Purse(KEYSTORE, clock=lambda: clock().timestamp()),
         keyring=Keyring({"HQ-1": ISSUER.public_key}),
         hub=link,
+        # The POS checks presence for redemptions (a PIN, an OTP) in these tests.
+        policy=TillPolicy(presence_for_redemption=False),
     )
 
 

@@ -43,3 +43,125 @@ def test_a_card_loaded_at_one_store_pays_at_another(chain: Chain) -> None:
     assert set(chain.hub.unit_totals().values()) == {0}
     for till in (one, two):
         till.ledger.check()
+
+
+def test_points_and_wallet_from_one_store_are_spent_at_another(chain: Chain) -> None:
+    enrol_everywhere(chain, "M1")
+    one, two = chain.s1.till, chain.s2.till
+    one.top_up("M1", Money(2_000, EUR), payment_ref="S1-P1")
+    one.checkout(Basket(EUR, [Line("TV", 1, 30_000)]), one.identify("M1")).complete("S1-R1")
+    chain.s1.sync()
+    who = two.identify("M1")  # the hub's figures come with the member
+    assert who.online
+    sale = two.checkout(Basket(EUR, [Line("X", 1, 2_500)]), who)
+    assert sale.quote().points_available == 300
+    sale.redeem_points(300)
+    sale.pay_wallet(Money(2_000, EUR))
+    receipt = sale.complete("S2-R1")
+    assert (receipt.points_redeemed, receipt.wallet_paid) == (300, 2_000)
+    assert receipt.mode == "online"
+    chain.sync()
+    wallet = chain.hub.balance(f"member:M1:wallet:{EUR}")
+    assert wallet is not None and wallet[2] - wallet[1] == 0  # spent once, chain-wide
+    points = chain.hub.balance("member:M1:points")
+    assert points is not None and points[2] - points[1] == 25  # 300 earned, 300 spent, 25 earned
+    assert two.identify("M1").online and two.wallet_available("M1") == 0
+    assert one.identify("M1").online and one.wallet_available("M1") == 0  # store 1 knows too
+    assert not chain.hub.exceptions()
+
+
+def test_a_voucher_head_office_issued_is_funded_once_and_spent_once(chain: Chain) -> None:
+    from datetime import timedelta
+
+    from loyaltysdk.vouchers import VoucherIssuer, VoucherTemplate
+
+    from .conftest import ISSUER
+
+    start = chain.clock.now
+    gift = VoucherIssuer(ISSUER).issue(
+        VoucherTemplate("value", 5_000, EUR, start, start + timedelta(days=90), mode="partial")
+    )
+    chain.hub.publish(UpdateKind.VOUCHERS, {"terms": [gift.terms.to_json()]})
+    chain.hub.publish(UpdateKind.VOUCHERS, {"terms": [gift.terms.to_json()]})  # published twice
+    chain.sync()
+    liability = chain.hub.balance(f"voucher:{gift.terms.code}")
+    assert liability is not None and liability[2] - liability[1] == 5_000  # funded once
+    one, two = chain.s1.till, chain.s2.till
+    first = one.checkout(Basket(EUR, [Line("A", 1, 5_000)]))
+    assert first.apply_voucher(gift.payload).amount == 5_000
+    second = two.checkout(Basket(EUR, [Line("B", 1, 5_000)]))
+    import pytest
+
+    from loyaltysdk.till import OnlineRefused
+
+    with pytest.raises(OnlineRefused):  # the first till holds all of it at the hub
+        second.apply_voucher(gift.payload)
+    first.complete("S1-R1")
+    chain.sync()
+    liability = chain.hub.balance(f"voucher:{gift.terms.code}")
+    assert liability is not None and liability[2] - liability[1] == 0
+    with pytest.raises(Exception, match=r"nothing left|0 available"):
+        two.checkout(Basket(EUR, [Line("C", 1, 100)])).apply_voucher(gift.payload)
+    assert not chain.hub.exceptions()
+    assert set(chain.hub.unit_totals().values()) == {0}
+
+
+def test_offline_spends_are_counted_across_tenders_and_sessions(chain: Chain) -> None:
+    import pytest
+
+    from loyaltysdk.till import OfflineAllowance, OfflineLimitReached
+
+    enrol_everywhere(chain, "M1")
+    one, two = chain.s1.till, chain.s2.till
+    one.top_up("M1", Money(50_000, EUR), payment_ref="S1-P1")
+    one.checkout(Basket(EUR, [Line("TV", 1, 100_000)]), one.identify("M1")).complete("S1-R1")
+    chain.sync()
+    two.identify("M1")  # store 2 holds the member's figures now
+    two.allowance = OfflineAllowance(per_transaction=5_000, per_member_per_day=10_000)
+    chain.s2.link.down = True
+    who = two.identify("M1")
+    assert not who.online
+    sale = two.checkout(Basket(EUR, [Line("X", 1, 20_000)]), who)
+    assert sale.mode == "offline"
+    sale.redeem_points(500)  # 5.00 of value
+    with pytest.raises(OfflineLimitReached):  # points and wallet count together
+        sale.pay_wallet(Money(4_600, EUR))
+    sale.pay_wallet(Money(4_500, EUR))
+    assert sale.complete("S2-R1").mode == "offline"
+    # Open sessions count too: the member's day (100.00) is spent by sessions not yet completed.
+    open_sessions = []
+    for _ in range(2):
+        other = two.checkout(Basket(EUR, [Line("Y", 1, 5_000)]), two.identify("M1"))
+        other.pay_wallet(Money(2_500, EUR))
+        open_sessions.append(other)
+    last = two.checkout(Basket(EUR, [Line("Z", 1, 5_000)]), two.identify("M1"))
+    with pytest.raises(OfflineLimitReached):
+        last.pay_wallet(Money(100, EUR))
+    for session in open_sessions:
+        session.cancel()
+    last.pay_wallet(Money(100, EUR))  # what the cancelled sessions held is free again
+    last.cancel()
+    chain.s2.link.down = False
+    chain.sync()
+    assert not chain.hub.exceptions()
+
+
+def test_what_two_offline_tills_overspent_is_an_exception_with_its_amount(chain: Chain) -> None:
+    enrol_everywhere(chain, "M1")
+    one, two = chain.s1.till, chain.s2.till
+    one.top_up("M1", Money(3_000, EUR), payment_ref="S1-P1")
+    chain.sync()
+    one.identify("M1"), two.identify("M1")
+    chain.s1.link.down = chain.s2.link.down = True
+    for till, ref in ((one, "S1-R1"), (two, "S2-R1")):
+        sale = till.checkout(Basket(EUR, [Line("X", 1, 2_000)]), till.identify("M1"))
+        sale.pay_wallet(Money(2_000, EUR))  # each saw 30.00 and took 20.00 of it
+        assert sale.complete(ref).mode == "offline"
+    chain.s1.link.down = chain.s2.link.down = False
+    chain.sync()
+    exceptions = chain.hub.exceptions()
+    assert [(e["kind"], e["account"], e["amount"]) for e in exceptions] == [
+        ("overdraft", f"member:M1:wallet:{EUR}", 1_000)
+    ]
+    assert exceptions[0]["till"] in ("S1-T1", "S2-T1")
+    assert chain.hub.entries("S1-T1") and chain.hub.entries("S2-T1")  # nothing dropped

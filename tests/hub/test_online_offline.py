@@ -40,9 +40,9 @@ class Switch(DirectLink):
         self._check()
         return super().pull(after, limit)
 
-    def take_hold(self, *args: Any) -> None:
+    def take_hold(self, *args: Any, **kwargs: Any) -> int:
         self._check()
-        super().take_hold(*args)
+        return super().take_hold(*args, **kwargs)
 
     def release_hold(self, hold_id: str) -> None:
         self._check()

@@ -1,0 +1,329 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The chain's book of record at the hub: balances, points lots, breakage, holds, snapshots.
+
+Every till's moving records add to `hub_balances` (one row per account, all
+tills together), so a member's points and wallet, a card's shadow and a
+voucher's liability are one figure for the chain. The hub books what no
+till may book alone, as entries of its own (till ``HUB``): the funding of
+vouchers head office issues, once, and the breakage of points lots that
+expired, once, from its own lots (`hub_lots`, consumed oldest first by
+every till's debits). A record that posts or voids a till's hold carries
+the online holds it settles (``hub_holds`` in its memo); applying it
+closes them, exactly once. `snapshot` gives a till the figures it may
+spend from, as of that till's acknowledged records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..sync import MOVING, BadRecord, Figure, Snapshot
+from ..vouchers import VoucherError, VoucherTerms
+from ._store import HubStore
+
+#: The till id of entries the hub books itself.
+HUB = "HUB"
+#: Accounts whose credits form lots that expire (a member's points).
+POINTS_SUFFIX = ":points"
+BREAKAGE = "sys:points:breakage"
+
+
+def _is_points(account: str) -> bool:
+    return account.startswith("member:") and account.endswith(POINTS_SUFFIX)
+
+
+def _hub_holds(memo: Any) -> list[str]:
+    if not isinstance(memo, str) or "hub_holds" not in memo:
+        return []
+    try:
+        data = json.loads(memo)
+    except ValueError:
+        return []
+    holds = data.get("hub_holds") if isinstance(data, dict) else None
+    return [h for h in holds if isinstance(h, str)] if isinstance(holds, list) else []
+
+
+class Book:
+    """The hub's accounting on a `HubStore` (called inside the caller's transaction)."""
+
+    def __init__(self, store: HubStore, clock: Callable[[], float]) -> None:
+        self.store = store
+        self._clock = clock
+
+    def _now_us(self) -> int:
+        return int(self._clock() * 1_000_000)
+
+    # -- applying a till's records --------------------------------------------------------
+
+    def apply(self, till_id: str, records: Sequence[tuple[int, dict[str, Any], str]]) -> None:
+        """Balances, lots and settled holds for contiguous records of one till."""
+        deltas: dict[str, list[Any]] = {}
+        settled: list[tuple[str, str]] = []
+        lot_moves: list[tuple[str, str, int, int | None, int, int, int]] = []
+        for seq, record, _ in records:
+            kind = record["kind"]
+            settled.extend((till_id, hold) for hold in _hub_holds(record["memo"]))
+            if kind not in MOVING:
+                continue
+            for index, (account, side, amount, unit, *rest) in enumerate(record["postings"]):
+                delta = deltas.setdefault(account, [unit, 0, 0, []])
+                delta[1 if side == "D" else 2] += int(amount)
+                delta[3].append(seq)
+                if _is_points(account):
+                    expires = rest[0] if rest else None
+                    lot_moves.append(
+                        (account, side, int(amount), expires, int(record["at"]), seq, index)
+                    )
+        self._add(deltas)
+        self._move_lots(till_id, lot_moves)
+        if settled:
+            self.store.executemany(
+                "UPDATE hub_holds SET status = 'settled' WHERE till = ? AND id = ?"
+                " AND status = 'open'",
+                settled,
+            )
+        self._overdrafts(till_id, deltas)
+
+    def _add(self, deltas: dict[str, list[Any]]) -> None:
+        self.store.insert_rows(
+            "hub_balances",
+            ("account", "unit", "debits", "credits"),
+            [(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())],
+            "ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
+            " credits = hub_balances.credits + excluded.credits",
+        )
+
+    def _overdrafts(self, till_id: str, deltas: dict[str, list[Any]]) -> None:
+        # Member, card and voucher accounts never go below zero at a till;
+        # below zero at the hub means offline tills spent the same value. The
+        # batch's own delta tells how much of the deficit is new.
+        watched = sorted(a for a in deltas if a.startswith(("member:", "card:", "voucher:")))
+        exceptions = []
+        for account, now in sorted(self.store.overdrawn(watched).items()):
+            _, debits, credits, seqs = deltas[account]
+            was = max(0, now - (debits - credits))
+            if now > was:
+                exceptions.append(
+                    (
+                        till_id,
+                        seqs[-1],
+                        "overdraft",
+                        account,
+                        now - was,
+                        "spent offline at several tills",
+                    )
+                )
+        if exceptions:
+            self.store.executemany(
+                "INSERT INTO hub_exceptions (till, seq, kind, account, amount, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                exceptions,
+            )
+
+    def _move_lots(
+        self, till_id: str, moves: list[tuple[str, str, int, int | None, int, int, int]]
+    ) -> None:
+        """Credits to points accounts make lots; debits take the oldest unexpired ones first."""
+        if not moves:
+            return
+        accounts = sorted({m[0] for m in moves})
+        marks = ",".join("?" * len(accounts))
+        lots: dict[str, list[list[Any]]] = {a: [] for a in accounts}
+        for account, till, seq, idx, earned, expires, left in self.store.execute(
+            "SELECT account, till, seq, idx, earned_at, expires_at, remaining FROM hub_lots"
+            f" WHERE account IN ({marks}) AND remaining > 0"
+            " ORDER BY account, earned_at, till, seq, idx",
+            accounts,
+        ):
+            lots[account].append([till, int(seq), int(idx), int(earned), expires, int(left), False])
+        for account, side, amount, expires, at, seq, idx in moves:
+            if side == "C":
+                lots[account].append([till_id, seq, idx, at, expires, amount, True])
+                continue
+            # What was still valid when the till spent it goes first.
+            order = sorted(
+                lots[account], key=lambda lot: (lot[4] is not None and lot[4] <= at, lot[3])
+            )
+            need = amount
+            for lot in order:
+                take = min(need, lot[5])
+                if take:
+                    lot[5] -= take
+                    lot[6] = lot[6] or "changed"
+                    need -= take
+                if not need:
+                    break
+        new = [
+            (account, lot[0], lot[1], lot[2], lot[3], lot[4], lot[5])
+            for account, items in lots.items()
+            for lot in items
+            if lot[6] is True
+        ]
+        changed = [
+            (lot[5], account, lot[0], lot[1], lot[2])
+            for account, items in lots.items()
+            for lot in items
+            if lot[6] == "changed"
+        ]
+        if new:
+            self.store.insert_rows(
+                "hub_lots",
+                ("account", "till", "seq", "idx", "earned_at", "expires_at", "remaining"),
+                new,
+                "ON CONFLICT (account, till, seq, idx) DO NOTHING",
+            )
+        if changed:
+            self.store.executemany(
+                "UPDATE hub_lots SET remaining = ? WHERE account = ? AND till = ? AND seq = ?"
+                " AND idx = ?",
+                changed,
+            )
+
+    # -- the hub's own entries ----------------------------------------------------------------
+
+    def own_entry(self, key: str, postings: list[list[Any]], memo: dict[str, Any]) -> int:
+        """Book an entry of the hub's own (till HUB), in its sequence; returns the sequence."""
+        rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (HUB,))
+        if not rows:
+            self.store.execute(
+                "INSERT INTO hub_tills (id, enrol_hash, acked) VALUES (?, '', 0)", (HUB,)
+            )
+            rows = [(0,)]
+        seq = int(rows[0][0]) + 1
+        at = self._now_us()
+        record = {
+            "v": 1,
+            "origin": HUB,
+            "key": key,
+            "kind": "transfer",
+            "ref": None,
+            "at": at,
+            "expires_at": None,
+            "memo": json.dumps(memo, sort_keys=True),
+            "postings": postings,
+        }
+        payload = json.dumps(record, sort_keys=True)
+        self.store.insert_rows(
+            "hub_entries",
+            ("till", "seq", "key", "kind", "at", "memo", "payload"),
+            [(HUB, seq, key, "transfer", at, record["memo"], payload)],
+            "ON CONFLICT (till, seq) DO NOTHING",
+        )
+        self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (seq, HUB))
+        deltas: dict[str, list[Any]] = {}
+        for account, side, amount, unit, *_ in postings:
+            delta = deltas.setdefault(account, [unit, 0, 0, []])
+            delta[1 if side == "D" else 2] += int(amount)
+        self._add(deltas)
+        return seq
+
+    def fund_vouchers(self, terms: Iterable[Any]) -> int:
+        """Fund value vouchers head office issued: once each, whatever publishes them again."""
+        funded = 0
+        for raw in terms:
+            try:
+                voucher = VoucherTerms.from_json(raw)
+            except (VoucherError, TypeError, ValueError, KeyError) as error:
+                raise BadRecord(f"not voucher terms: {error}") from error
+            if voucher.kind != "value":
+                continue
+            key = f"voucher-fund:{voucher.code}"
+            if self.store.execute(
+                "SELECT 1 FROM hub_entries WHERE till = ? AND key = ?", (HUB, key)
+            ):
+                continue
+            cur = voucher.currency
+            self.own_entry(
+                key,
+                [
+                    [f"sys:vouchers:issued:{cur}", "D", voucher.amount, cur, None],
+                    [f"voucher:{voucher.code}", "C", voucher.amount, cur, None],
+                ],
+                {"voucher": voucher.code, "campaign": voucher.campaign, "funded_by": "head office"},
+            )
+            funded += 1
+        return funded
+
+    def expire(self, accounts: Sequence[str] | None = None) -> int:
+        """Book breakage of expired points lots (once); returns the points booked."""
+        now = self._now_us()
+        query = (
+            "SELECT account, sum(remaining) FROM hub_lots WHERE remaining > 0"
+            " AND expires_at IS NOT NULL AND expires_at <= ?"
+        )
+        args: list[Any] = [now]
+        if accounts is not None:
+            points = [a for a in accounts if _is_points(a)]
+            if not points:
+                return 0
+            query += f" AND account IN ({','.join('?' * len(points))})"
+            args += points
+        booked = 0
+        for account, expired in self.store.execute(query + " GROUP BY account", args):
+            self.store.execute(
+                "UPDATE hub_lots SET remaining = 0 WHERE account = ? AND remaining > 0"
+                " AND expires_at IS NOT NULL AND expires_at <= ?",
+                (account, now),
+            )
+            balance = self.store.execute(
+                "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
+            )
+            # Never below zero: an offline overspend already took what expired.
+            amount = min(int(expired), max(0, int(balance[0][0]) if balance else 0))
+            if amount:
+                self.own_entry(
+                    f"breakage:{account}:{now}",
+                    [[account, "D", amount, "PTS", None], [BREAKAGE, "C", amount, "PTS", None]],
+                    {"breakage": account},
+                )
+                booked += amount
+        return booked
+
+    # -- what a till may spend --------------------------------------------------------------
+
+    def snapshot(
+        self, till_id: str, member: str | None, accounts: Sequence[str], cursor: int
+    ) -> Snapshot:
+        """The figures of a member's accounts (and any others named), as of `cursor`."""
+        names = set(accounts)
+        if member is not None:
+            names |= {
+                account
+                for (account,) in self.store.execute(
+                    "SELECT account FROM hub_balances WHERE account LIKE ?",
+                    (f"member:{member}:%",),
+                )
+            }
+        if not names:
+            return Snapshot(cursor, {})
+        ordered = sorted(names)
+        self.expire(ordered)
+        marks = ",".join("?" * len(ordered))
+        figures = {
+            account: Figure(unit, int(credits) - int(debits))
+            for account, unit, debits, credits in self.store.execute(
+                "SELECT account, unit, debits, credits FROM hub_balances"
+                f" WHERE account IN ({marks})",
+                ordered,
+            )
+        }
+        now = int(self._clock())
+        for account, held in self.store.execute(
+            "SELECT account, coalesce(sum(amount), 0) FROM hub_holds WHERE status = 'open'"
+            f" AND expires_at > ? AND till != ? AND account IN ({marks}) GROUP BY account",
+            [now, till_id, *ordered],
+        ):
+            if account in figures:
+                figures[account] = Figure(figures[account].unit, figures[account].posted, int(held))
+        lots: dict[str, list[tuple[int, int | None]]] = {}
+        for account, left, expires in self.store.execute(
+            "SELECT account, remaining, expires_at FROM hub_lots WHERE remaining > 0"
+            f" AND account IN ({marks}) ORDER BY account, earned_at, till, seq, idx",
+            ordered,
+        ):
+            lots.setdefault(account, []).append(
+                (int(left), None if expires is None else int(expires))
+            )
+        return Snapshot(cursor, figures, {a: tuple(v) for a, v in lots.items()})
