@@ -102,9 +102,22 @@ class LossyLink:
         self._maybe_drop()
         self.link.release_hold(hold_id)
 
-    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot:
+    def snapshot(
+        self,
+        member: str | None = None,
+        accounts: Sequence[str] = (),
+        sun: tuple[str, int] | None = None,
+    ) -> Snapshot:
         self._maybe_drop()
-        return self.link.snapshot(member, accounts)
+        return self.link.snapshot(member, accounts, sun)
+
+    def push_events(self, events: Sequence[tuple[int, str, Any]]) -> int:
+        self._maybe_drop()
+        acked = self.link.push_events(events)
+        if self.rng.random() < self.loss:
+            self.lost_replies += 1
+            raise SyncError("reply lost")
+        return acked
 
 
 class StoreSimulation:

@@ -41,9 +41,25 @@ class HoldBody(BaseModel):
     records: list["Record"] = Field(default_factory=list, max_length=500)
 
 
+class SunBody(BaseModel):
+    uid: str = Field(pattern=r"^[0-9A-Fa-f]{8,20}$")
+    counter: int = Field(ge=0, le=2**24)
+
+
 class SnapshotBody(BaseModel):
     member: str | None = Field(default=None, min_length=1, max_length=64)
     accounts: list[str] = Field(default_factory=list, max_length=50)
+    sun: SunBody | None = None
+
+
+class Event(BaseModel):
+    seq: int = Field(ge=1, le=2**62)
+    kind: str = Field(min_length=1, max_length=20)
+    payload: dict[str, Any]
+
+
+class EventsBody(BaseModel):
+    events: list[Event] = Field(max_length=5_000)
 
 
 class TillBody(BaseModel):
@@ -169,7 +185,14 @@ def create_app(hub: Hub) -> FastAPI:
     @app.post("/v1/snapshot")
     def snapshot(body: SnapshotBody, till_id: Annotated[str, Depends(till)]) -> dict[str, Any]:
         """A member's chain-wide figures (and other accounts named), as of this till's records."""
-        return hub.snapshot(till_id, body.member, body.accounts).to_json()
+        sun = (body.sun.uid, body.sun.counter) if body.sun else None
+        return hub.snapshot(till_id, body.member, body.accounts, sun).to_json()
+
+    @app.post("/v1/sync/events")
+    def events(body: EventsBody, till_id: Annotated[str, Depends(till)]) -> dict[str, int]:
+        """What the till learned (enrolments, cards, blocks, SUN taps); applied once each."""
+        acked = hub.push_events(till_id, [(e.seq, e.kind, e.payload) for e in body.events])
+        return {"acked": acked}
 
     @app.delete("/v1/holds/{hold_id}")
     def release_hold(hold_id: str, till_id: Annotated[str, Depends(till)]) -> dict[str, str]:

@@ -35,6 +35,7 @@ from ..sync import (
     UpdateKind,
 )
 from ._book import Book
+from ._directory import Directory, check_event
 from ._store import HubStore
 
 
@@ -59,6 +60,7 @@ class Hub:
         self.store = store
         self._clock = clock
         self.book = Book(store, clock)
+        self.directory = Directory(store, self.publish)
 
     # -- credentials ------------------------------------------------------------------
 
@@ -260,19 +262,64 @@ class Hub:
     # -- the book of record -------------------------------------------------------------
 
     def snapshot(
-        self, till_id: str, member: str | None = None, accounts: Sequence[str] = ()
+        self,
+        till_id: str,
+        member: str | None = None,
+        accounts: Sequence[str] = (),
+        sun: tuple[str, int] | None = None,
     ) -> Snapshot:
         """What a till may spend from: a member's accounts (and others named), chain-wide.
 
         The figures hold every till's applied records and the hub's own
         entries (funding, breakage booked now), and the asking till's records
-        up to `Snapshot.cursor`; `held` is what other tills hold online.
+        up to `Snapshot.cursor`; `held` is what other tills hold online. A
+        tap's SUN counter (`sun`: tag UID in hex, counter) is checked against
+        the chain's in the same call (`Snapshot.sun_fresh`).
         """
         with self.store.transaction(lock_till=till_id):
             rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
             if not rows:
                 raise Forbidden(f"till {till_id} is not registered")
-            return self.book.snapshot(till_id, member, list(accounts), int(rows[0][0]))
+            snapshot = self.book.snapshot(till_id, member, list(accounts), int(rows[0][0]))
+            if sun is None:
+                return snapshot
+            uid, counter = sun
+            fresh = self.directory.advance_sun(str(uid).upper(), int(counter))
+            return attrs.evolve(snapshot, sun_fresh=fresh)
+
+    def push_events(self, till_id: str, events: Sequence[tuple[int, str, Any]]) -> int:
+        """Apply a till's events (enrolments, cards, blocks, SUN counters) once each, in order.
+
+        Returns the sequence up to which the hub has them; an event after a
+        gap waits for the till to send the gap.
+        """
+        checked = sorted((check_event(*event) for event in events), key=lambda e: e[0])
+        with self.store.transaction(lock_till=till_id):
+            if not self.store.execute("SELECT 1 FROM hub_tills WHERE id = ?", (till_id,)):
+                raise Forbidden(f"till {till_id} is not registered")
+            rows = self.store.execute(
+                "SELECT acked FROM hub_event_cursors WHERE till = ?", (till_id,)
+            )
+            acked = int(rows[0][0]) if rows else 0
+            ready: list[tuple[int, str, dict[str, Any]]] = []
+            for seq, kind, payload in checked:
+                if seq == acked + len(ready) + 1:
+                    ready.append((seq, kind, payload))
+            if ready:
+                self.store.insert_rows(
+                    "hub_till_events",
+                    ("till", "seq", "kind", "payload"),
+                    [(till_id, seq, kind, json.dumps(p, sort_keys=True)) for seq, kind, p in ready],
+                    "ON CONFLICT (till, seq) DO NOTHING",
+                )
+                self.directory.apply(till_id, ready)
+                acked = ready[-1][0]
+                self.store.execute(
+                    "INSERT INTO hub_event_cursors (till, acked) VALUES (?, ?)"
+                    " ON CONFLICT (till) DO UPDATE SET acked = excluded.acked",
+                    (till_id, acked),
+                )
+            return acked
 
     def expire(self) -> int:
         """Book the breakage of every expired points lot (once); returns the points booked."""
@@ -287,6 +334,13 @@ class Hub:
             raise BadRecord(f"unknown update kind {kind!r}")
         text = json.dumps(payload, sort_keys=True)
         with self.store.transaction():
+            if kind == UpdateKind.HOTLIST and isinstance(payload, dict):
+                blocked = payload.get("block")
+                if isinstance(blocked, list) and all(isinstance(u, str) for u in blocked):
+                    self.store.executemany(
+                        "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?",
+                        [(uid.upper(),) for uid in blocked],
+                    )
             if kind == UpdateKind.VOUCHERS:
                 # The issuer funds a voucher, once: tills redeem against that liability.
                 terms = payload.get("terms") if isinstance(payload, dict) else None

@@ -46,6 +46,19 @@ CREATE TABLE IF NOT EXISTS hub_lots (
 );
 CREATE INDEX IF NOT EXISTS hub_lots_open ON hub_lots (account, earned_at) WHERE remaining > 0;
 CREATE INDEX IF NOT EXISTS hub_entries_by_key ON hub_entries (till, key);
+CREATE TABLE IF NOT EXISTS hub_till_events (
+    till TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (till, seq)
+);
+CREATE TABLE IF NOT EXISTS hub_event_cursors (till TEXT PRIMARY KEY, acked BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_members (
+    id TEXT PRIMARY KEY, tier TEXT NOT NULL DEFAULT '', segments TEXT NOT NULL DEFAULT '[]',
+    birthday TEXT, store TEXT, enrolled_at TEXT
+);
+CREATE TABLE IF NOT EXISTS hub_cards (
+    uid TEXT PRIMARY KEY, member TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub_sun (uid TEXT PRIMARY KEY, counter BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS hub_holds (
     id TEXT PRIMARY KEY, till TEXT NOT NULL, account TEXT NOT NULL, unit TEXT NOT NULL,
     amount BIGINT NOT NULL, status TEXT NOT NULL, expires_at BIGINT NOT NULL

@@ -38,7 +38,16 @@ class HubLink(Protocol):
 
     def release_hold(self, hold_id: str) -> None: ...
 
-    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot: ...
+    def snapshot(
+        self,
+        member: str | None = None,
+        accounts: Sequence[str] = (),
+        sun: tuple[str, int] | None = None,
+    ) -> Snapshot: ...
+
+    def push_events(self, events: Sequence[tuple[int, str, Any]]) -> int:
+        """Send the till's events (enrolments, cards, blocks, SUN taps); the hub's cursor."""
+        ...
 
 
 class HubService(Protocol):
@@ -64,8 +73,14 @@ class HubService(Protocol):
     def release_hold(self, till_id: str, hold_id: str) -> None: ...
 
     def snapshot(
-        self, till_id: str, member: str | None = None, accounts: Sequence[str] = ()
+        self,
+        till_id: str,
+        member: str | None = None,
+        accounts: Sequence[str] = (),
+        sun: tuple[str, int] | None = None,
     ) -> Snapshot: ...
+
+    def push_events(self, till_id: str, events: Sequence[tuple[int, str, Any]]) -> int: ...
 
 
 class DirectLink:
@@ -97,8 +112,16 @@ class DirectLink:
     def release_hold(self, hold_id: str) -> None:
         self.hub.release_hold(self.till_id, hold_id)
 
-    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot:
-        return self.hub.snapshot(self.till_id, member, accounts)
+    def snapshot(
+        self,
+        member: str | None = None,
+        accounts: Sequence[str] = (),
+        sun: tuple[str, int] | None = None,
+    ) -> Snapshot:
+        return self.hub.snapshot(self.till_id, member, accounts, sun)
+
+    def push_events(self, events: Sequence[tuple[int, str, Any]]) -> int:
+        return self.hub.push_events(self.till_id, events)
 
 
 def _httpx() -> Any:
@@ -188,9 +211,20 @@ class HttpLink:
     def release_hold(self, hold_id: str) -> None:
         self._call("DELETE", f"/v1/holds/{hold_id}")
 
-    def snapshot(self, member: str | None = None, accounts: Sequence[str] = ()) -> Snapshot:
-        body = {"member": member, "accounts": list(accounts)}
+    def snapshot(
+        self,
+        member: str | None = None,
+        accounts: Sequence[str] = (),
+        sun: tuple[str, int] | None = None,
+    ) -> Snapshot:
+        body: dict[str, Any] = {"member": member, "accounts": list(accounts)}
+        if sun is not None:
+            body["sun"] = {"uid": sun[0], "counter": sun[1]}
         return Snapshot.from_json(self._call("POST", "/v1/snapshot", json=body))
+
+    def push_events(self, events: Sequence[tuple[int, str, Any]]) -> int:
+        body = {"events": [{"seq": s, "kind": k, "payload": p} for s, k, p in events]}
+        return int(self._call("POST", "/v1/sync/events", json=body)["acked"])
 
     def close(self) -> None:
         self._client.close()

@@ -38,6 +38,10 @@ class SyncedTill(Protocol):
 
     def sync_succeeded(self) -> None: ...
 
+    def unsent_events(self, limit: int) -> list[tuple[int, str, Any]]: ...
+
+    def events_sent(self, upto: int) -> None: ...
+
 
 @attrs.frozen
 class SyncReport:
@@ -85,6 +89,19 @@ class Syncer:
                 break  # the hub is holding a gap or stopped early; next round
         return sent, acked
 
+    def push_events(self) -> int:
+        """Send what the till learned (enrolments, cards, blocks, SUN taps); returns how many."""
+        sent = 0
+        while True:
+            events = self.till.unsent_events(self.batch)
+            if not events:
+                return sent
+            acked = self.link.push_events(events)
+            self.till.events_sent(acked)
+            sent += len(events)
+            if acked < events[-1][0]:
+                return sent  # the hub waits for a gap; next round
+
     def pull(self) -> tuple[int, int]:
         """Apply updates from the hub; returns (applied, skipped as problems)."""
         applied = skipped = 0
@@ -109,6 +126,7 @@ class Syncer:
             HubError: the hub refused (credentials, a malformed record).
         """
         sent, acked = self.push()
+        self.push_events()
         pulled, skipped = self.pull()
         self.till.sync_succeeded()
         status = self.till.ledger.outbox_status()

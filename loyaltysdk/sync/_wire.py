@@ -91,6 +91,9 @@ class Snapshot:
     cursor: int
     accounts: dict[str, Figure]
     lots: dict[str, tuple[tuple[int, int | None], ...]] = attrs.Factory(dict)
+    #: For a tap's SUN counter sent with the request: whether it was new
+    #: for the chain (False: a replay), or None when none was sent.
+    sun_fresh: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,7 @@ class Snapshot:
                 for name, f in sorted(self.accounts.items())
             },
             "lots": {name: [list(lot) for lot in lots] for name, lots in sorted(self.lots.items())},
+            "sun_fresh": self.sun_fresh,
         }
 
     @classmethod
@@ -115,6 +119,7 @@ class Snapshot:
                     str(name): tuple((int(left), None if e is None else int(e)) for left, e in lots)
                     for name, lots in data.get("lots", {}).items()
                 },
+                None if data.get("sun_fresh") is None else bool(data["sun_fresh"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BadRecord(f"not a snapshot: {error}") from None

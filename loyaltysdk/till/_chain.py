@@ -39,21 +39,27 @@ class ChainView:
     def __init__(self, till: Till) -> None:
         self._till = till
 
-    def refresh(self, member: str | None = None, accounts: Iterable[str] = ()) -> bool:
-        """Ask the hub for a member's figures (and other accounts); True if it answered.
+    def refresh(
+        self,
+        member: str | None = None,
+        accounts: Iterable[str] = (),
+        sun: tuple[str, int] | None = None,
+    ) -> Snapshot | None:
+        """Ask the hub for a member's figures (and other accounts); None if it did not answer.
 
-        Offline (the hub did not answer), the till keeps its figures: the
-        last snapshot plus its own movements since.
+        Offline, the till keeps its figures: the last snapshot plus its own
+        movements since. `sun` (a tag's UID and counter) is checked by the
+        hub in the same call.
         """
         till = self._till
         if till.hub is None:
-            return False
+            return None
         try:
-            snapshot = till.hub.snapshot(member, list(accounts))
+            snapshot: Snapshot = till.hub.snapshot(member, list(accounts), sun)
         except SyncError:
-            return False
+            return None
         self.apply(snapshot)
-        return True
+        return snapshot
 
     def apply(self, snapshot: Snapshot) -> None:
         """Bring local figures to the snapshot plus this till's movements after its cursor."""

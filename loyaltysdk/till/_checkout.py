@@ -295,7 +295,7 @@ class Checkout:
         if self.till.hub is not None and terms.kind == "value":
             # Its liability is chain-wide: what is left is the hub's figure.
             book.open_account(terms)
-            online = self.till._chain.refresh(accounts=[f"voucher:{terms.code}"])
+            online = self.till._chain.refresh(accounts=[f"voucher:{terms.code}"]) is not None
             known = known or online
         if terms.kind == "percent":
             amount = eligible * terms.amount // 10_000

@@ -66,12 +66,13 @@ class Directory:
         pin: str | None,
         enrolled_at: str,
         today: date,
-    ) -> None:
+    ) -> bool:
         self.check_tier(record.tier)
         review = None
         if self._rules.tiers is not None:
             review = self._rules.tiers.next_review(today).isoformat()
-        self._conn.execute(
+        """Add a member; True if new (an existing one is left as it is)."""
+        cursor = self._conn.execute(
             "INSERT INTO till_members (id, tier, segments, birthday, pin_hash, enrolled_at,"
             " tier_review) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (
@@ -84,6 +85,7 @@ class Directory:
                 review,
             ),
         )
+        return bool(cursor.rowcount == 1)
 
     def get(self, member_id: str) -> MemberRecord:
         row = self._conn.execute(

@@ -109,7 +109,16 @@ INSERT OR IGNORE INTO till_revoked (code)
     SELECT j.value FROM till_sync, json_each(till_sync.value) AS j WHERE till_sync.name = 'revoked'
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+# Version 4: what the till learns (enrolments, cards, blocks, replacements,
+# SUN taps) goes up to the hub as events, in the commit that learned it.
+_V4: Final = """
+CREATE TABLE till_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    at TEXT NOT NULL
+)
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -26,14 +26,14 @@ import attrs
 
 from .._errors import ConfigurationError
 from .._money import Money, Points, check_unit
-from ..cards.ntag424 import SunVerifier
+from ..cards.ntag424 import SunReplayed, SunTap, SunVerifier
 from ..cards.purse import Kind, Purse
 from ..cards.transport import Transport
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger import Kind as EntryKind
 from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
-from ..sync import Update
+from ..sync import HubLink, Update
 from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
 from ._cards import CardJournal, Pending
 from ._chain import ChainView
@@ -124,7 +124,7 @@ class Till:
         clock: Callable[[], datetime] | None = None,
         pin_check: Callable[[str, str], bool] | None = None,
         otp_check: Callable[[str, str], bool] | None = None,
-        hub: Any = None,
+        hub: HubLink | None = None,
         allowance: OfflineAllowance | None = None,
     ) -> None:
         if not isinstance(ledger.store, SQLiteStore):
@@ -177,6 +177,7 @@ class Till:
         self._updates.restore()
         self._chain = ChainView(self)
         self._offline = OfflineUse(self)
+        self._quiet = False  # True while an update from the hub is applied
         if hub is not None:
             # The hub books the breakage of chain-wide points and funds vouchers
             # once; here both are mirrors of the hub's figures.
@@ -285,7 +286,18 @@ class Till:
         member_id = member_id or f"M-{os.urandom(5).hex().upper()}"
         record = MemberRecord(member_id, tier, frozenset(segments), birthday)
         with self.ledger.atomic():
-            self._directory.insert(record, pin, self.now().isoformat(), self.local_date())
+            if self._directory.insert(record, pin, self.now().isoformat(), self.local_date()):
+                self._event(
+                    "enrol",
+                    {
+                        "member": member_id,
+                        "tier": tier,
+                        "segments": sorted(segments),
+                        "birthday": birthday.isoformat() if birthday else None,
+                        "store": self.store,
+                        "at": self.now().isoformat(),
+                    },
+                )
             self.ledger.open_account(
                 self.points_account(member_id),
                 "PTS",
@@ -311,7 +323,8 @@ class Till:
         uid = _uid(card_uid)
         with self.ledger.atomic():
             self.member(member_id)
-            self._directory.link(member_id, uid, kind)
+            if self._directory.link(member_id, uid, kind):
+                self._event("card", {"member": member_id, "uid": uid, "kind": kind})
             if kind == "purse":
                 self.ledger.open_account(self.card_account(uid), self.currency, flags=_LIMITED)
 
@@ -358,16 +371,23 @@ class Till:
             UnknownCard / UnknownMember: nobody known by this evidence.
             SunInvalid / SunReplayed: a forged or replayed tap.
         """
-        identity = self._who(evidence)
+        identity, tap = self._who(evidence)
         if self.hub is None:
             return identity
-        return attrs.evolve(identity, online=self._chain.refresh(identity.member.id))
+        sun = (tap.uid.hex().upper(), tap.counter) if tap is not None else None
+        snapshot = self._chain.refresh(identity.member.id, sun=sun)
+        if snapshot is not None and snapshot.sun_fresh is False:
+            raise SunReplayed("this tap was read before at another till of the chain")
+        if snapshot is None and sun is not None:
+            with self.ledger.atomic():  # offline: the hub checks the counter when it hears
+                self._event("sun", {"uid": sun[0], "counter": sun[1]})
+        return attrs.evolve(identity, online=snapshot is not None)
 
-    def _who(self, evidence: bytes | str) -> Identity:
+    def _who(self, evidence: bytes | str) -> tuple[Identity, SunTap | None]:
         if isinstance(evidence, bytes | bytearray):
             uid = _uid(bytes(evidence))
             member_id, _, _ = self._card(uid)
-            return Identity(self.member(member_id), uid, "card", True)
+            return Identity(self.member(member_id), uid, "card", True), None
         if not isinstance(evidence, str):
             raise UnknownMember(f"identify takes a card UID, a URL or a number, not {evidence!r}")
         text = evidence.strip()
@@ -375,10 +395,11 @@ class Till:
             tap = self.sun.verify(text)
             uid = tap.uid.hex().upper()
             member_id, _, _ = self._card(uid)
-            return Identity(self.member(member_id), uid, "sun", True)
+            return Identity(self.member(member_id), uid, "sun", True), tap
         if text.startswith("loyalty:member:"):
-            return Identity(self.member(text.removeprefix("loyalty:member:")), None, "qr", False)
-        return Identity(self.member(text), None, "typed", False)
+            member = self.member(text.removeprefix("loyalty:member:"))
+            return Identity(member, None, "qr", False), None
+        return Identity(self.member(text), None, "typed", False), None
 
     def block_card(self, card_uid: bytes, *, reason: str = "blocked") -> None:
         """Put a card on the hotlist."""
@@ -386,6 +407,7 @@ class Till:
         with self.ledger.atomic():
             self._directory.card(uid)
             self._conn.execute("UPDATE till_cards SET status = ? WHERE uid = ?", (reason, uid))
+            self._event("block", {"uid": uid, "reason": reason})
 
     def _block_cards(self, uids: Iterable[str]) -> None:
         """Hotlist cards head office blocked (inside the update's commit)."""
@@ -434,6 +456,9 @@ class Till:
                     (new, lost),
                 )
                 self.link_card(member_id, new_uid, kind=kind)  # type: ignore[arg-type]
+                self._event(
+                    "replace", {"member": member_id, "lost": lost, "new": new, "kind": kind}
+                )
                 moved = 0
                 if kind == "purse":
                     moved = self._minor(self.ledger.balance(self.card_account(lost)).available)
@@ -887,6 +912,33 @@ class Till:
             "last_ok": self._get_sync("last_ok", "") or None,
             "update_problems": len(self.update_problems()),
         }
+
+    def unsent_events(self, limit: int = 500) -> list[tuple[int, str, Any]]:
+        """What this till learned that the hub has not acknowledged: (seq, kind, payload)."""
+        acked = int(self._get_sync("events_acked", "0"))
+        rows = self._conn.execute(
+            "SELECT seq, kind, payload FROM till_events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (acked, limit),
+        )
+        return [(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
+
+    def events_sent(self, upto: int) -> None:
+        """The hub has this till's events up to `upto`."""
+        with self.ledger.atomic():
+            if upto > int(self._get_sync("events_acked", "0")):
+                self._set_sync("events_acked", str(upto))
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> None:
+        """Keep what this till learned for the hub (inside the commit that learned it).
+
+        What came from the hub (an update being applied) does not go back.
+        """
+        if self._quiet:
+            return
+        self._conn.execute(
+            "INSERT INTO till_events (kind, payload, at) VALUES (?, ?, ?)",
+            (kind, json.dumps(payload, sort_keys=True), self.now().isoformat()),
+        )
 
     def _get_sync(self, name: str, default: str) -> str:
         row = self._conn.execute("SELECT value FROM till_sync WHERE name = ?", (name,))

@@ -102,12 +102,15 @@ class Updates:
             ) from None
         till = self._till
         with till.ledger.atomic():
+            till._quiet = True  # what the hub sent does not go back to it as events
             try:
                 self._handlers[kind](update.payload)
             except BadRecord:
                 raise
             except (LoyaltyError, ValueError, TypeError, KeyError, AttributeError) as error:
                 raise BadRecord(f"update {update.cursor} ({kind}): {error}") from error
+            finally:
+                till._quiet = False
             till._set_sync("pull_cursor", str(update.cursor))
 
     def skip(self, update: Update, problem: Exception) -> None:

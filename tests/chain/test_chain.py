@@ -165,3 +165,61 @@ def test_what_two_offline_tills_overspent_is_an_exception_with_its_amount(chain:
     ]
     assert exceptions[0]["till"] in ("S1-T1", "S2-T1")
     assert chain.hub.entries("S1-T1") and chain.hub.entries("S2-T1")  # nothing dropped
+
+
+def test_what_one_till_learns_about_members_and_cards_reaches_the_other(chain: Chain) -> None:
+    import pytest
+
+    from loyaltysdk.till import CardBlocked, CardInUse
+
+    one, two = chain.s1.till, chain.s2.till
+    identity_card, lost, new = (bytes.fromhex(f"04AA00000000{n:02X}") for n in range(3))
+    one.enrol("M9", card_uid=identity_card)
+    one.enrol("M8")
+    one.link_card("M8", lost, kind="purse")
+    chain.sync()
+    assert two.identify(identity_card).member.id == "M9"  # enrolled at store 1
+    with pytest.raises(CardInUse):
+        two.enrol("M7", card_uid=identity_card)  # store 2 knows whose card it is
+    one.block_card(identity_card, reason="stolen")
+    chain.sync()
+    with pytest.raises(CardBlocked):
+        two.identify(identity_card)
+    two.replace_card(lost, new)  # at store 2 this time
+    chain.sync()
+    with pytest.raises(CardBlocked):
+        one.identify(lost)
+    assert one.identify(new).member.id == "M8"  # the replacement is known at store 1
+    assert not chain.hub.exceptions()
+
+
+def test_a_sun_tap_replayed_at_another_till_is_refused(chain: Chain) -> None:
+    import pytest
+    from loyaltysdk.simulators.ntag424 import VirtualNtag424
+    from loyaltysdk.simulators.reader import VirtualReader
+
+    from loyaltysdk.cards.ntag424 import MemoryCounterStore, SunReplayed, SunVerifier, read_sun_url
+
+    meta, file = b"M" * 16, b"F" * 16
+    tag = VirtualNtag424(meta_read_key=meta, file_read_key=file)
+    reader = VirtualReader()
+    reader.insert(tag)
+    url = read_sun_url(reader.connect())
+    uid = tag.uid
+    one, two = chain.s1.till, chain.s2.till
+    for till in (one, two):
+        till.sun = SunVerifier(meta, file, MemoryCounterStore())
+    one.enrol("M1", card_uid=uid)
+    chain.sync()
+    assert one.identify(url).member.id == "M1"
+    with pytest.raises(SunReplayed):
+        two.identify(url)  # the same URL, copied to another store
+    # Offline, a till cannot ask: it accepts the tap and the hub reports the replay.
+    reader.insert(tag)
+    fresh = read_sun_url(reader.connect())
+    assert two.identify(fresh).member.id == "M1"
+    chain.s1.link.down = True
+    assert one.identify(fresh).member.id == "M1"  # store 1 has not seen it: accepted offline
+    chain.s1.link.down = False
+    chain.sync()
+    assert [e["kind"] for e in chain.hub.exceptions()] == ["sun_replay"]

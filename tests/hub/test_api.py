@@ -144,7 +144,8 @@ def test_a_till_syncs_through_http(hub: Hub, api: Any, tmp_path: Path) -> None:
         headers=bearer(admin),
     )
     report = syncer.run_once()
-    assert report.waiting == 0 and report.pulled == 1
+    # The hotlist, and the member this till enrolled, which the hub now sends every till.
+    assert report.waiting == 0 and report.pulled == 2
     assert hub.entries("S1-T1") == till.ledger.outbox_status().last_seq
     assert till.hotlist() == {"04AABBCCDDEEFF"}
     assert syncer.run_once().pushed == 0  # nothing new

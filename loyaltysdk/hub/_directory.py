@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What tills learn about members and cards, kept for the chain and sent to every till.
+
+A till pushes events (enrolments, card links, blocks, replacements, NTAG
+424 SUN counters) exactly once per ``(till, seq)``, like its outbox. The
+hub keeps the chain's member directory (`hub_members`, `hub_cards`, with
+the store of enrolment: reports need it) and each tag's highest SUN
+counter (`hub_sun`), and publishes what other tills must know as updates:
+new members and cards, and the hotlist. What could not be known offline
+(a card already another member's, a SUN counter seen before) is recorded
+as an exception, never by dropping the till's event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..sync import BadRecord, UpdateKind
+from ._store import HubStore
+
+#: The event kinds a till sends, and the fields each must have (and their types).
+EVENT_FIELDS: dict[str, dict[str, type]] = {
+    "enrol": {"member": str},
+    "card": {"member": str, "uid": str, "kind": str},
+    "block": {"uid": str},
+    "replace": {"member": str, "lost": str, "new": str, "kind": str},
+    "sun": {"uid": str, "counter": int},
+}
+
+
+def check_event(seq: object, kind: object, payload: object) -> tuple[int, str, dict[str, Any]]:
+    """A pushed event, checked; raises BadRecord naming what is wrong."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise BadRecord(f"bad event sequence number {seq!r}")
+    if not isinstance(kind, str) or kind not in EVENT_FIELDS:
+        raise BadRecord(f"event {seq}: unknown kind {kind!r}")
+    if not isinstance(payload, dict):
+        raise BadRecord(f"event {seq}: the payload is an object")
+    for name, wanted in EVENT_FIELDS[kind].items():
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            raise BadRecord(f"event {seq} ({kind}): {name} must be a {wanted.__name__}")
+        if isinstance(value, str) and not 0 < len(value) <= 64:
+            raise BadRecord(f"event {seq} ({kind}): {name} is 1 to 64 characters")
+    return seq, kind, payload
+
+
+class Directory:
+    """The chain's members, cards and SUN counters at the hub (inside the caller's transaction)."""
+
+    def __init__(self, store: HubStore, publish: Callable[[str, Any], int]) -> None:
+        self.store = store
+        self._publish = publish
+
+    def apply(self, till_id: str, events: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+        members: dict[str, dict[str, Any]] = {}
+        blocked: list[str] = []
+        for seq, kind, data in events:
+            if kind == "enrol":
+                self._enrol(till_id, data)
+                members.setdefault(data["member"], self._member_update(data["member"]))
+            elif kind == "card":
+                if self._link(till_id, seq, data["member"], data["uid"].upper(), data["kind"]):
+                    members[data["member"]] = self._member_update(data["member"])
+            elif kind == "block":
+                self.store.execute(
+                    "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?", (data["uid"].upper(),)
+                )
+                blocked.append(data["uid"].upper())
+            elif kind == "replace":
+                lost, new = data["lost"].upper(), data["new"].upper()
+                self.store.execute(
+                    "UPDATE hub_cards SET status = 'replaced' WHERE uid = ?", (lost,)
+                )
+                blocked.append(lost)
+                if self._link(till_id, seq, data["member"], new, data["kind"]):
+                    members[data["member"]] = self._member_update(data["member"])
+            elif kind == "sun":
+                self._sun(till_id, seq, data["uid"].upper(), data["counter"])
+        if members:
+            self._publish(UpdateKind.MEMBERS, {"members": list(members.values())})
+        if blocked:
+            self._publish(UpdateKind.HOTLIST, {"block": blocked})
+
+    def _enrol(self, till_id: str, data: dict[str, Any]) -> None:
+        self.store.execute(
+            "INSERT INTO hub_members (id, tier, segments, birthday, store, enrolled_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                data["member"],
+                str(data.get("tier", ""))[:32],
+                json.dumps(sorted(str(s) for s in data.get("segments", []))),
+                data.get("birthday"),
+                str(data.get("store", till_id))[:64],
+                str(data.get("at", "")),
+            ),
+        )
+
+    def _link(self, till_id: str, seq: int, member: str, uid: str, kind: str) -> bool:
+        """Register a card to a member; True if new. A card already another's is an exception."""
+        found = self.store.execute("SELECT member FROM hub_cards WHERE uid = ?", (uid,))
+        if found:
+            if found[0][0] != member:
+                self.store.execute(
+                    "INSERT INTO hub_exceptions (till, seq, kind, account, amount, detail)"
+                    " VALUES (?, ?, 'card_conflict', ?, 0, ?)",
+                    (till_id, seq, f"card:{uid}", "the card is another member's at the hub"),
+                )
+            return False
+        self.store.execute(
+            "INSERT INTO hub_cards (uid, member, kind, status) VALUES (?, ?, ?, 'active')",
+            (uid, member, kind if kind in ("identity", "purse") else "identity"),
+        )
+        return True
+
+    def _sun(self, till_id: str, seq: int, uid: str, counter: int) -> None:
+        if not self.advance_sun(uid, counter):
+            self.store.execute(
+                "INSERT INTO hub_exceptions (till, seq, kind, account, amount, detail)"
+                " VALUES (?, ?, 'sun_replay', ?, 0, ?)",
+                (till_id, seq, f"tag:{uid}", f"SUN counter {counter} was seen before"),
+            )
+
+    def advance_sun(self, uid: str, counter: int) -> bool:
+        """Raise a tag's counter if `counter` is higher; False for a replayed one."""
+        found = self.store.execute("SELECT counter FROM hub_sun WHERE uid = ?", (uid,))
+        if found and int(found[0][0]) >= counter:
+            return False
+        self.store.execute(
+            "INSERT INTO hub_sun (uid, counter) VALUES (?, ?)"
+            " ON CONFLICT (uid) DO UPDATE SET counter = excluded.counter",
+            (uid, counter),
+        )
+        return True
+
+    def _member_update(self, member: str) -> dict[str, Any]:
+        rows = self.store.execute(
+            "SELECT tier, segments, birthday FROM hub_members WHERE id = ?", (member,)
+        )
+        tier, segments, birthday = rows[0] if rows else ("", "[]", None)
+        cards = [
+            {"uid": uid, "kind": kind}
+            for uid, kind in self.store.execute(
+                "SELECT uid, kind FROM hub_cards WHERE member = ? AND status = 'active'"
+                " ORDER BY uid",
+                (member,),
+            )
+        ]
+        return {
+            "id": member,
+            "tier": tier,
+            "segments": json.loads(segments),
+            "birthday": birthday,
+            "cards": cards,
+        }
