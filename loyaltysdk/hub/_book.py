@@ -78,6 +78,7 @@ class Book:
                     )
         self._add(deltas)
         self._move_lots(till_id, lot_moves)
+        self.sweep_replaced(a for a in deltas if a.startswith("card:"))
         if settled:
             self.store.executemany(
                 "UPDATE hub_holds SET status = 'settled' WHERE till = ? AND id = ?"
@@ -218,6 +219,35 @@ class Book:
             delta[1 if side == "D" else 2] += int(amount)
         self._add(deltas)
         return seq
+
+    def sweep_replaced(self, accounts: Iterable[str]) -> None:
+        """Move what a replaced card's shadow still holds to its member's wallet.
+
+        The till that replaced a card moved what it knew of the card's value;
+        movements it could not know (a load at another till, not yet pushed)
+        land on the old card later. The value is the member's: it follows
+        them, as the hub's own entry, once the hub has both.
+        """
+        for account in accounts:
+            parts = account.split(":")
+            if len(parts) != 3 or parts[0] != "card":
+                continue
+            _, uid, currency = parts
+            card = self.store.execute(
+                "SELECT member FROM hub_cards WHERE uid = ? AND status = 'replaced'", (uid,)
+            )
+            balance = self.store.execute(
+                "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
+            )
+            left = int(balance[0][0]) if balance else 0
+            if not card or left <= 0:
+                continue
+            wallet = f"member:{card[0][0]}:wallet:{currency}"
+            self.own_entry(
+                f"replaced:{uid}:{self._now_us()}",
+                [[account, "D", left, currency, None], [wallet, "C", left, currency, None]],
+                {"replaced": uid, "to": wallet},
+            )
 
     def fund_vouchers(self, terms: Iterable[Any]) -> int:
         """Fund value vouchers head office issued: once each, whatever publishes them again."""

@@ -50,9 +50,15 @@ def check_event(seq: object, kind: object, payload: object) -> tuple[int, str, d
 class Directory:
     """The chain's members, cards and SUN counters at the hub (inside the caller's transaction)."""
 
-    def __init__(self, store: HubStore, publish: Callable[[str, Any], int]) -> None:
+    def __init__(
+        self,
+        store: HubStore,
+        publish: Callable[[str, Any], int],
+        sweep: Callable[[list[str]], None],
+    ) -> None:
         self.store = store
         self._publish = publish
+        self._sweep = sweep
 
     def apply(self, till_id: str, events: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         members: dict[str, dict[str, Any]] = {}
@@ -75,6 +81,16 @@ class Directory:
                     "UPDATE hub_cards SET status = 'replaced' WHERE uid = ?", (lost,)
                 )
                 blocked.append(lost)
+                # Whatever the old card still holds at the hub follows the member.
+                self._sweep(
+                    [
+                        a
+                        for (a,) in self.store.execute(
+                            "SELECT account FROM hub_balances WHERE account LIKE ?",
+                            (f"card:{lost}:%",),
+                        )
+                    ]
+                )
                 if self._link(till_id, seq, data["member"], new, data["kind"]):
                     members[data["member"]] = self._member_update(data["member"])
             elif kind == "sun":
@@ -83,6 +99,26 @@ class Directory:
             self._publish(UpdateKind.MEMBERS, {"members": list(members.values())})
         if blocked:
             self._publish(UpdateKind.HOTLIST, {"block": blocked})
+
+    def record_members(self, payload: Any) -> None:
+        """Head office enrols members (and cards) itself: the directory keeps them too."""
+        members = payload.get("members") if isinstance(payload, dict) else None
+        if not isinstance(members, list):
+            raise BadRecord("a members update carries a list of members")
+        for member in members:
+            if not isinstance(member, dict) or not isinstance(member.get("id"), str):
+                raise BadRecord(f"not a member: {member!r:.100}")
+            self._enrol("head office", {**member, "member": member["id"], "store": ""})
+            for card in member.get("cards", []):
+                if not isinstance(card, dict) or not isinstance(card.get("uid"), str):
+                    raise BadRecord(f"not a card: {card!r:.100}")
+                self._link(
+                    "head office",
+                    0,
+                    member["id"],
+                    card["uid"].upper(),
+                    card.get("kind", "identity"),
+                )
 
     def _enrol(self, till_id: str, data: dict[str, Any]) -> None:
         self.store.execute(

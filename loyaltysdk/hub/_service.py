@@ -60,7 +60,7 @@ class Hub:
         self.store = store
         self._clock = clock
         self.book = Book(store, clock)
-        self.directory = Directory(store, self.publish)
+        self.directory = Directory(store, self.publish, self.book.sweep_replaced)
 
     # -- credentials ------------------------------------------------------------------
 
@@ -341,6 +341,8 @@ class Hub:
                         "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?",
                         [(uid.upper(),) for uid in blocked],
                     )
+            if kind == UpdateKind.MEMBERS:
+                self.directory.record_members(payload)
             if kind == UpdateKind.VOUCHERS:
                 # The issuer funds a voucher, once: tills redeem against that liability.
                 terms = payload.get("terms") if isinstance(payload, dict) else None

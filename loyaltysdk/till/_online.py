@@ -107,11 +107,18 @@ class OfflineUse:
 
     def __init__(self, till: Till) -> None:
         self._till = till
-        self._open: dict[str, tuple[str | None, int, str]] = {}  # session -> member, worth, day
+        # session -> member, worth, local day, when its holds time out
+        self._open: dict[str, tuple[str | None, int, str, datetime]] = {}
 
     def session_worth(self, session: str) -> int:
         found = self._open.get(session)
         return found[1] if found else 0
+
+    def _live(self) -> dict[str, tuple[str | None, int, str, datetime]]:
+        # A session the POS walked away from stops counting when its holds lapse.
+        now = self._till.now()
+        self._open = {k: v for k, v in self._open.items() if v[3] > now}
+        return self._open
 
     def allow(self, session: str, member: str | None, worth: int) -> None:
         """Count `worth` more for this session, or refuse it.
@@ -136,15 +143,15 @@ class OfflineUse:
             " coalesce(sum(amount), 0), count(*) FROM till_offline WHERE synced = 0",
             (member, today),
         ).fetchone()
-        others = [v for k, v in self._open.items() if k != session]
-        open_member = sum(w for who, w, day in others if who == member and day == today)
+        others = [v for k, v in self._live().items() if k != session]
+        open_member = sum(w for who, w, day, _ in others if who == member and day == today)
         if member is not None and done_member + open_member + mine > limits.per_member_per_day:
             raise OfflineLimitReached("offline, this member's allowance for today is spent")
-        if done_till + sum(w for _, w, _ in others) + mine > limits.per_till_total:
+        if done_till + sum(w for _, w, _, _ in others) + mine > limits.per_till_total:
             raise OfflineLimitReached("offline, this till's allowance is spent")
         if done_count + len(others) + 1 > limits.max_transactions:
             raise OfflineLimitReached("offline, too many transactions since the last sync")
-        self._open[session] = (member, mine, today)
+        self._open[session] = (member, mine, today, now + till.policy.hold_timeout)
 
     def close(self, session: str) -> None:
         """The session ended (completed, and so recorded in the file, or cancelled)."""

@@ -450,6 +450,9 @@ class Till:
             if done is not None:
                 return self._minor(done.postings[0].amount)
             pending = self._journal.find("transfer", ref, new)
+            if pending is None and kind == "purse":
+                # The lost card was used at other tills too: the hub knows its figure.
+                self._chain.refresh(accounts=[self.card_account(lost)])
             if pending is None:
                 self._conn.execute(
                     "UPDATE till_cards SET status = 'replaced', replaced_by = ? WHERE uid = ?",
