@@ -422,6 +422,41 @@ class StoreSimulation:
         self._open(till_id)
         self.restarts += 1
 
+    def play_each_once(self) -> None:
+        """Each cross-store flow once, on a good network, so a day surely has them all."""
+        one, two = (self.tills[t] for t in self.till_ids[:2])
+        carded = next(m for m in self.members if m in self.cards)
+        tagged = next(m for m in self.members if m in self.tags)
+        losses = {t: link.loss for t, link in self.links.items()}
+        for link in self.links.values():
+            link.loss = 0.0
+        self.load_card(one, carded, "PLAY-L1")
+        self.sync(one.till_id)
+        gift = self.gift_cards[len(self.sold)]
+        sold = one.checkout(
+            Basket(EUR, [Line("GIFT", 1, 2_000, category="gift-card", reference=gift.terms.code)]),
+            one.identify(carded),
+        ).complete("PLAY-R1")
+        self.sold.append(gift)
+        self.sold_at[gift.terms.code] = one.till_id
+        self._book_sale(one, sold)
+        self.sync(one.till_id)
+        sale = two.checkout(Basket(EUR, [Line("X", 1, 2_500)]), two.identify(carded))
+        sale.apply_voucher(gift.payload)
+        card = self.cards[carded]
+        sale.pay_card(card.uid, Money(min(500, sale.due), EUR))
+        receipt = sale.complete("PLAY-R2", card=self._present(card))
+        self._book_sale(two, receipt)
+        self.seen["card paid at another store than it was loaded"] += 1
+        self.seen["gift card spent at another store"] += 1
+        self.tap(one, tagged)
+        try:
+            two.identify(self.taps[-1])
+        except LoyaltyError:
+            self.seen["replay refused"] += 1
+        for till_id, loss in losses.items():
+            self.links[till_id].loss = loss
+
     def run(self, steps: int) -> None:
         for n in range(steps):
             self.step(n)

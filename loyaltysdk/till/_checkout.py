@@ -43,7 +43,7 @@ from ._errors import (
     WrongCurrency,
     reference,
 )
-from ._online import authorise
+from ._online import OnlineRefused, authorise
 from ._receipt import Quote, Receipt, VoucherUse
 from ._sale import check_value_lines, finish_sale, lines_of, member_view
 
@@ -291,12 +291,32 @@ class Checkout:
         eligible = book.check(terms, self.basket, store=self.till.store)
         if any(code == terms.code for code, _ in self._vouchers):
             return next(use for code, use in self._vouchers if code == terms.code)
-        online = False
-        if self.till.hub is not None and terms.kind == "value":
-            # Its liability is chain-wide: what is left is the hub's figure.
+        chain = self.till.hub is not None and terms.kind == "value"
+        if chain and not book.holds(terms.code):
+            # Never seen here: its liability is chain-wide, so ask what is left.
             book.open_account(terms)
-            online = self.till._chain.refresh(accounts=[f"voucher:{terms.code}"]) is not None
-            known = known or online
+            known = (
+                self.till._chain.refresh(accounts=[f"voucher:{terms.code}"]) is not None or known
+            )
+        use = self._voucher_use(terms, eligible, known)
+        if chain:
+            self._holds_made += 1
+            key = f"{SESSION_HOLD}{self.session}:voucher:{self._holds_made}"
+            account = f"voucher:{terms.code}"
+            try:
+                self._authorise(account, account, terms.currency, use.amount, key, use.amount)
+            except OnlineRefused:
+                # Spent elsewhere since this till last heard: take what the hub says is left.
+                if self.till._chain.refresh(accounts=[account]) is None:
+                    raise
+                use = self._voucher_use(terms, eligible, True)
+                self._authorise(account, account, terms.currency, use.amount, key, use.amount)
+        self._vouchers.append((scanned, use))
+        return use
+
+    def _voucher_use(self, terms: Any, eligible: int, known: bool) -> VoucherUse:
+        """What the voucher pays on this basket, from what this till knows is left on it."""
+        book = self.till.vouchers
         if terms.kind == "percent":
             amount = eligible * terms.amount // 10_000
             remaining = 0
@@ -311,14 +331,7 @@ class Checkout:
             raise OverPayment("nothing is left to pay with a voucher")
         if not known:
             book.allow_offline(terms, terms.amount if terms.kind == "value" else amount)
-        if self.till.hub is not None and terms.kind == "value":
-            self._holds_made += 1
-            key = f"{SESSION_HOLD}{self.session}:voucher:{self._holds_made}"
-            account = f"voucher:{terms.code}"
-            self._authorise(account, account, terms.currency, amount, key, amount)
-        use = VoucherUse(terms.code, amount, remaining, not known, terms.mode == "partial")
-        self._vouchers.append((scanned, use))
-        return use
+        return VoucherUse(terms.code, amount, remaining, not known, terms.mode == "partial")
 
     def remove_voucher(self, code: str) -> None:
         self._vouchers = [(s, use) for s, use in self._vouchers if use.code != code]

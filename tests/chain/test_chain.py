@@ -223,3 +223,49 @@ def test_a_sun_tap_replayed_at_another_till_is_refused(chain: Chain) -> None:
     chain.s1.link.down = False
     chain.sync()
     assert [e["kind"] for e in chain.hub.exceptions()] == ["sun_replay"]
+
+
+def test_an_online_checkout_calls_the_hub_once_to_identify_and_once_per_tender(
+    chain: Chain,
+) -> None:
+    from datetime import timedelta
+
+    from loyaltysdk.vouchers import VoucherIssuer, VoucherTemplate
+
+    from .conftest import ISSUER
+
+    enrol_everywhere(chain, "M1", UID)
+    one, two = chain.s1.till, chain.s2.till
+    _, reader = card_reader(UID)
+    one.issue_card(reader.connect(), UID, "M1")
+    one.top_up_card(reader.connect(), UID, Money(1_000, EUR), payment_ref="L1")
+    one.top_up("M1", Money(2_000, EUR), payment_ref="P1")
+    one.checkout(Basket(EUR, [Line("TV", 1, 30_000)]), one.identify("M1")).complete("S1-R1")
+    start = chain.clock.now
+    gift = VoucherIssuer(ISSUER).issue(
+        VoucherTemplate("value", 500, EUR, start, start + timedelta(days=9), mode="partial")
+    )
+    chain.hub.publish(UpdateKind.VOUCHERS, {"terms": [gift.terms.to_json()]})
+    chain.sync()
+    calls: list[str] = []
+    link = chain.s2.link
+    for name in ("snapshot", "take_hold", "release_hold", "push", "pull", "push_events"):
+        original = getattr(link, name)
+
+        def counted(
+            *args: object, _name: str = name, _call: object = original, **kw: object
+        ) -> object:
+            calls.append(_name)
+            return _call(*args, **kw)  # type: ignore[operator]
+
+        setattr(link, name, counted)
+    sale = two.checkout(Basket(EUR, [Line("X", 1, 5_000)]), two.identify(UID))
+    sale.redeem_points(300)
+    sale.apply_voucher(gift.payload)
+    sale.pay_wallet(Money(2_000, EUR))
+    sale.pay_card(UID, Money(500, EUR))
+    receipt = sale.complete("S2-R1", card=reader.connect())
+    assert receipt.mode == "online" and receipt.card_paid == 500
+    # identify; then the points, the voucher and the wallet are each held once (the card's
+    # value is on the card); completing settles the holds by the records it pushes later.
+    assert calls == ["snapshot", "take_hold", "take_hold", "take_hold"]
