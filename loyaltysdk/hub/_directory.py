@@ -27,6 +27,9 @@ EVENT_FIELDS: dict[str, dict[str, type]] = {
     "block": {"uid": str},
     "replace": {"member": str, "lost": str, "new": str, "kind": str},
     "sun": {"uid": str, "counter": int},
+    # A sale's (or a refund's, negative) goods spend and points, on the sale's local day:
+    # what tiers and the per-member cap count, chain-wide.
+    "sale": {"member": str, "ref": str, "day": str, "spend": int, "points": int},
 }
 
 
@@ -42,8 +45,8 @@ def check_event(seq: object, kind: object, payload: object) -> tuple[int, str, d
         value = payload.get(name)
         if isinstance(value, bool) or not isinstance(value, wanted):
             raise BadRecord(f"event {seq} ({kind}): {name} must be a {wanted.__name__}")
-        if isinstance(value, str) and not 0 < len(value) <= 64:
-            raise BadRecord(f"event {seq} ({kind}): {name} is 1 to 64 characters")
+        if isinstance(value, str) and not 0 < len(value) <= 110:
+            raise BadRecord(f"event {seq} ({kind}): {name} is 1 to 110 characters")
     return seq, kind, payload
 
 
@@ -95,6 +98,14 @@ class Directory:
                     members[data["member"]] = self._member_update(data["member"])
             elif kind == "sun":
                 self._sun(till_id, seq, data["uid"].upper(), data["counter"])
+            elif kind == "sale":
+                self.store.execute(
+                    "INSERT INTO hub_member_days (member, day, spend, points) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (member, day) DO UPDATE SET"
+                    " spend = hub_member_days.spend + excluded.spend,"
+                    " points = hub_member_days.points + excluded.points",
+                    (data["member"], data["day"][:10], data["spend"], data["points"]),
+                )
         if members:
             self._publish(UpdateKind.MEMBERS, {"members": list(members.values())})
         if blocked:
@@ -170,6 +181,18 @@ class Directory:
             (uid, counter),
         )
         return True
+
+    def days(self, member: str, since: str) -> dict[str, tuple[int, int]]:
+        """A member's goods spend and points per local day, all stores, since a day."""
+        rows = self.store.execute(
+            "SELECT day, spend, points FROM hub_member_days WHERE member = ? AND day >= ?",
+            (member, since),
+        )
+        return {day: (int(spend), int(points)) for day, spend, points in rows}
+
+    def events_cursor(self, till_id: str) -> int:
+        rows = self.store.execute("SELECT acked FROM hub_event_cursors WHERE till = ?", (till_id,))
+        return int(rows[0][0]) if rows else 0
 
     def _member_update(self, member: str) -> dict[str, Any]:
         rows = self.store.execute(

@@ -19,7 +19,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import attrs
@@ -281,6 +281,15 @@ class Hub:
             if not rows:
                 raise Forbidden(f"till {till_id} is not registered")
             snapshot = self.book.snapshot(till_id, member, list(accounts), int(rows[0][0]))
+            if member is not None:
+                # Tiers and the member cap count every store's sales: two years of days.
+                since = datetime.fromtimestamp(self._clock(), UTC).date() - timedelta(days=800)
+                snapshot = attrs.evolve(
+                    snapshot,
+                    member=member,
+                    days=self.directory.days(member, since.isoformat()),
+                    events_cursor=self.directory.events_cursor(till_id),
+                )
             if sun is None:
                 return snapshot
             uid, counter = sun

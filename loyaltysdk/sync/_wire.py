@@ -94,6 +94,12 @@ class Snapshot:
     #: For a tap's SUN counter sent with the request: whether it was new
     #: for the chain (False: a replay), or None when none was sent.
     sun_fresh: bool | None = None
+    #: The member asked about, their goods spend and points per local day at
+    #: every store (for tiers and the member cap), and the asking till's
+    #: events up to this sequence counted in them.
+    member: str | None = None
+    days: dict[str, tuple[int, int]] = attrs.Factory(dict)
+    events_cursor: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,9 @@ class Snapshot:
             },
             "lots": {name: [list(lot) for lot in lots] for name, lots in sorted(self.lots.items())},
             "sun_fresh": self.sun_fresh,
+            "member": self.member,
+            "days": {day: list(v) for day, v in sorted(self.days.items())},
+            "events_cursor": self.events_cursor,
         }
 
     @classmethod
@@ -120,6 +129,9 @@ class Snapshot:
                     for name, lots in data.get("lots", {}).items()
                 },
                 None if data.get("sun_fresh") is None else bool(data["sun_fresh"]),
+                None if data.get("member") is None else str(data["member"]),
+                {str(d): (int(v[0]), int(v[1])) for d, v in data.get("days", {}).items()},
+                int(data.get("events_cursor", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BadRecord(f"not a snapshot: {error}") from None

@@ -80,6 +80,7 @@ class ChainView:
                 target = figure.posted + own.get(account, 0)
                 local = _minor(ledger.balance(account).posted)
                 self._move(account, figure.unit, target - local, {"snapshot": snapshot.cursor})
+            till._directory.learn_chain(snapshot)
 
     def _own_after(
         self, cursor: int

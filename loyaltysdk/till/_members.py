@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from ..rules import Member, RuleSet, period_of
+from ..sync import Snapshot
 from ._errors import CardInUse, UnknownCard, UnknownMember, UnknownTier
 
 if TYPE_CHECKING:
@@ -165,11 +166,7 @@ class Directory:
         rules = self._rules
         if rules.cap_per_member is not None:
             _, first, last = period_of(rules.cap_period, day)
-            (earned,) = self._conn.execute(
-                "SELECT coalesce(sum(points), 0) FROM till_earnings"
-                " WHERE member = ? AND local_date BETWEEN ? AND ?",
-                (record.id, first.isoformat(), last.isoformat()),
-            ).fetchone()
+            earned = self._total(record.id, first, last)[1]
         used = frozenset(self._used_rules(record.id, day))
         return Member(record.id, record.tier, record.segments, record.birthday, earned, used)
 
@@ -205,6 +202,16 @@ class Directory:
                     " VALUES (?, ?, ?, ?)",
                     (member_id, rule.id, period_of(rule.once_per, day)[0], ref),
                 )
+        self._till._event(
+            "sale",
+            {
+                "member": member_id,
+                "ref": ref,
+                "day": day.isoformat(),
+                "spend": spend,
+                "points": points,
+            },
+        )
         self._upgrade(member_id, day)
 
     def record_refund(
@@ -228,6 +235,17 @@ class Directory:
                 "INSERT INTO till_earnings (ref, member, local_date, points) VALUES (?, ?, ?, ?)",
                 (f"refund:{refund_ref}", member_id, sale_day.isoformat(), -points_back),
             )
+        if spend_back or points_back:
+            self._till._event(
+                "sale",
+                {
+                    "member": member_id,
+                    "ref": f"refund:{refund_ref}",
+                    "day": sale_day.isoformat(),
+                    "spend": -spend_back,
+                    "points": -points_back,
+                },
+            )
         if whole:
             # All of the receipt came back: its once-per rules may be had again.
             self._conn.execute("DELETE FROM till_rule_uses WHERE receipt = ?", (receipt_ref,))
@@ -238,12 +256,62 @@ class Directory:
         policy = self._rules.tiers
         assert policy is not None
         start = day - timedelta(days=policy.window_days - 1)
-        (spend,) = self._conn.execute(
-            "SELECT coalesce(sum(amount), 0) FROM till_spend"
-            " WHERE member = ? AND local_date BETWEEN ? AND ?",
-            (member_id, start.isoformat(), day.isoformat()),
+        return self._total(member_id, start, day)[0]
+
+    def _total(self, member_id: str, first: date, last: date) -> tuple[int, int]:
+        """Goods spend and points between two days: the chain's, when the hub told us."""
+        span = (first.isoformat(), last.isoformat())
+        chain = self._conn.execute(
+            "SELECT events_cursor FROM till_chain_members WHERE member = ?", (member_id,)
         ).fetchone()
-        return int(spend)
+        if chain is None:
+            (spend,) = self._conn.execute(
+                "SELECT coalesce(sum(amount), 0) FROM till_spend"
+                " WHERE member = ? AND local_date BETWEEN ? AND ?",
+                (member_id, *span),
+            ).fetchone()
+            (points,) = self._conn.execute(
+                "SELECT coalesce(sum(points), 0) FROM till_earnings"
+                " WHERE member = ? AND local_date BETWEEN ? AND ?",
+                (member_id, *span),
+            ).fetchone()
+            return int(spend), int(points)
+        # Every store's days as of the last snapshot, and this till's sales since.
+        spend, points = self._conn.execute(
+            "SELECT coalesce(sum(spend), 0), coalesce(sum(points), 0) FROM till_chain_days"
+            " WHERE member = ? AND day BETWEEN ? AND ?",
+            (member_id, *span),
+        ).fetchone()
+        for (payload,) in self._conn.execute(
+            "SELECT payload FROM till_events WHERE kind = 'sale' AND seq > ?", (chain[0],)
+        ):
+            sale = json.loads(payload)
+            if sale["member"] == member_id and span[0] <= sale["day"] <= span[1]:
+                spend += sale["spend"]
+                points += sale["points"]
+        return int(spend), int(points)
+
+    def learn_chain(self, snapshot: Snapshot) -> None:
+        """Keep the chain's days of a member from a snapshot, and apply what they qualify for."""
+        if snapshot.member is None:
+            return
+        member = snapshot.member
+        try:
+            self.get(member)
+        except UnknownMember:
+            return
+        self._conn.execute("DELETE FROM till_chain_days WHERE member = ?", (member,))
+        self._conn.executemany(
+            "INSERT INTO till_chain_days (member, day, spend, points) VALUES (?, ?, ?, ?)",
+            [(member, day, spend, points) for day, (spend, points) in snapshot.days.items()],
+        )
+        self._conn.execute(
+            "INSERT INTO till_chain_members (member, events_cursor, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (member) DO UPDATE SET events_cursor = excluded.events_cursor,"
+            " at = excluded.at",
+            (member, snapshot.events_cursor, self._till.now().isoformat()),
+        )
+        self._upgrade(member, self._till.local_date())
 
     def _upgrade(self, member_id: str, day: date) -> None:
         policy = self._rules.tiers

@@ -118,7 +118,19 @@ CREATE TABLE till_events (
 )
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
+# Version 5: a member's spend and points per day at every store of the
+# chain, from the hub's last snapshot (tiers and the member cap count them).
+_V5: Final = """
+CREATE TABLE till_chain_days (
+    member TEXT NOT NULL, day TEXT NOT NULL, spend INTEGER NOT NULL, points INTEGER NOT NULL,
+    PRIMARY KEY (member, day)
+) WITHOUT ROWID;
+CREATE TABLE till_chain_members (
+    member TEXT PRIMARY KEY, events_cursor INTEGER NOT NULL, at TEXT NOT NULL
+) WITHOUT ROWID
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -269,3 +269,40 @@ def test_an_online_checkout_calls_the_hub_once_to_identify_and_once_per_tender(
     # identify; then the points, the voucher and the wallet are each held once (the card's
     # value is on the card); completing settles the holds by the records it pushes later.
     assert calls == ["snapshot", "take_hold", "take_hold", "take_hold"]
+
+
+def test_tiers_and_the_member_cap_count_every_store(chain: Chain) -> None:
+    from loyaltysdk import load_rules
+
+    from .conftest import RULES
+
+    rules = load_rules(
+        {
+            **RULES,
+            "version": 2,
+            "caps": {"per_member": {"points": 500, "period": "month"}},
+            "tiers": {
+                "window_days": 365,
+                "review": "year",
+                "levels": [
+                    {"name": "Silver", "min_spend": 0},
+                    {"name": "Gold", "min_spend": 50_000},
+                ],
+            },
+        }
+    )
+    enrol_everywhere(chain, "M1")
+    one, two = chain.s1.till, chain.s2.till
+    one.rules = two.rules = rules
+    one.checkout(Basket(EUR, [Line("A", 1, 30_000)]), one.identify("M1")).complete("S1-R1")
+    chain.sync()
+    # 300.00 at store 1 and 300.00 at store 2: Gold, though neither store saw 500.00.
+    second = two.checkout(Basket(EUR, [Line("B", 1, 30_000)]), two.identify("M1"))
+    assert second.quote().points_to_earn == 200  # the month's cap: 300 were earned at store 1
+    assert second.complete("S2-R1").points_earned == 200
+    assert two.member("M1").tier == "Gold"
+    chain.sync()
+    one.identify("M1")  # the snapshot brings store 2's sale to store 1
+    assert one.member("M1").tier == "Gold"
+    third = one.checkout(Basket(EUR, [Line("C", 1, 1_000)]), one.identify("M1"))
+    assert third.quote().points_to_earn == 0  # the cap is reached, chain-wide
