@@ -273,6 +273,9 @@ class StoreSimulation:
             elif roll < 0.13 and member in self.cards:
                 self.load_card(till, member, f"{till_id}-L{n}")
             elif roll < 0.16 and member in self.cards:
+                if self.rng.random() < 0.4:  # reported lost first: hotlisted, then replaced
+                    till.block_card(self.cards[member].uid, reason="lost")
+                    self.seen["card blocked"] += 1
                 self.replace_card(till, member)
             elif roll < 0.22 and member in self.tags:
                 self.tap(till, member)

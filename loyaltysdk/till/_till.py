@@ -432,7 +432,7 @@ class Till:
         once. Repeating the call answers as the first did.
 
         Raises:
-            CardBlocked: the lost card was blocked or replaced by another card.
+            CardBlocked: the lost card was replaced by another card already.
             CardInUse: the new card belongs to another member.
             PaymentInterrupted: the new card left while its value was loaded;
                 call again with the card presented.
@@ -444,8 +444,9 @@ class Till:
             (replaced_by,) = self._conn.execute(
                 "SELECT replaced_by FROM till_cards WHERE uid = ?", (lost,)
             ).fetchone()
-            if status != "active" and replaced_by != new:
-                raise CardBlocked(f"card {lost} is blocked ({status})")
+            if status == "replaced" and replaced_by != new:
+                # A blocked card (lost, stolen) is replaced; a replaced one only once.
+                raise CardBlocked(f"card {lost} was replaced by another card already")
             done = self.ledger.transaction(ref)
             if done is not None:
                 return self._minor(done.postings[0].amount)

@@ -21,7 +21,7 @@ from loyaltysdk.hub import Hub, SQLiteHubStore
 from loyaltysdk.ledger import AccountFlags, BalanceOverflow, Ledger, Posting
 from loyaltysdk.rules import Basket, BasketError, Line, load_rules
 from loyaltysdk.sync import DirectLink, Syncer
-from loyaltysdk.till import CardInUse, PaymentInterrupted, Till, UnknownTier
+from loyaltysdk.till import CardBlocked, CardInUse, PaymentInterrupted, Till, UnknownTier
 
 from ..forking import Child, Kill, run
 from .conftest import KEYSTORE, RULES, Clock, open_till
@@ -511,3 +511,13 @@ def test_defect_12_two_breakages_in_one_clock_tick() -> None:
     assert len(ledger.expire(later)) == 1  # the same instant: a second breakage, its own key
     assert ledger.balance("member:M:points").available == Points(0)
     ledger.check()
+
+
+def test_a_blocked_card_is_replaced_with_its_value(till: Till) -> None:
+    card, _ = card_member(till)
+    till.block_card(card.uid, reason="lost")  # the member reports it lost
+    assert till.replace_card(card.uid, bytes.fromhex("04EEEEEEEEEE01")) == 3_000
+    assert till.balance("M1").wallet_available == 3_000
+    with pytest.raises(CardBlocked):  # replaced once; not by another card again
+        till.replace_card(card.uid, bytes.fromhex("04EEEEEEEEEE02"))
+    till.ledger.check()
