@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
-from ..sync import BadRecord, UpdateKind
+from .._ids import is_id, is_name
+from .._money import MAX_AMOUNT
+from ..sync import BadRecord, UpdateKind, is_uid
 from ._store import HubStore
 
 #: The event kinds a till sends, and the fields each must have (and their types).
@@ -45,9 +48,47 @@ def check_event(seq: object, kind: object, payload: object) -> tuple[int, str, d
         value = payload.get(name)
         if isinstance(value, bool) or not isinstance(value, wanted):
             raise BadRecord(f"event {seq} ({kind}): {name} must be a {wanted.__name__}")
-        if isinstance(value, str) and not 0 < len(value) <= 110:
-            raise BadRecord(f"event {seq} ({kind}): {name} is 1 to 110 characters")
+        if not _FIELD_CHECKS.get(name, _short_id)(value):
+            raise BadRecord(f"event {seq} ({kind}): {name} {value!r:.60} is not allowed")
+    # An enrolment's details (tier, segments, birthday, store, when) are stored too.
+    for name in ("tier", "store", "at", "birthday"):
+        value = payload.get(name)
+        if value is not None and not (isinstance(value, str) and (not value or is_id(value, 64))):
+            raise BadRecord(f"event {seq} ({kind}): {name} is up to 64 printable characters")
+    segments = payload.get("segments", [])
+    if (
+        not isinstance(segments, list)
+        or len(segments) > 50
+        or not all(is_id(s, 64) for s in segments)
+    ):
+        raise BadRecord(f"event {seq} ({kind}): segments are up to 50 short names")
     return seq, kind, payload
+
+
+def _short_id(value: Any) -> bool:
+    return is_id(value, 110) if isinstance(value, str) else True
+
+
+def _is_day(value: Any) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+#: What each event field may hold, beyond its type: what storage and the wire allow.
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "member": is_name,
+    "uid": is_uid,
+    "lost": is_uid,
+    "new": is_uid,
+    "kind": lambda value: value in ("identity", "purse"),
+    "day": _is_day,
+    "counter": lambda value: 0 <= value < 2**24,
+    "spend": lambda value: abs(value) <= MAX_AMOUNT,
+    "points": lambda value: abs(value) <= MAX_AMOUNT,
+}
 
 
 class Directory:

@@ -24,6 +24,9 @@ from typing import Any, Literal
 
 import attrs
 
+from .._errors import UnknownCurrency
+from .._ids import RESERVED_NAMES, is_id, is_name
+from .._money import MAX_AMOUNT, check_unit
 from ..sync import (
     AuthError,
     BadRecord,
@@ -31,9 +34,13 @@ from ..sync import (
     InsufficientOnline,
     PushResult,
     Snapshot,
+    UnknownUpdate,
     Update,
     UpdateKind,
+    check_update,
+    is_uid,
 )
+from . import _records
 from ._book import Book
 from ._directory import Directory, check_event
 from ._store import HubStore
@@ -75,8 +82,10 @@ class Hub:
 
     def create_till(self, till_id: str) -> str:
         """Allow a till to register; returns its one-time enrolment token."""
-        if not till_id or len(till_id) > 64 or "." in till_id:
-            raise BadRecord("a till id is 1 to 64 characters without dots")
+        if not is_name(till_id) or till_id in RESERVED_NAMES:
+            raise BadRecord(
+                f"a till id is 1 to 64 letters, digits, - and _ (not {sorted(RESERVED_NAMES)})"
+            )
         token = secrets.token_urlsafe(24)
         with self.store.transaction():
             if self.store.execute("SELECT 1 FROM hub_tills WHERE id = ?", (till_id,)):
@@ -98,6 +107,8 @@ class Hub:
         Raises:
             AuthError: unknown till, or a wrong or used token.
         """
+        if not is_name(till_id) or not is_id(enrolment_token):
+            raise AuthError("unknown till or wrong enrolment token")
         with self.store.transaction(lock_till=till_id):
             rows = self.store.execute("SELECT enrol_hash FROM hub_tills WHERE id = ?", (till_id,))
             if (
@@ -120,7 +131,7 @@ class Hub:
         Raises:
             AuthError: missing or not a valid credential.
         """
-        if not token or "." not in token:
+        if not is_id(token) or "." not in token:
             raise AuthError("missing or malformed credentials")
         name, _, _ = token.partition(".")
         digest = _hash(token)
@@ -139,11 +150,15 @@ class Hub:
     def push(self, till_id: str, records: Sequence[tuple[int, str]]) -> PushResult:
         """Apply a batch of `(seq, payload)` outbox records from one till, exactly once."""
         parsed: dict[int, str] = {}
+        records_of: dict[int, dict[str, Any]] = {}
         for seq, payload in records:
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-                raise BadRecord(f"bad sequence number {seq!r}")
+            if type(seq) is not int or not 1 <= seq <= _records.MAX_SEQ:
+                raise BadRecord(f"bad sequence number {seq!r:.40}")
             if not isinstance(payload, str):
                 raise BadRecord(f"record {seq}: payload must be text")
+            if seq in parsed and parsed[seq] != payload:
+                raise BadRecord(f"record {seq} comes twice, differently, in one push")
+            records_of[seq] = _records.parse(seq, payload)
             parsed[seq] = payload
         with self.store.transaction(lock_till=till_id):
             rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
@@ -169,7 +184,7 @@ class Hub:
                 seq = acked + len(ready) + 1
                 ready.append((seq, merged[seq]))
             if ready:
-                self._apply(till_id, ready)
+                self._apply(till_id, ready, records_of)
                 acked = ready[-1][0]
                 self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
             later = [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
@@ -213,17 +228,21 @@ class Hub:
                     " replaced or restored; register it under a new till id"
                 )
 
-    def _apply(self, till_id: str, records: list[tuple[int, str]]) -> None:
+    def _apply(
+        self,
+        till_id: str,
+        records: list[tuple[int, str]],
+        checked: dict[int, dict[str, Any]],
+    ) -> None:
         entries = []
         parsed = []
         voucher_uses: list[tuple[str, str, int]] = []
-        for seq, payload in records:
-            try:
-                record = json.loads(payload)
-                kind, key, at, memo = record["kind"], record["key"], record["at"], record["memo"]
-                record["postings"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise BadRecord(f"record {seq} of {till_id} is not an outbox record") from error
+        batch = [
+            (seq, checked.get(seq) or _records.parse(seq, payload)) for seq, payload in records
+        ]
+        closing = _records.References(self.store, till_id).check(batch)
+        for (seq, payload), (_, record) in zip(records, batch, strict=True):
+            kind, key, at, memo = record["kind"], record["key"], record["at"], record["memo"]
             entries.append((till_id, seq, key, kind, at, memo, payload))
             parsed.append((seq, record, payload))
             if kind == "transfer" and key.startswith("voucher:") and key.count(":") == 1:
@@ -234,6 +253,8 @@ class Hub:
             entries,
             "ON CONFLICT (till, seq) DO NOTHING",
         )
+        if closing:
+            self.store.insert_rows("hub_closed", ("till", "ref"), closing, "")
         self.book.apply(till_id, parsed)
         exceptions = []
         for code, till, seq in voucher_uses:
@@ -276,6 +297,12 @@ class Hub:
         tap's SUN counter (`sun`: tag UID in hex, counter) is checked against
         the chain's in the same call (`Snapshot.sun_fresh`).
         """
+        if member is not None and not is_name(member):
+            raise BadRecord(f"a member id is letters, digits, - and _, not {member!r:.80}")
+        if not all(is_id(account) for account in accounts):
+            raise BadRecord("accounts are 1-200 printable characters")
+        if sun is not None and not (is_uid(sun[0]) and type(sun[1]) is int and 0 <= sun[1] < 2**24):
+            raise BadRecord("a SUN tap is a card UID in hex and a 24-bit counter")
         with self.store.transaction(lock_till=till_id):
             rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
             if not rows:
@@ -339,25 +366,22 @@ class Hub:
 
     def publish(self, kind: str, payload: Any) -> int:
         """Publish an update for tills (rules, hotlist, revocations, keys); returns its cursor."""
-        if kind not in set(UpdateKind):
-            raise BadRecord(f"unknown update kind {kind!r}")
+        try:
+            check_update(kind, payload)
+        except UnknownUpdate as error:
+            raise BadRecord(str(error)) from None
         text = json.dumps(payload, sort_keys=True)
         with self.store.transaction():
-            if kind == UpdateKind.HOTLIST and isinstance(payload, dict):
-                blocked = payload.get("block")
-                if isinstance(blocked, list) and all(isinstance(u, str) for u in blocked):
-                    self.store.executemany(
-                        "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?",
-                        [(uid.upper(),) for uid in blocked],
-                    )
+            if kind == UpdateKind.HOTLIST:
+                self.store.executemany(
+                    "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?",
+                    [(uid.upper(),) for uid in payload["block"]],
+                )
             if kind == UpdateKind.MEMBERS:
                 self.directory.record_members(payload)
             if kind == UpdateKind.VOUCHERS:
                 # The issuer funds a voucher, once: tills redeem against that liability.
-                terms = payload.get("terms") if isinstance(payload, dict) else None
-                if not isinstance(terms, list):
-                    raise BadRecord("a vouchers update carries a list of terms")
-                self.book.fund_vouchers(terms)
+                self.book.fund_vouchers(payload["terms"])
             self.store.execute(
                 "INSERT INTO hub_updates (kind, payload, at) VALUES (?, ?, ?)",
                 (kind, text, datetime.now(UTC).isoformat()),
@@ -433,8 +457,14 @@ class Hub:
         Raises:
             InsufficientOnline: the account's available balance is smaller.
         """
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise BadRecord("a hold amount is a positive integer")
+        if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+            raise BadRecord(f"a hold amount is a whole number from 1 to {MAX_AMOUNT}")
+        if not is_id(hold_id) or not is_id(account):
+            raise BadRecord("hold ids and accounts are 1-200 printable characters")
+        try:
+            check_unit(unit)
+        except UnknownCurrency:
+            raise BadRecord(f"{unit!r:.20} is neither PTS nor an ISO 4217 code") from None
         if records:
             self.push(till_id, records)
         now = int(self._clock())
@@ -448,8 +478,10 @@ class Hub:
                     raise Forbidden("that hold id belongs to another hold")
                 return self.cursor_of(till_id)
             rows = self.store.execute(
-                "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
+                "SELECT credits - debits, unit FROM hub_balances WHERE account = ?", (account,)
             )
+            if rows and rows[0][1] != unit:
+                raise BadRecord(f"{account} is in {rows[0][1]}, not {unit}")
             held = self.store.execute(
                 "SELECT coalesce(sum(amount), 0) FROM hub_holds WHERE account = ?"
                 " AND status = 'open' AND expires_at > ?",
@@ -467,6 +499,8 @@ class Hub:
 
     def release_hold(self, till_id: str, hold_id: str) -> None:
         """Release a hold (after the till posted or voided it); idempotent."""
+        if not is_id(hold_id):
+            raise BadRecord("a hold id is 1-200 printable characters")
         with self.store.transaction():
             rows = self.store.execute("SELECT till FROM hub_holds WHERE id = ?", (hold_id,))
             if rows and rows[0][0] != till_id:

@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS hub_entries (
     till TEXT NOT NULL, seq BIGINT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
     at BIGINT NOT NULL, memo TEXT, payload TEXT NOT NULL, PRIMARY KEY (till, seq)
 );
+-- Holds a post, void or expiry closed, and records a reversal undid: once each.
+CREATE TABLE IF NOT EXISTS hub_closed (
+    till TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (till, ref)
+);
+CREATE INDEX IF NOT EXISTS hub_entries_key ON hub_entries (till, key);
 CREATE TABLE IF NOT EXISTS hub_held (
     till TEXT NOT NULL, seq BIGINT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (till, seq)
 );

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final, cast
 
 from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount
+from .._ids import is_id, is_text
 from .._money import Amount, Money, Points, amount_of, check_unit
 from ._errors import (
     REJECTIONS,
@@ -73,7 +74,7 @@ def _utcnow() -> datetime:
 
 
 def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY or not key.isprintable():
+    if not is_id(key, _MAX_KEY):
         raise InvalidTransaction(
             f"an idempotency key is 1-{_MAX_KEY} printable characters: {key!r}"
         )
@@ -89,8 +90,8 @@ def _describe_account(
     lots: bool,
     breakage_account: str | None,
 ) -> Account:
-    if not isinstance(account_id, str) or not 0 < len(account_id) <= 200:
-        raise InvalidTransaction(f"an account id is a non-empty string: {account_id!r}")
+    if not is_id(account_id):
+        raise InvalidTransaction(f"an account id is 1-200 printable characters: {account_id!r}")
     check_unit(unit)
     flags = AccountFlags(flags)
     if flags == _DEBIT_LIMIT | _CREDIT_LIMIT:
@@ -105,7 +106,7 @@ def _describe_account(
 
 
 def _check_ref(key: object) -> str:
-    if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY:
+    if not is_id(key, _MAX_KEY):
         raise InvalidTransaction(f"not a transaction key: {key!r}")
     return key
 
@@ -113,8 +114,10 @@ def _check_ref(key: object) -> str:
 def _check_memo(memo: object) -> str | None:
     if memo is None:
         return None
-    if not isinstance(memo, str) or len(memo) > _MAX_MEMO:
-        raise InvalidTransaction(f"a memo is a string of at most {_MAX_MEMO} characters")
+    if not is_text(memo, _MAX_MEMO):
+        raise InvalidTransaction(
+            f"a memo is text of at most {_MAX_MEMO} characters, without NUL or lone surrogates"
+        )
     return memo
 
 

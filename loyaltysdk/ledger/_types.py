@@ -8,6 +8,7 @@ from datetime import datetime
 
 import attrs
 
+from .._ids import is_id
 from .._money import Amount, Money, Points, amount_of
 from ._errors import InvalidTransaction
 
@@ -53,8 +54,8 @@ def _positive_amount(_instance: object, _attribute: attrs.Attribute[Amount], val
 
 
 def _account_id(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= 200:
-        raise InvalidTransaction(f"an account id is a non-empty string, not {value!r}")
+    if not is_id(value):
+        raise InvalidTransaction(f"an account id is 1-200 printable characters, not {value!r}")
 
 
 @attrs.frozen

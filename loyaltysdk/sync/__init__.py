@@ -10,6 +10,7 @@ never each other.
 
 from ._links import DirectLink, HttpLink, HubLink, HubService, register
 from ._syncer import SyncedTill, Syncer, SyncReport
+from ._updates import check_update, is_uid
 from ._wire import (
     MOVING,
     AuthError,
@@ -43,5 +44,7 @@ __all__ = [
     "UnknownUpdate",
     "Update",
     "UpdateKind",
+    "check_update",
+    "is_uid",
     "register",
 ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .._errors import LoyaltyError
+from .._ids import is_id
 
 
 class CheckoutError(LoyaltyError):
@@ -80,6 +81,10 @@ class UnknownTier(CheckoutError, ValueError):
     """The rules define no tier of this name."""
 
 
+class InvalidName(CheckoutError, ValueError):
+    """A member id is not 1 to 64 letters, digits, ``-`` or ``_`` (a letter or digit first)."""
+
+
 class InvalidReference(CheckoutError, ValueError):
     """A receipt, refund or payment reference is not 1 to 100 printable characters."""
 
@@ -90,6 +95,6 @@ def reference(value: object, what: str) -> str:
     Raises:
         InvalidReference: not a string of 1 to 100 printable characters.
     """
-    if not isinstance(value, str) or not 0 < len(value) <= 100 or not value.isprintable():
+    if not is_id(value, 100):
         raise InvalidReference(f"a {what} is 1 to 100 printable characters, not {value!r}")
     return value

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from .._errors import ConfigurationError
+from .._ids import RESERVED_NAMES, is_id, is_name
 from .._money import Money, Points, check_unit
 from ..cards.ntag424 import SunReplayed, SunTap, SunVerifier
 from ..cards.purse import Kind, Purse
@@ -40,6 +41,7 @@ from ._chain import ChainView
 from ._checkout import SESSION_HOLD, Checkout
 from ._errors import (
     CardBlocked,
+    InvalidName,
     PaymentInterrupted,
     ReceiptConflict,
     ReceiptNotFound,
@@ -134,8 +136,11 @@ class Till:
             self.zone = ZoneInfo(timezone)
         except (ValueError, KeyError) as error:
             raise ConfigurationError(f"bad till setting: {error}") from error
-        if not store or not till_id:
-            raise ConfigurationError("a till needs a store and a till id")
+        if not is_name(store) or not is_name(till_id) or till_id in RESERVED_NAMES:
+            raise ConfigurationError(
+                f"a till needs a store and a till id of letters, digits, - and _:"
+                f" {store!r}, {till_id!r}"
+            )
         if not isinstance(region, str):
             raise ConfigurationError(f"a region is a name, not {region!r}")
         if rules.currency != currency:
@@ -284,6 +289,10 @@ class Till:
             UnknownTier: the rules define no such tier.
         """
         member_id = member_id or f"M-{os.urandom(5).hex().upper()}"
+        if not is_name(member_id):
+            raise InvalidName(f"a member id is letters, digits, - and _, not {member_id!r}")
+        if not all(is_id(segment, 64) for segment in segments):
+            raise InvalidName(f"a segment is 1-64 printable characters: {sorted(segments)!r:.200}")
         record = MemberRecord(member_id, tier, frozenset(segments), birthday)
         with self.ledger.atomic():
             if self._directory.insert(record, pin, self.now().isoformat(), self.local_date()):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import LoyaltyError
 from ..rules import RuleSet, load_rules
-from ..sync import BadRecord, UnknownUpdate, Update, UpdateKind
+from ..sync import BadRecord, UnknownUpdate, Update, UpdateKind, check_update
 from ..vouchers import Keyring, VoucherTerms
 from ._online import OfflineAllowance
 
@@ -95,11 +95,13 @@ class Updates:
             BadRecord: a malformed payload (nothing changed).
         """
         try:
-            kind = UpdateKind(update.kind)
-        except ValueError:
+            kind = check_update(update.kind, update.payload)
+        except UnknownUpdate:
             raise UnknownUpdate(
-                f"update {update.cursor} is of unknown kind {update.kind!r}"
+                f"update {update.cursor} is of unknown kind {update.kind!r:.40}"
             ) from None
+        except BadRecord as error:
+            raise BadRecord(f"update {update.cursor} ({update.kind}): {error}") from None
         till = self._till
         with till.ledger.atomic():
             till._quiet = True  # what the hub sent does not go back to it as events

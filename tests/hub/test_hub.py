@@ -12,16 +12,22 @@ from loyaltysdk.hub import Hub
 from loyaltysdk.sync import AuthError, BadRecord, Forbidden, InsufficientOnline
 
 
-def payload(key: str, postings: list[list[Any]], kind: str = "transfer", memo: Any = None) -> str:
+def payload(
+    key: str,
+    postings: list[list[Any]],
+    kind: str = "transfer",
+    memo: Any = None,
+    ref: str | None = None,
+) -> str:
     return json.dumps(
         {
             "v": 1,
             "origin": "T",
             "key": key,
             "kind": kind,
-            "ref": None,
+            "ref": ref,
             "at": 1,
-            "expires_at": None,
+            "expires_at": 10**15 if kind == "hold" else None,
             "memo": memo,
             "postings": postings,
         }
@@ -67,7 +73,7 @@ def test_holds_and_voids_move_nothing_at_the_hub(hub: Hub) -> None:
         [["member:M1:wallet:EUR", "D", 50, "EUR", None], ["s", "C", 50, "EUR", None]],
         kind="hold",
     )
-    hub.push("T1", [(1, topup(1)), (2, held), (3, payload("v", [], kind="void"))])
+    hub.push("T1", [(1, topup(1)), (2, held), (3, payload("v", [], kind="void", ref="h"))])
     assert hub.balance("member:M1:wallet:EUR") == ("EUR", 0, 1_000)
 
 
@@ -93,7 +99,7 @@ def test_conflicts_are_applied_and_reported(hub: Hub) -> None:
 
 
 def test_updates_by_cursor(hub: Hub) -> None:
-    one = hub.publish("hotlist", {"block": ["04AA"]})
+    one = hub.publish("hotlist", {"block": ["04AABBCCDD0011"]})
     two = hub.publish("revocations", {"codes": ["X"]})
     assert [u.cursor for u in hub.pull(0)] == [one, two]
     assert [u.kind for u in hub.pull(one)] == ["revocations"]

@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from loyaltysdk import Basket, Line, Till, load_rules
 from loyaltysdk.hub import Hub
-from loyaltysdk.sync import DirectLink, Syncer, Update, UpdateKind
+from loyaltysdk.sync import BadRecord, DirectLink, Syncer, Update, UpdateKind
 from loyaltysdk.vouchers import IssuerKey, Keyring
 
 RULES: dict[str, Any] = {
@@ -79,11 +81,13 @@ def test_an_update_a_till_cannot_apply_is_reported_and_the_rest_arrive(
     tills = chain(hub, tmp_path)
     for till, _ in tills:
         till.enrol("M1", card_uid=bytes.fromhex("04AABBCCDD0011"))
-    hub.publish("hotlist", [1, 2])  # malformed: not {"block": [...]}
-    hub.store.execute(  # a kind from a newer hub, written past publish's own check
-        "INSERT INTO hub_updates (kind, payload, at) VALUES (?, ?, ?)",
-        ("loyalty-tiers-v2", "{}", "2026-11-23T10:00:00+00:00"),
-    )
+    with pytest.raises(BadRecord):
+        hub.publish("hotlist", [1, 2])  # malformed: not {"block": [...]}
+    for kind, payload in (("hotlist", "[1, 2]"), ("loyalty-tiers-v2", "{}")):
+        hub.store.execute(  # as an older hub let it through, or a newer hub's kind
+            "INSERT INTO hub_updates (kind, payload, at) VALUES (?, ?, ?)",
+            (kind, payload, "2026-11-23T10:00:00+00:00"),
+        )
     hub.publish("hotlist", {"block": ["04AABBCCDD0011"]})
     for till, syncer in tills:
         report = syncer.run_once()

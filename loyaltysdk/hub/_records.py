@@ -1,0 +1,234 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the hub accepts as a till's outbox record: checked as the till's ledger checks it.
+
+The hub is the book of record, so a record is applied only if a till's own
+ledger could have written it: the known fields and nothing else, a known
+kind, identifiers and texts that storage and the wire hold (`loyaltysdk._ids`),
+integer amounts within `MAX_AMOUNT`, units that exist and match their
+accounts, postings balanced per unit, and holds, posts, voids and reversals
+that refer to records the till pushed before. `parse` checks one record on
+its own; `References` checks a batch against what the hub holds. Either
+refuses with `BadRecord` naming the record and the reason; the caller
+rolls the whole push back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from .._errors import UnknownCurrency
+from .._ids import is_id, is_text
+from .._money import MAX_AMOUNT, POINTS_UNIT, check_unit
+from ..sync import BadRecord
+from ._store import HubStore
+
+_FIELDS: Final = frozenset(
+    {"v", "origin", "key", "kind", "ref", "at", "expires_at", "memo", "postings"}
+)
+#: Kinds whose postings move or reserve value, balanced per unit.
+_WITH_POSTINGS: Final = frozenset({"transfer", "hold", "post", "reversal", "breakage", "mirror"})
+#: Kinds that only close a hold: no postings.
+_CLOSING: Final = frozenset({"void", "expiry"})
+_REVERSIBLE: Final = frozenset({"transfer", "post", "breakage"})
+_MAX_KEY: Final = 200
+_MAX_MEMO: Final = 1000
+_MAX_POSTINGS: Final = 1000
+_MAX_MICROS: Final = 2**62
+#: The largest outbox sequence number (a till writes far fewer).
+MAX_SEQ: Final = 2**62
+
+
+def _refuse(seq: int, why: str) -> BadRecord:
+    return BadRecord(f"record {seq}: {why}")
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _unit_of_account(account: str) -> str | None:
+    """The unit an account's name implies, where it implies one."""
+    parts = account.split(":")
+    if parts[0] == "member" and len(parts) == 3 and parts[2] in ("points", "pending"):
+        return POINTS_UNIT
+    if parts[0] == "member" and len(parts) == 4 and parts[2] == "wallet":
+        return parts[3]
+    return None
+
+
+def parse(seq: int, payload: str) -> dict[str, Any]:
+    """One record, checked on its own (fields, kinds, identifiers, amounts, units, balance).
+
+    Raises:
+        BadRecord: what is wrong, and with which record.
+    """
+    try:
+        record = json.loads(payload)
+    except ValueError:
+        raise _refuse(seq, "not JSON") from None
+    if not isinstance(record, dict) or set(record) != _FIELDS:
+        raise _refuse(seq, f"an outbox record has exactly the fields {sorted(_FIELDS)}")
+    if record["v"] != 1 or type(record["v"]) is not int:
+        raise _refuse(seq, f"unknown record version {record['v']!r:.40}")
+    kind = record["kind"]
+    if kind not in _WITH_POSTINGS and kind not in _CLOSING:
+        raise _refuse(seq, f"unknown kind {kind!r:.40}")
+    if not is_id(record["origin"], 64):
+        raise _refuse(seq, "the origin is 1-64 printable characters")
+    if not is_id(record["key"], _MAX_KEY):
+        raise _refuse(seq, f"the key is 1-{_MAX_KEY} printable characters")
+    ref = record["ref"]
+    if ref is not None and not is_id(ref, _MAX_KEY):
+        raise _refuse(seq, f"the ref is 1-{_MAX_KEY} printable characters or null")
+    if (ref is None) == (kind in ("post", "reversal", *_CLOSING)):
+        raise _refuse(seq, f"a {kind} {'needs' if ref is None else 'has no'} ref")
+    if not _whole(record["at"], 0, _MAX_MICROS):
+        raise _refuse(seq, "at is a whole number of microseconds")
+    expires = record["expires_at"]
+    if (expires is None) == (kind == "hold") or (
+        expires is not None and not _whole(expires, 0, _MAX_MICROS)
+    ):
+        raise _refuse(seq, "a hold, and only a hold, expires at a whole number of microseconds")
+    memo = record["memo"]
+    if memo is not None and not is_text(memo, _MAX_MEMO):
+        raise _refuse(seq, f"a memo is text of at most {_MAX_MEMO} characters, without NUL")
+    postings = record["postings"]
+    if not isinstance(postings, list) or len(postings) > _MAX_POSTINGS:
+        raise _refuse(seq, f"postings are a list of at most {_MAX_POSTINGS}")
+    if bool(postings) != (kind in _WITH_POSTINGS):
+        raise _refuse(seq, f"a {kind} {'has no' if postings else 'needs'} postings")
+    totals: dict[str, int] = {}
+    for index, posting in enumerate(postings):
+        _check_posting(seq, index, posting)
+        _, side, amount, unit, _ = posting
+        totals[unit] = totals.get(unit, 0) + (amount if side == "D" else -amount)
+    unbalanced = sorted(unit for unit, total in totals.items() if total)
+    if unbalanced:
+        raise _refuse(seq, f"debits and credits differ in {', '.join(unbalanced)}")
+    return record
+
+
+def _check_posting(seq: int, index: int, posting: Any) -> None:
+    where = f"posting {index}"
+    if not isinstance(posting, list) or len(posting) != 5:
+        raise _refuse(seq, f"{where} is [account, side, amount, unit, lot expiry]")
+    account, side, amount, unit, expires = posting
+    if not is_id(account):
+        raise _refuse(seq, f"{where}: an account is 1-200 printable characters")
+    if side not in ("D", "C"):
+        raise _refuse(seq, f"{where}: the side is D or C, not {side!r:.20}")
+    if not _whole(amount, 1, MAX_AMOUNT):
+        raise _refuse(seq, f"{where}: an amount is a whole number from 1 to {MAX_AMOUNT}")
+    try:
+        check_unit(unit if isinstance(unit, str) else "")
+    except UnknownCurrency:
+        raise _refuse(seq, f"{where}: {unit!r:.20} is neither PTS nor an ISO 4217 code") from None
+    implied = _unit_of_account(account)
+    if implied is not None and implied != unit:
+        raise _refuse(seq, f"{where}: {account} holds {implied}, not {unit}")
+    if expires is not None and not (
+        _whole(expires, 0, _MAX_MICROS) and side == "C" and unit == POINTS_UNIT
+    ):
+        raise _refuse(seq, f"{where}: only a points credit carries a lot expiry")
+
+
+class References:
+    """Checks a batch against the hub: account units, and what posts, voids and reversals name.
+
+    Called inside the push's transaction, before anything of the batch is
+    written; `seen` and `closed` remember the batch's own records so a hold
+    and its post may arrive in one push.
+    """
+
+    def __init__(self, store: HubStore, till_id: str) -> None:
+        self._store = store
+        self._till = till_id
+
+    def check(self, records: Sequence[tuple[int, dict[str, Any]]]) -> list[tuple[str, str]]:
+        """Raise `BadRecord` for the first record that does not fit; else the refs it closes."""
+        self._units(records)
+        wanted = sorted({r["ref"] for _, r in records if r["ref"] is not None})
+        earlier = self._earlier(wanted)
+        closed = self._closed(wanted)
+        batch: dict[str, dict[str, Any]] = {}
+        closing: list[tuple[str, str]] = []
+        for seq, record in records:
+            ref, kind = record["ref"], record["kind"]
+            if ref is not None:
+                target = batch.get(ref) or earlier.get(ref)
+                if target is None:
+                    raise _refuse(seq, f"its ref {ref!r} names no earlier record of this till")
+                allowed = _REVERSIBLE if kind == "reversal" else {"hold"}
+                if target["kind"] not in allowed:
+                    raise _refuse(seq, f"a {kind} cannot refer to a {target['kind']}")
+                if ref in closed:
+                    raise _refuse(
+                        seq, f"{ref!r} was already {'reversed' if kind == 'reversal' else 'closed'}"
+                    )
+                if kind == "post":
+                    _within(seq, record["postings"], target["postings"])
+                closed.add(ref)
+                closing.append((self._till, ref))
+            batch[record["key"]] = record
+        return closing
+
+    def _units(self, records: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        units: dict[str, str] = {}
+        for seq, record in records:
+            for account, _, _, unit, _ in record["postings"]:
+                if units.setdefault(account, unit) != unit:
+                    raise _refuse(seq, f"{account} is in {units[account]}, not {unit}")
+        accounts = sorted(units)
+        for start in range(0, len(accounts), 500):
+            chunk = accounts[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for account, unit in self._store.execute(
+                f"SELECT account, unit FROM hub_balances WHERE account IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                if units[account] != unit:
+                    seq = next(s for s, r in records if any(p[0] == account for p in r["postings"]))
+                    raise _refuse(seq, f"{account} is in {unit}, not {units[account]}")
+
+    def _earlier(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, payload in self._store.execute(
+                f"SELECT key, payload FROM hub_entries WHERE till = ? AND key IN ({marks})",  # noqa: S608
+                (self._till, *chunk),
+            ):
+                found[key] = json.loads(payload)
+        return found
+
+    def _closed(self, keys: list[str]) -> set[str]:
+        closed: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            closed.update(
+                ref
+                for (ref,) in self._store.execute(
+                    f"SELECT ref FROM hub_closed WHERE till = ? AND ref IN ({marks})",  # noqa: S608
+                    (self._till, *chunk),
+                )
+            )
+        return closed
+
+
+def _within(seq: int, posted: list[Any], held: list[Any]) -> None:
+    """A post moves at most what its hold reserved, on the same accounts and sides."""
+    room: dict[tuple[str, str, str], int] = {}
+    for account, side, amount, unit, _ in held:
+        room[(account, side, unit)] = room.get((account, side, unit), 0) + amount
+    for account, side, amount, unit, _ in posted:
+        left = room.get((account, side, unit), 0) - amount
+        if left < 0:
+            raise _refuse(seq, f"the post moves more on {account} than its hold reserved")
+        room[(account, side, unit)] = left
+
+
+__all__ = ["MAX_SEQ", "References", "parse"]
