@@ -138,18 +138,23 @@ def till_group() -> None:
 @_CONFIG
 @click.option("--token", required=True, help="The enrolment token from `loyalty hub add-till`.")
 def till_register(config_path: Path, token: str) -> None:
-    """Register this till with the hub and keep its credential (mode 0600)."""
+    """Register this till with the hub: keep its credential (mode 0600) and the hub's update key."""
     from .sync import register
 
     config = _config(config_path)
     try:
-        credential = register(config["hub_url"], config["till_id"], token)
+        registration = register(config["hub_url"], config["till_id"], token)
     except LoyaltyError as error:
         raise _fail(error) from error
     path = Path(config["credential_file"])
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(credential)
+        handle.write(registration.credential)
+    till = _till(config)
+    try:  # the key every later update must be signed with
+        till.trust_hub(registration.update_key)
+    finally:
+        till.close()
     click.echo(f"registered {config['till_id']}; credential in {path}")
 
 

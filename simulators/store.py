@@ -109,6 +109,9 @@ class LossyLink:
         self._maybe_drop()
         return self.link.pull(after, limit)
 
+    def update_key(self) -> bytes | None:
+        return self.link.update_key()
+
     def take_hold(
         self,
         hold_id: str,

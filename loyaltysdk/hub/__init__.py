@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._service import Hub, Principal
+from ._service import Hub, HubLimits, Principal
 from ._store import HubStore, PostgresHubStore, SQLiteHubStore, open_store
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Hub",
+    "HubLimits",
     "HubStore",
     "PostgresHubStore",
     "Principal",

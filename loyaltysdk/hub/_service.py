@@ -23,7 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import attrs
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from .. import _enrolment
 from .._errors import UnknownCurrency
 from .._ids import RESERVED_NAMES, is_id, is_name
 from .._money import MAX_AMOUNT, check_unit
@@ -34,11 +36,13 @@ from ..sync import (
     InsufficientOnline,
     PushResult,
     Snapshot,
+    TooLarge,
     UnknownUpdate,
     Update,
     UpdateKind,
     check_update,
     is_uid,
+    update_message,
 )
 from . import _records
 from ._book import Book
@@ -53,6 +57,22 @@ def _hash(secret: str) -> str:
 
 
 @attrs.frozen
+class HubLimits:
+    """What one request may carry; beyond each, `TooLarge` (HTTP 413) and nothing changes.
+
+    Attributes:
+        body_bytes: an HTTP request body.
+        records_per_push: outbox records in one push (a till sends 500 at most).
+        held_bytes: record payloads one till may park beyond a gap in its
+            sequence numbers; the till must send the missing ones first.
+    """
+
+    body_bytes: int = 8 << 20
+    records_per_push: int = 1_000
+    held_bytes: int = 4 << 20
+
+
+@attrs.frozen
 class Principal:
     """Who a credential belongs to: a till, or head office."""
 
@@ -63,9 +83,19 @@ class Principal:
 class Hub:
     """Head office's service on a `HubStore`."""
 
-    def __init__(self, store: HubStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: HubStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        update_key: Ed25519PrivateKey | None = None,
+        limits: HubLimits = HubLimits(),
+    ) -> None:
         self.store = store
+        self.limits = limits
         self._clock = clock
+        # Head office's signing key: given (from a key store), or kept in the database.
+        self._signer = self._update_signer(update_key)
         self.book = Book(store, clock)
         self.directory = Directory(store, self.publish, self.book.sweep_replaced)
 
@@ -99,7 +129,7 @@ class Hub:
         return token
 
     def register(self, till_id: str, enrolment_token: str) -> str:
-        """Exchange a one-time enrolment token for the till's credential.
+        """Exchange a one-time enrolment token for the till's credential (in process).
 
         Re-registering (a new enrolment token from head office) keeps the
         till's cursor and history: nothing it pushed is forgotten.
@@ -107,23 +137,57 @@ class Hub:
         Raises:
             AuthError: unknown till, or a wrong or used token.
         """
-        if not is_name(till_id) or not is_id(enrolment_token):
+        if not is_id(enrolment_token):
+            raise AuthError("unknown till or wrong enrolment token")
+        secret = _enrolment.digest(enrolment_token)
+        return self.register_proven(till_id, _enrolment.enrolment_proof(secret, till_id))[0]
+
+    def register_proven(self, till_id: str, proof: bytes) -> tuple[str, bytes]:
+        """Register a till that proves it holds the enrolment token without sending it.
+
+        Returns the till's credential and the proof of the hub's update key
+        (`loyaltysdk._enrolment`), for the till to check what it will trust.
+
+        Raises:
+            AuthError: unknown till, or a wrong or used token.
+        """
+        if not is_name(till_id) or not isinstance(proof, bytes):
             raise AuthError("unknown till or wrong enrolment token")
         with self.store.transaction(lock_till=till_id):
             rows = self.store.execute("SELECT enrol_hash FROM hub_tills WHERE id = ?", (till_id,))
-            if (
-                not rows
-                or not rows[0][0]
-                or not hmac.compare_digest(rows[0][0], _hash(enrolment_token))
+            stored = bytes.fromhex(rows[0][0]) if rows and rows[0][0] else None
+            if stored is None or not hmac.compare_digest(
+                _enrolment.enrolment_proof(stored, till_id), proof
             ):
                 raise AuthError("unknown till or wrong enrolment token")
+            key_proof = _enrolment.key_proof(stored, till_id, self.update_key)
             secret = f"{till_id}.{secrets.token_urlsafe(32)}"
             self.store.execute(
                 "UPDATE hub_tills SET secret_hash = ?, enrol_hash = '', registered_at = ?"
                 " WHERE id = ?",
                 (_hash(secret), datetime.now(UTC).isoformat(), till_id),
             )
-        return secret
+        return secret, key_proof
+
+    # -- the key that signs updates -----------------------------------------------------
+
+    @property
+    def update_key(self) -> bytes:
+        """The public key (Ed25519, 32 bytes) that verifies every update this hub sends."""
+        return self._signer.public_key().public_bytes_raw()
+
+    def _update_signer(self, given: Ed25519PrivateKey | None) -> Ed25519PrivateKey:
+        # Made once per database, so every hub process on it signs alike.
+        if given is not None:
+            return given
+        with self.store.transaction():
+            self.store.execute(
+                "INSERT INTO hub_keys (name, value) VALUES ('update', ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (Ed25519PrivateKey.generate().private_bytes_raw().hex(),),
+            )
+            (raw,) = self.store.execute("SELECT value FROM hub_keys WHERE name = 'update'")[0]
+        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(raw))
 
     def authenticate(self, token: str | None) -> Principal:
         """Who a bearer token belongs to.
@@ -149,6 +213,8 @@ class Hub:
 
     def push(self, till_id: str, records: Sequence[tuple[int, str]]) -> PushResult:
         """Apply a batch of `(seq, payload)` outbox records from one till, exactly once."""
+        if len(records) > self.limits.records_per_push:
+            raise TooLarge(f"a push carries at most {self.limits.records_per_push} records")
         parsed: dict[int, str] = {}
         records_of: dict[int, dict[str, Any]] = {}
         for seq, payload in records:
@@ -188,6 +254,14 @@ class Hub:
                 acked = ready[-1][0]
                 self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
             later = [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
+            parked = sum(len(p) for _, _, p in later) + sum(
+                len(p) for seq, p in held.items() if seq > acked and seq not in fresh
+            )
+            if parked > self.limits.held_bytes:
+                raise TooLarge(
+                    f"at most {self.limits.held_bytes} bytes wait beyond a gap:"
+                    f" send record {acked + 1} first"
+                )
             if later:
                 self.store.insert_rows(
                     "hub_held",
@@ -395,7 +469,12 @@ class Hub:
             " ORDER BY cursor LIMIT ?",
             (after, min(max(limit, 1), 5000)),
         )
-        return [Update(int(c), k, json.loads(p)) for c, k, p in rows]
+        updates = []
+        for cursor, kind, text in rows:
+            payload = json.loads(text)
+            signature = self._signer.sign(update_message(int(cursor), kind, payload))
+            updates.append(Update(int(cursor), kind, payload, signature))
+        return updates
 
     # -- reads --------------------------------------------------------------------------
 

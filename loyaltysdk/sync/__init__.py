@@ -10,7 +10,7 @@ never each other.
 
 from ._links import DirectLink, HttpLink, HubLink, HubService, register
 from ._syncer import SyncedTill, Syncer, SyncReport
-from ._updates import check_update, is_uid
+from ._updates import UID_PATTERN, check_update, is_uid
 from ._wire import (
     MOVING,
     AuthError,
@@ -19,14 +19,19 @@ from ._wire import (
     Forbidden,
     InsufficientOnline,
     PushResult,
+    Registration,
     Snapshot,
+    TooLarge,
     UnknownUpdate,
+    UntrustedUpdate,
     Update,
     UpdateKind,
+    update_message,
 )
 
 __all__ = [
     "MOVING",
+    "UID_PATTERN",
     "AuthError",
     "BadRecord",
     "DirectLink",
@@ -37,14 +42,18 @@ __all__ = [
     "HubService",
     "InsufficientOnline",
     "PushResult",
+    "Registration",
     "Snapshot",
     "SyncReport",
     "SyncedTill",
     "Syncer",
+    "TooLarge",
     "UnknownUpdate",
+    "UntrustedUpdate",
     "Update",
     "UpdateKind",
     "check_update",
     "is_uid",
     "register",
+    "update_message",
 ]

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .. import _enrolment
 from .._errors import DriverMissing, HubError, SyncError
 from ._wire import (
     AuthError,
@@ -13,7 +15,9 @@ from ._wire import (
     Forbidden,
     InsufficientOnline,
     PushResult,
+    Registration,
     Snapshot,
+    TooLarge,
     Update,
 )
 
@@ -49,6 +53,14 @@ class HubLink(Protocol):
         """Send the till's events (enrolments, cards, blocks, SUN taps); the hub's cursor."""
         ...
 
+    def update_key(self) -> bytes | None:
+        """The key that signs the hub's updates, where the link itself can vouch for it.
+
+        In process (`DirectLink`) nothing travels, so the hub's own key is
+        given; over a network, None: the key comes from registration only.
+        """
+        ...
+
 
 class HubService(Protocol):
     """What `DirectLink` calls: the hub's methods, as a given till."""
@@ -81,6 +93,9 @@ class HubService(Protocol):
     ) -> Snapshot: ...
 
     def push_events(self, till_id: str, events: Sequence[tuple[int, str, Any]]) -> int: ...
+
+    @property
+    def update_key(self) -> bytes: ...
 
 
 class DirectLink:
@@ -123,6 +138,9 @@ class DirectLink:
     def push_events(self, events: Sequence[tuple[int, str, Any]]) -> int:
         return self.hub.push_events(self.till_id, events)
 
+    def update_key(self) -> bytes | None:
+        return self.hub.update_key
+
 
 def _httpx() -> Any:
     try:
@@ -136,9 +154,11 @@ def _httpx() -> Any:
 
 #: HTTP refusals as the errors a till acts on; 5xx and no answer are `SyncError` (retry).
 _REFUSALS: dict[int, type[HubError]] = {
+    400: BadRecord,
     401: AuthError,
     403: Forbidden,
     409: InsufficientOnline,
+    413: TooLarge,
     422: BadRecord,
 }
 
@@ -150,6 +170,8 @@ class HttpLink:
         base_url: e.g. ``http://hub.example:8080``.
         credential: the till's credential from registration.
         timeout: seconds before the till treats the hub as unreachable.
+        update_key: the hub's update key from registration, if the till
+            does not keep it itself (`Till.trust_hub`).
     """
 
     def __init__(
@@ -159,9 +181,11 @@ class HttpLink:
         *,
         timeout: float = 2.0,
         client: Any = None,
+        update_key: bytes | None = None,
     ) -> None:
         httpx = _httpx()
         self._httpx = httpx
+        self._update_key = update_key
         # `client` lets tests pass an in-process ASGI client (an httpx.Client).
         self._client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
         self._client.headers["Authorization"] = f"Bearer {credential}"
@@ -176,7 +200,7 @@ class HttpLink:
         if response.status_code >= 400:
             try:
                 detail = str(response.json().get("detail", response.text))
-            except ValueError:
+            except (ValueError, AttributeError):
                 detail = response.text[:200]
             refusal = _REFUSALS.get(response.status_code, HubError)
             raise refusal(f"hub refused ({response.status_code}): {detail[:300]}")
@@ -189,7 +213,18 @@ class HttpLink:
 
     def pull(self, after: int, limit: int = 500) -> list[Update]:
         data = self._call("GET", "/v1/sync/pull", params={"after": after, "limit": limit})
-        return [Update(u["cursor"], u["kind"], u["payload"]) for u in data["updates"]]
+        try:
+            return [
+                Update(
+                    int(u["cursor"]),
+                    str(u["kind"]),
+                    u["payload"],
+                    bytes.fromhex(u["signature"]) if u.get("signature") else None,
+                )
+                for u in data["updates"]
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise SyncError(f"the hub's updates are malformed: {error}") from None
 
     def take_hold(
         self,
@@ -226,17 +261,37 @@ class HttpLink:
         body = {"events": [{"seq": s, "kind": k, "payload": p} for s, k, p in events]}
         return int(self._call("POST", "/v1/sync/events", json=body)["acked"])
 
+    def update_key(self) -> bytes | None:
+        return self._update_key
+
     def close(self) -> None:
         self._client.close()
 
 
-def register(base_url: str, till_id: str, enrolment_token: str, *, timeout: float = 5.0) -> str:
-    """Register a till with the hub over HTTP; returns its credential."""
+def register(
+    base_url: str,
+    till_id: str,
+    enrolment_token: str,
+    *,
+    timeout: float = 5.0,
+    client: Any = None,
+) -> Registration:
+    """Register a till with the hub over HTTP: its credential and the hub's update key.
+
+    The token itself never travels (`loyaltysdk._enrolment`); the update key
+    comes with a proof made with it, checked here, so the key is head office's.
+
+    Raises:
+        AuthError: the hub refused the token, or could not prove its key.
+        SyncError: the hub is unreachable.
+    """
     httpx = _httpx()
+    secret = _enrolment.digest(enrolment_token)
+    post = client.post if client is not None else httpx.post  # `client`: as for HttpLink
     try:
-        response = httpx.post(
+        response = post(
             f"{base_url.rstrip('/')}/v1/tills/{till_id}/register",
-            json={"enrolment_token": enrolment_token},
+            json={"proof": _enrolment.enrolment_proof(secret, till_id).hex()},
             timeout=timeout,
         )
     except httpx.HTTPError as error:
@@ -245,7 +300,16 @@ def register(base_url: str, till_id: str, enrolment_token: str, *, timeout: floa
         raise AuthError("the hub refused the enrolment token")
     if response.status_code != 200:
         raise HubError(f"registration failed ({response.status_code})")
-    return str(response.json()["credential"])
+    try:
+        data = response.json()
+        credential = str(data["credential"])
+        key = bytes.fromhex(data["update_key"])
+        proof = bytes.fromhex(data["key_proof"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise HubError(f"registration answer malformed: {error}") from None
+    if not hmac.compare_digest(proof, _enrolment.key_proof(secret, till_id, key)):
+        raise AuthError("the hub's update key does not come with a proof from the enrolment token")
+    return Registration(credential, key)
 
 
 __all__ = ["DirectLink", "HttpLink", "HubLink", "HubService", "register"]

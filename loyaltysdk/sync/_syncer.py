@@ -17,10 +17,12 @@ import threading
 from typing import Any, Protocol
 
 import attrs
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .._errors import HubError, LoyaltyError, SyncError
 from ._links import HubLink
-from ._wire import BadRecord, UnknownUpdate, Update
+from ._wire import BadRecord, UnknownUpdate, UntrustedUpdate, Update, update_message
 
 
 class SyncedTill(Protocol):
@@ -42,6 +44,11 @@ class SyncedTill(Protocol):
 
     def events_sent(self, upto: int) -> None: ...
 
+    @property
+    def hub_key(self) -> bytes | None: ...
+
+    def trust_hub(self, update_key: bytes) -> None: ...
+
 
 @attrs.frozen
 class SyncReport:
@@ -58,10 +65,14 @@ class SyncReport:
 class Syncer:
     """Sync one till with the hub through a `HubLink`."""
 
-    def __init__(self, till: SyncedTill, link: HubLink, *, batch: int = 500) -> None:
+    def __init__(
+        self, till: SyncedTill, link: HubLink, *, batch: int = 500, max_bytes: int = 1 << 20
+    ) -> None:
         self.till = till
         self.link = link
         self.batch = batch
+        #: Payload bytes per push at most (the hub refuses bodies beyond its limit).
+        self.max_bytes = max_bytes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: The last error of the background loop (None after a good round).
@@ -80,6 +91,12 @@ class Syncer:
             records = ledger.outbox(after_seq=acked, limit=self.batch)
             if not records:
                 break
+            size = 0
+            for count, record in enumerate(records):
+                size += len(record.payload)
+                if size > self.max_bytes and count:
+                    records = records[:count]
+                    break
             result = self.link.push([(r.seq, r.payload) for r in records])
             sent += len(records)
             if result.acked > acked:
@@ -103,13 +120,22 @@ class Syncer:
                 return sent  # the hub waits for a gap; next round
 
     def pull(self) -> tuple[int, int]:
-        """Apply updates from the hub; returns (applied, skipped as problems)."""
+        """Apply updates from the hub; returns (applied, skipped as problems).
+
+        Each update is checked against head office's key before the till
+        sees it; one that does not verify stops the pull at its cursor.
+
+        Raises:
+            UntrustedUpdate: unsigned, a bad signature, or no key to check with.
+        """
         applied = skipped = 0
         while True:
             updates = self.link.pull(self.till.pull_cursor, self.batch)
             if not updates:
                 break
+            verifier = self._verifier()
             for update in updates:
+                _verify(verifier, update)
                 try:
                     self.till.apply_update(update)
                     applied += 1
@@ -117,6 +143,17 @@ class Syncer:
                     self.till.skip_update(update, problem)
                     skipped += 1
         return applied, skipped
+
+    def _verifier(self) -> Ed25519PublicKey:
+        key = self.till.hub_key
+        if key is None:
+            key = self.link.update_key()  # in process: the hub's own key
+            if key is None:
+                raise UntrustedUpdate(
+                    "this till holds no key to check the hub's updates: register it again"
+                )
+            self.till.trust_hub(key)
+        return Ed25519PublicKey.from_public_bytes(key)
 
     def run_once(self) -> SyncReport:
         """One round: push, then pull.
@@ -170,6 +207,19 @@ class Syncer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def _verify(verifier: Ed25519PublicKey, update: Update) -> None:
+    if update.signature is None:
+        raise UntrustedUpdate(f"update {update.cursor} is not signed")
+    try:
+        verifier.verify(
+            update.signature, update_message(update.cursor, update.kind, update.payload)
+        )
+    except (InvalidSignature, ValueError, TypeError):
+        raise UntrustedUpdate(
+            f"update {update.cursor} is not signed by head office's key"
+        ) from None
 
 
 __all__ = ["SyncReport", "SyncedTill", "Syncer"]

@@ -8,6 +8,7 @@ only as a `HubLink`, the hub knows tills only by their records.
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 import attrs
@@ -33,6 +34,18 @@ class BadRecord(HubError, ValueError):
 
 class InsufficientOnline(HubError):
     """An online hold would take more than the account holds (HTTP 409)."""
+
+
+class TooLarge(HubError):
+    """A request beyond the hub's limits: body size, records per push, bytes held (HTTP 413)."""
+
+
+class UntrustedUpdate(HubError):
+    """An update not signed by head office's key (or no key to check it): never applied.
+
+    The till stays at that cursor and tries again next round: what failed to
+    verify may have been changed in transit.
+    """
 
 
 class UnknownUpdate(HubError, ValueError):
@@ -139,11 +152,34 @@ class Snapshot:
 
 @attrs.frozen
 class Update:
-    """One update, at its cursor."""
+    """One update, at its cursor, with head office's signature over both (`update_message`)."""
 
     cursor: int
     kind: str
     payload: Any
+    signature: bytes | None = None
+
+
+def update_message(cursor: int, kind: str, payload: Any) -> bytes:
+    """What head office signs for an update: its cursor, kind and payload, canonical JSON.
+
+    The cursor is inside, so an old update cannot be replayed in a new one's place.
+    """
+    body = json.dumps(
+        {"cursor": cursor, "kind": kind, "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return b"loyaltysdk update v1\n" + body.encode("ascii")
+
+
+@attrs.frozen
+class Registration:
+    """What a till gets when it registers: its credential, and the key that signs updates."""
+
+    credential: str
+    update_key: bytes
 
 
 __all__ = [
@@ -154,8 +190,12 @@ __all__ = [
     "Forbidden",
     "InsufficientOnline",
     "PushResult",
+    "Registration",
     "Snapshot",
+    "TooLarge",
     "UnknownUpdate",
+    "UntrustedUpdate",
     "Update",
     "UpdateKind",
+    "update_message",
 ]

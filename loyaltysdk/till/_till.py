@@ -890,6 +890,23 @@ class Till:
         """The cursor of the last update from the hub this till applied."""
         return int(self._get_sync("pull_cursor", "0"))
 
+    @property
+    def hub_key(self) -> bytes | None:
+        """Head office's update key this till checks every update against (None: none yet)."""
+        key = self._get_sync("hub_key", "")
+        return bytes.fromhex(key) if key else None
+
+    def trust_hub(self, update_key: bytes) -> None:
+        """Keep head office's update key (from registration: `loyaltysdk.sync.register`).
+
+        Raises:
+            ConfigurationError: not a 32-byte Ed25519 public key.
+        """
+        if not isinstance(update_key, bytes) or len(update_key) != 32:
+            raise ConfigurationError("an update key is 32 bytes (Ed25519)")
+        with self.ledger.atomic():
+            self._set_sync("hub_key", update_key.hex())
+
     def apply_update(self, update: Update) -> None:
         """Apply an update from head office durably, with its cursor, in one commit.
 

@@ -23,7 +23,7 @@ import pytest
 
 from loyaltysdk import Basket, Line, Money, Till
 from loyaltysdk.hub import Hub, open_store
-from loyaltysdk.sync import HttpLink, InsufficientOnline, Syncer, UpdateKind
+from loyaltysdk.sync import HttpLink, InsufficientOnline, Syncer, UpdateKind, register
 from loyaltysdk.till import OnlineRefused
 from loyaltysdk.vouchers import VoucherIssuer, VoucherTemplate
 
@@ -95,9 +95,10 @@ def http_chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HttpC
     clock = Clock()
     tills, links = {}, {}
     for name in ("S1", "S2"):
-        credential = hub.register(f"{name}-T1", hub.create_till(f"{name}-T1"))
-        links[name] = HttpLink(url, credential, timeout=10.0)
+        registration = register(url, f"{name}-T1", hub.create_till(f"{name}-T1"))
+        links[name] = HttpLink(url, registration.credential, timeout=10.0)
         tills[name] = open_till(tmp_path / f"{name}.db", name, clock, links[name])
+        tills[name].trust_hub(registration.update_key)
     try:
         yield HttpChain(hub, url, tills, links, clock)
     finally:

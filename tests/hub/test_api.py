@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.hub import Hub, create_app
-from loyaltysdk.sync import HttpLink, Syncer
+from loyaltysdk.sync import AuthError, HttpLink, Syncer, register
 
 from .test_hub import topup
 
@@ -41,10 +41,10 @@ def test_auth_refusals_change_nothing(hub: Hub, api: Any) -> None:
     made = api.post("/v1/admin/tills", json={"till_id": "T1"}, headers=bearer(admin))
     assert made.status_code == 200
     token = made.json()["enrolment_token"]
-    assert api.post("/v1/tills/T1/register", json={"enrolment_token": "x"}).status_code == 401
-    credential = api.post("/v1/tills/T1/register", json={"enrolment_token": token}).json()[
-        "credential"
-    ]
+    with pytest.raises(AuthError):
+        register("", "T1", "x", client=api)
+    assert api.post("/v1/tills/T1/register", json={"proof": "00" * 32}).status_code == 401
+    credential = register("", "T1", token, client=api).credential
     other = hub.register("T2", hub.create_till("T2"))
     body = {"records": [{"seq": 1, "payload": topup(1)}]}
     assert api.post("/v1/sync/push", json=body).status_code == 401  # missing
@@ -122,9 +122,8 @@ def test_a_till_syncs_through_http(hub: Hub, api: Any, tmp_path: Path) -> None:
     token = api.post("/v1/admin/tills", json={"till_id": "S1-T1"}, headers=bearer(admin)).json()[
         "enrolment_token"
     ]
-    credential = api.post("/v1/tills/S1-T1/register", json={"enrolment_token": token}).json()[
-        "credential"
-    ]
+    registration = register("", "S1-T1", token, client=api)
+    credential = registration.credential
     till = Till.open(
         tmp_path / "till.db",
         store="S1",
@@ -133,6 +132,7 @@ def test_a_till_syncs_through_http(hub: Hub, api: Any, tmp_path: Path) -> None:
         timezone="Europe/Berlin",
         rules=load_rules(RULES),
     )
+    till.trust_hub(registration.update_key)
     till.enrol("M1", card_uid=bytes.fromhex("04AABBCCDDEEFF"))
     till.top_up("M1", Money(5_000, "EUR"), payment_ref="P1")
     for n in range(3):
@@ -239,6 +239,7 @@ def test_head_office_endpoints_reach_the_tills(hub: Hub, api: Any, tmp_path: Pat
         ).status_code
         == 200
     )
+    till.trust_hub(hub.update_key)  # in process; over HTTP it comes from `register`
     Syncer(till, HttpLink("", credential, client=api)).run_once()
     assert till.member("M9").id == "M9" and till.rules.version == 2
     assert till.vouchers.remaining(voucher.code) == 500
