@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -171,10 +172,7 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Beyond the hub's limits",
         422: "The request or a record in it is malformed",
     }
-    return {
-        code: {"model": Problem, "description": titles[code], "content": {_PROBLEM: {}}}
-        for code in codes
-    }
+    return {code: {"model": Problem, "description": titles[code]} for code in codes}
 
 
 _TILL = _responses(400, 401, 403, 413, 422)
@@ -347,7 +345,7 @@ def create_app(hub: Hub) -> FastAPI:
             "cursor": updates[-1].cursor if updates else after,
         }
 
-    @app.get("/v1/sync/cursor", responses=_responses(401, 403))
+    @app.get("/v1/sync/cursor", responses=_responses(401, 403, 422))
     def cursor(till_id: Annotated[str, Depends(till)]) -> dict[str, int]:
         """The highest sequence number the hub has applied for this till."""
         return {"acked": hub.cursor_of(till_id)}
@@ -433,14 +431,33 @@ def create_app(hub: Hub) -> FastAPI:
         unit, debits, credits = found
         return {"account": account, "unit": unit, "debits": debits, "credits": credits}
 
-    @app.get("/v1/admin/exceptions", responses=_responses(401, 403))
+    @app.get("/v1/admin/exceptions", responses=_responses(401, 403, 422))
     def exceptions(who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
         """Conflicts offline tills could not see: overdrafts owed, double redemptions."""
         return {"exceptions": hub.exceptions()}
 
-    @app.get("/v1/admin/totals", responses=_responses(401, 403))
+    @app.get("/v1/admin/totals", responses=_responses(401, 403, 422))
     def totals(who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
         """Per unit, debits minus credits over all accounts (zero when consistent)."""
         return {"units": hub.unit_totals(), "entries": hub.entries()}
 
+    def openapi() -> dict[str, Any]:
+        # Refusals are application/problem+json (FastAPI would call them application/json).
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    for code, response in operation["responses"].items():
+                        content = response.get("content", {})
+                        if code != "200" and "application/json" in content:
+                            response["content"] = {_PROBLEM: content.pop("application/json")}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

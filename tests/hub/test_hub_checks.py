@@ -1,0 +1,482 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hub as the book of record: it checks everything it is told (issue 14, one test per finding).
+
+Each test sends what an outside party sent in the attack on the hub (a
+till credential pushing crafted records, an admin publishing poison, bodies
+that crashed or bloated it, updates changed in transit) and shows the
+refusal: a 4xx problem document, nothing changed, tills still syncing.
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loyaltysdk import Till, load_rules
+from loyaltysdk.hub import Hub, HubLimits, create_app
+from loyaltysdk.sync import (
+    AuthError,
+    DirectLink,
+    HttpLink,
+    Syncer,
+    UntrustedUpdate,
+    Update,
+    register,
+)
+from loyaltysdk.till import InvalidName
+
+from .test_hub import payload, registered, topup
+
+RULES = {
+    "schema": 1,
+    "version": 1,
+    "currency": "EUR",
+    "rules": [{"id": "base", "effect": {"type": "earn", "points": 1, "per": 100}}],
+}
+UID = "04AABBCCDDEE01"
+TABLES = (
+    "hub_entries",
+    "hub_balances",
+    "hub_held",
+    "hub_lots",
+    "hub_holds",
+    "hub_exceptions",
+    "hub_updates",
+    "hub_members",
+    "hub_cards",
+    "hub_closed",
+)
+
+
+def state(hub: Hub) -> dict[str, Any]:
+    """Everything the hub holds that a request could change."""
+    found: dict[str, Any] = {"acked": hub.store.execute("SELECT id, acked FROM hub_tills")}
+    for table in TABLES:
+        found[table] = sorted(map(repr, hub.store.execute(f"SELECT * FROM {table}")))
+    return found
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api(hub: Hub) -> TestClient:
+    return TestClient(create_app(hub))
+
+
+def is_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
+def record(
+    name: str,
+    moves: list[list[Any]],
+    kind: str = "transfer",
+    ref: str | None = None,
+    **fields: Any,
+) -> str:
+    """An outbox record as a till writes it, with `fields` set to what an attacker chose."""
+    data = json.loads(payload(name, moves, kind=kind, ref=ref))
+    data.update(fields)
+    return json.dumps(data)
+
+
+EUR_MOVE = [["sys:float:EUR", "D", 100, "EUR", None], ["sys:sales:EUR", "C", 100, "EUR", None]]
+HOLD = record(
+    "h1",
+    [["member:M1:wallet:EUR", "D", 100, "EUR", None], ["sys:sales:EUR", "C", 100, "EUR", None]],
+    kind="hold",
+)
+BAD_RECORDS: dict[str, list[str]] = {
+    "unbalanced": [
+        record("u", [["sys:float:EUR", "D", 100, "EUR", None], ["x", "C", 90, "EUR", None]])
+    ],
+    "credit only": [record("c", [["member:M1:wallet:EUR", "C", 1_000_000, "EUR", None]])],
+    "negative amount": [
+        record("n", [["sys:float:EUR", "D", -5, "EUR", None], ["x", "C", -5, "EUR", None]])
+    ],
+    "a fraction": [
+        record("f", [["sys:float:EUR", "D", 1.9, "EUR", None], ["x", "C", 1.9, "EUR", None]])
+    ],
+    "a string amount": [
+        record("s", [["sys:float:EUR", "D", "abc", "EUR", None], ["x", "C", 1, "EUR", None]])
+    ],
+    "beyond the maximum": [
+        record("m", [["sys:float:EUR", "D", 2**64, "EUR", None], ["x", "C", 2**64, "EUR", None]])
+    ],
+    "points into a euro wallet": [
+        record(
+            "p",
+            [
+                ["sys:points:issued", "D", 5, "PTS", None],
+                ["member:M1:wallet:EUR", "C", 5, "PTS", None],
+            ],
+        )
+    ],
+    "euros into an existing points account": [
+        record(
+            "e",
+            [["sys:float:EUR", "D", 5, "EUR", None], ["sys:points:issued", "C", 5, "EUR", None]],
+        )
+    ],
+    "an unknown unit": [
+        record("x", [["sys:float:XXY", "D", 5, "XXY", None], ["y", "C", 5, "XXY", None]])
+    ],
+    "an unknown kind": [record("k", EUR_MOVE, kind="gift")],
+    "a side X": [
+        record("x", [["sys:float:EUR", "X", 100, "EUR", None], ["y", "C", 100, "EUR", None]])
+    ],
+    "postings not a list": [record("l", EUR_MOVE, postings=5)],
+    "a short posting": [record("s", [["sys:float:EUR", "D", 100]])],
+    "an int key": [record("i", EUR_MOVE, key=7)],
+    "a dict memo": [record("d", EUR_MOVE, memo={"a": 1})],
+    "a NUL in an account": [
+        record("z", [["sys:fl\x00oat", "D", 1, "EUR", None], ["y", "C", 1, "EUR", None]])
+    ],
+    "a NUL in a key": [record("k\x00", EUR_MOVE)],
+    "a lone surrogate in a memo": ['{"v":1' + record("s", EUR_MOVE)[6:-1] + ',"extra":"\\ud800"}'],
+    "an unknown field": [record("f", EUR_MOVE, extra=1)],
+    "a post of no hold": [record("p", EUR_MOVE, kind="post", ref="nothing")],
+    "a post of more than its hold": [
+        HOLD,
+        record(
+            "p",
+            [
+                ["member:M1:wallet:EUR", "D", 101, "EUR", None],
+                ["sys:sales:EUR", "C", 101, "EUR", None],
+            ],
+            kind="post",
+            ref="h1",
+        ),
+    ],
+    "a hold voided twice": [
+        HOLD,
+        record("v1", [], kind="void", ref="h1"),
+        record("v2", [], kind="void", ref="h1"),
+    ],
+    "a reversal of a hold": [HOLD, record("r", EUR_MOVE, kind="reversal", ref="h1")],
+    "a hold without expiry": [record("h", EUR_MOVE, kind="hold", expires_at=None)],
+    "not JSON": ["{nope"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_finding_1_ingest_refuses_what_a_ledger_could_not_write(
+    hub: Hub, api: TestClient, case: str
+) -> None:
+    credential = registered(hub, "T1")
+    first = [
+        topup(1),
+        record(
+            "pts",
+            [["sys:points:issued", "D", 5, "PTS", None], ["member:M1:points", "C", 5, "PTS", None]],
+        ),
+    ]
+    assert hub.push("T1", list(enumerate(first, 1))).acked == 2
+    before = state(hub)
+    # A good record first: the whole push is refused, the good one with it.
+    batch = [topup(3), *BAD_RECORDS[case]]
+    records = [{"seq": seq, "payload": p} for seq, p in enumerate(batch, 3)]
+    response = api.post("/v1/sync/push", json={"records": records}, headers=bearer(credential))
+    assert response.status_code in (400, 422), response.text
+    detail = is_problem(response, response.status_code)["detail"]
+    if response.status_code == 422 and "records." not in detail:  # checked past the body model
+        assert f"record {len(batch) + 2}" in detail or "record " in detail, detail
+    assert state(hub) == before
+    assert hub.unit_totals() == {"EUR": 0, "PTS": 0}
+
+
+def test_finding_1_a_till_is_told_which_record_and_why(hub: Hub, api: TestClient) -> None:
+    credential = registered(hub, "T1")
+    bad = record("u", [["sys:float:EUR", "D", 100, "EUR", None], ["x", "C", 90, "EUR", None]])
+    records = [{"seq": 1, "payload": topup(1)}, {"seq": 2, "payload": bad}]
+    body = is_problem(
+        api.post("/v1/sync/push", json={"records": records}, headers=bearer(credential)), 422
+    )
+    assert body["detail"].startswith("record 2:") and "EUR" in body["detail"]
+
+
+def test_finding_1_a_hold_and_its_post_in_one_push_are_applied(hub: Hub) -> None:
+    registered(hub, "T1")
+    post = record(
+        "p",
+        [["member:M1:wallet:EUR", "D", 60, "EUR", None], ["sys:sales:EUR", "C", 60, "EUR", None]],
+        kind="post",
+        ref="h1",
+    )
+    assert hub.push("T1", [(1, topup(1)), (2, HOLD), (3, post)]).acked == 3
+    assert hub.balance("member:M1:wallet:EUR") == ("EUR", 60, 1_000)
+
+
+ADMIN_POISON: list[tuple[str, dict[str, Any]]] = [
+    ("/v1/admin/members", {"id": "M\x001"}),
+    ("/v1/admin/members", {"id": "M:1"}),
+    ("/v1/admin/members", {"id": "M1", "tier": "gold\x00"}),
+    ("/v1/admin/members", {"id": "M1", "cards": [{"uid": "not hex"}]}),
+    ("/v1/admin/updates", {"kind": "members", "payload": {"members": [{"id": "M\x001"}]}}),
+    ("/v1/admin/updates", {"kind": "hotlist", "payload": [1, 2]}),
+    ("/v1/admin/updates", {"kind": "hotlist", "payload": {"block": [1, 2]}}),
+    ("/v1/admin/updates", {"kind": "revocations", "payload": {"codes": "X"}}),
+    ("/v1/admin/updates", {"kind": "keys", "payload": {"K": "not base64!"}}),
+    ("/v1/admin/updates", {"kind": "vouchers", "payload": {"terms": [{"c": 1}]}}),
+    ("/v1/admin/updates", {"kind": "allowance", "payload": {"per_transaction": -1}}),
+    ("/v1/admin/updates", {"kind": "allowance", "payload": {"per_day": 5}}),
+    ("/v1/admin/updates", {"kind": "rules", "payload": None}),
+    ("/v1/admin/updates", {"kind": "rules", "payload": {"schema": 1}}),
+    ("/v1/admin/cards/block", {"uids": ["04AA\x00"]}),
+    ("/v1/admin/vouchers/revoke", {"codes": ["\ud800"]}),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), ADMIN_POISON, ids=[repr(b)[:60] for _, b in ADMIN_POISON]
+)
+def test_finding_2_admin_input_that_would_poison_every_till_is_refused(
+    hub: Hub, api: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    admin = bearer(hub.add_admin("ops"))
+    before = state(hub)
+    is_problem(api.post(path, content=json.dumps(body), headers=admin), 422)
+    assert state(hub) == before
+
+
+def test_finding_2_identifiers_follow_one_rule_at_the_till_too(tmp_path: Path) -> None:
+    till = Till.open(
+        tmp_path / "till.db",
+        store="S1",
+        till_id="S1-T1",
+        currency="EUR",
+        timezone="Europe/Berlin",
+        rules=load_rules(RULES),
+    )
+    for bad in ("M\x001", "M:1", "M 1", "x" * 65, "M\ud800"):
+        with pytest.raises(InvalidName):
+            till.enrol(bad)
+    assert till.enrol("M-1_a").id == "M-1_a"
+    till.close()
+
+
+def test_finding_2_an_update_the_till_cannot_apply_is_reported_and_syncing_goes_on(
+    hub: Hub, tmp_path: Path
+) -> None:
+    tills = []
+    for name in ("S1", "S2"):
+        till = Till.open(
+            tmp_path / f"{name}.db",
+            store=name,
+            till_id=f"{name}-T1",
+            currency="EUR",
+            timezone="Europe/Berlin",
+            rules=load_rules(RULES),
+        )
+        till.enrol("M1", card_uid=bytes.fromhex(UID))
+        tills.append((till, Syncer(till, DirectLink(hub, registered(hub, f"{name}-T1")))))
+    # As an older hub let it through: a hotlist of numbers, at a cursor of its own.
+    hub.store.execute(
+        "INSERT INTO hub_updates (kind, payload, at) VALUES ('hotlist', '[1, 2]', 'then')"
+    )
+    hub.publish("hotlist", {"block": [UID]})
+    for _, syncer in tills:
+        syncer.start(interval=0.01)
+    for till, syncer in tills:
+        while till.pull_cursor < 2:  # decided by progress, not by time
+            assert syncer._thread is not None and syncer._thread.is_alive()
+            syncer._stop.wait(0.01)
+        syncer.stop()
+        assert till.hotlist() == frozenset({UID})
+        assert [p["kind"] for p in till.update_problems()] == ["hotlist"]
+        till.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/holds", {"hold_id": "h", "account": "a", "unit": "EUR", "amount": True}),
+        ("/v1/holds", {"hold_id": "h", "account": "a", "unit": "EUR", "amount": "5"}),
+        ("/v1/holds", {"hold_id": "h", "account": "a", "unit": "EUR", "amount": 5.0}),
+        ("/v1/holds", {"hold_id": "h\x00", "account": "a", "unit": "EUR", "amount": 5}),
+        ("/v1/holds", {"hold_id": "h", "account": "a\x00", "unit": "EUR", "amount": 5}),
+        ("/v1/holds", {"hold_id": "h", "account": "a", "unit": "XXY", "amount": 5}),
+        (
+            "/v1/holds",
+            {"hold_id": "h", "account": "member:M1:wallet:EUR", "unit": "PTS", "amount": 5},
+        ),
+        ("/v1/sync/push", {"records": [{"seq": 1, "payload": 5}]}),
+        ("/v1/sync/push", {"records": [{"seq": "1", "payload": "{}"}]}),
+        ("/v1/sync/push", {"records": [{"seq": 1, "payload": "\ud800\ud800"}]}),
+        (
+            "/v1/sync/events",
+            {"events": [{"seq": 1, "kind": "enrol", "payload": {"member": "M\x00"}}]},
+        ),
+        ("/v1/sync/events", {"events": [{"seq": 1, "kind": "block", "payload": {"uid": "zz"}}]}),
+        ("/v1/snapshot", {"member": "M\x00"}),
+        ("/v1/snapshot", {"accounts": ["a\x00"]}),
+        ("/v1/admin/updates", {"kind": "rules", "payload": None}),
+        ("/v1/admin/tills", {"till_id": "T\x00"}),
+        ("/v1/admin/tills", {"till_id": "admin"}),
+        ("/v1/tills/T%001/register", {"proof": "00" * 32}),
+        ("/v1/tills/T1/register", {"proof": "\x00"}),
+        ("/v1/tills/T1/register", {"enrolment_token": "x"}),
+    ],
+)
+def test_finding_3_no_input_gives_a_500(
+    hub: Hub, api: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    till = bearer(registered(hub, "T1"))
+    hub.push("T1", [(1, topup(1))])
+    admin = bearer(hub.add_admin("ops"))
+    before = state(hub)
+    for headers in (till, admin, {}):
+        response = api.post(path, content=json.dumps(body), headers=headers)
+        assert 400 <= response.status_code < 500, response.text
+        is_problem(response, response.status_code)
+    assert api.delete("/v1/holds/h%00", headers=till).status_code == 422
+    assert state(hub) == before
+
+
+def test_finding_3_a_till_named_admin_is_refused(hub: Hub, api: TestClient) -> None:
+    admin = bearer(hub.add_admin("ops"))
+    is_problem(api.post("/v1/admin/tills", json={"till_id": "admin"}, headers=admin), 422)
+
+
+def test_finding_4_bodies_pushes_and_gaps_are_bounded(hub: Hub) -> None:
+    limits = HubLimits(body_bytes=1 << 20, records_per_push=100, held_bytes=64 << 10)
+    limited = Hub(hub.store, limits=limits)
+    api = TestClient(create_app(limited))
+    admin = bearer(hub.add_admin("ops"))
+    credential = bearer(registered(hub, "T1"))
+    before = state(hub)
+    huge = {"kind": "revocations", "payload": {"codes": ["X" * 60] * 20_000}}
+    is_problem(api.post("/v1/admin/updates", json=huge, headers=admin), 413)
+    many = [{"seq": n, "payload": topup(n)} for n in range(1, 102)]
+    is_problem(api.post("/v1/sync/push", json={"records": many}, headers=credential), 413)
+    # Beyond a gap (record 1 missing), only held_bytes may wait.
+    big_memo = "m" * 900
+    beyond = [
+        {"seq": n, "payload": record(f"k{n}", EUR_MOVE, memo=big_memo)} for n in range(2, 100)
+    ]
+    body = is_problem(api.post("/v1/sync/push", json={"records": beyond}, headers=credential), 413)
+    assert "send record 1 first" in body["detail"]
+    assert state(hub) == before
+    # Within the limits, all goes on.
+    few = [{"seq": n, "payload": topup(n)} for n in range(1, 11)]
+    assert (
+        api.post("/v1/sync/push", json={"records": few}, headers=credential).json()["acked"] == 10
+    )
+
+
+class Tampering:
+    """A link in the middle: it changes what the hub sends (keys, a hotlist) or strips signatures."""
+
+    def __init__(self, link: DirectLink, how: str) -> None:
+        self.link = link
+        self.how = how
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.link, name)
+
+    def update_key(self) -> bytes | None:
+        return None  # as over HTTP: the key comes from registration only
+
+    def pull(self, after: int, limit: int = 500) -> list[Update]:
+        updates = self.link.pull(after, limit)
+        if self.how == "change":
+            return [Update(u.cursor, u.kind, {"block": []}, u.signature) for u in updates]
+        if self.how == "strip":
+            return [Update(u.cursor, u.kind, u.payload) for u in updates]
+        if self.how == "replay":  # an old update, in the new one's place
+            first = self.link.pull(0, 1)[0]
+            return [Update(u.cursor, first.kind, first.payload, first.signature) for u in updates]
+        return updates
+
+
+@pytest.mark.parametrize("how", ["change", "strip", "replay"])
+def test_finding_5_updates_changed_in_transit_are_never_applied(
+    hub: Hub, tmp_path: Path, how: str
+) -> None:
+    till = Till.open(
+        tmp_path / "till.db",
+        store="S1",
+        till_id="S1-T1",
+        currency="EUR",
+        timezone="Europe/Berlin",
+        rules=load_rules(RULES),
+    )
+    till.enrol("M1", card_uid=bytes.fromhex(UID))
+    link = DirectLink(hub, registered(hub, "S1-T1"))
+    hub.publish("revocations", {"codes": ["OLD"]})
+    hub.publish("hotlist", {"block": [UID]})
+    syncer = Syncer(till, Tampering(link, how))  # type: ignore[arg-type]
+    with pytest.raises(UntrustedUpdate):
+        syncer.run_once()  # no key yet: nothing is trusted
+    till.trust_hub(hub.update_key)
+    if how != "replay":
+        with pytest.raises(UntrustedUpdate):
+            syncer.run_once()
+        assert till.pull_cursor == 0 and till.hotlist() == frozenset()
+    else:
+        with pytest.raises(UntrustedUpdate):  # the first is genuine; the second is the replay
+            syncer.run_once()
+        assert till.pull_cursor == 1 and till.hotlist() == frozenset()
+    assert Syncer(till, link).run_once().pulled >= 1  # the genuine updates, untouched
+    assert till.hotlist() == frozenset({UID})
+    till.close()
+
+
+def test_finding_5_registration_proves_the_update_key(hub: Hub, api: TestClient) -> None:
+    token = hub.create_till("T1")
+    forged = TestClient(create_app(hub))
+
+    class Swap:
+        """In the middle of registration: answer with another key."""
+
+        def post(self, url: str, **kwargs: Any) -> Any:
+            response = forged.post(url, **kwargs)
+            data = response.json()
+            data["update_key"] = "11" * 32
+            response._content = json.dumps(data).encode()
+            return response
+
+    with pytest.raises(AuthError):
+        register("", "T1", token, client=Swap())
+    token = hub.create_till("T1")
+    sent: list[Any] = []
+
+    class Watch:
+        def post(self, url: str, **kwargs: Any) -> Any:
+            sent.append(kwargs["json"])
+            return api.post(url, **kwargs)
+
+    registration = register("", "T1", token, client=Watch())
+    assert registration.update_key == hub.update_key
+    assert token not in json.dumps(sent)  # the token itself never travels
+    assert HttpLink("", registration.credential, client=api).pull(0) == []
+
+
+def test_finding_6_the_schema_declares_every_refusal_as_a_problem(api: TestClient) -> None:
+    schema = api.get("/openapi.json").json()
+    problem = schema["components"]["schemas"]["Problem"]
+    assert {"title", "status", "detail"} <= set(problem["properties"])
+    declared: set[str] = set()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"]) - {"200"}
+            assert codes, (method, path)
+            for code in codes:
+                content = operation["responses"][code]["content"]
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }, (method, path, code)
+            declared |= codes
+    assert {"400", "401", "403", "404", "409", "413", "422"} <= declared
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
