@@ -47,7 +47,7 @@ def _id(value: str) -> str:
 
 
 def _text(value: str) -> str:
-    if not is_text(value, 65_536):
+    if not is_text(value, len(value)):  # lengths are each field's own bound
         raise ValueError("text without NUL or lone surrogates")
     return value
 

@@ -10,22 +10,27 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loyaltysdk import Till, load_rules
 from loyaltysdk.hub import Hub, HubLimits, create_app
 from loyaltysdk.sync import (
     AuthError,
+    BadRecord,
     DirectLink,
     HttpLink,
     Syncer,
     UntrustedUpdate,
     Update,
+    UpdateKind,
     register,
 )
 from loyaltysdk.till import InvalidName
@@ -480,3 +485,58 @@ def test_finding_6_the_schema_declares_every_refusal_as_a_problem(api: TestClien
             declared |= codes
     assert {"400", "401", "403", "404", "409", "413", "422"} <= declared
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_SHAPED = st.one_of(
+    _JSON,
+    st.fixed_dictionaries({"block": st.lists(st.sampled_from([UID, "04aabbccddee02", "zz", 1]))}),
+    st.fixed_dictionaries({"codes": st.lists(st.text(max_size=70) | st.integers(), max_size=3)}),
+    st.fixed_dictionaries(
+        {"members": st.lists(st.fixed_dictionaries({"id": st.text(max_size=8)}), max_size=2)}
+    ),
+    st.dictionaries(
+        st.sampled_from(["per_transaction", "per_member_per_day", "max_hours_offline", "x"]),
+        st.integers(-2, 10**6) | st.text(max_size=3),
+        max_size=2,
+    ),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(kind=st.sampled_from([k.value for k in UpdateKind]), body=_SHAPED)
+def test_after_any_update_head_office_can_publish_every_till_syncs_on(
+    hub: Hub, tmp_path_factory: pytest.TempPathFactory, kind: str, body: Any
+) -> None:
+    if not hasattr(hub, "_chain"):  # two tills for every example of this test
+        tills = []
+        for name in ("S1", "S2"):
+            till = Till.open(
+                tmp_path_factory.mktemp(name) / "till.db",
+                store=name,
+                till_id=f"{name}-T1",
+                currency="EUR",
+                timezone="Europe/Berlin",
+                rules=load_rules(RULES),
+            )
+            tills.append((till, Syncer(till, DirectLink(hub, registered(hub, f"{name}-T1")))))
+        hub._chain = tills  # type: ignore[attr-defined]
+    tills = hub._chain  # type: ignore[attr-defined]
+    with contextlib.suppress(BadRecord):  # refused at publish: no till ever sees it
+        hub.publish(kind, body)
+    published = hub.pull(0, 5000)
+    real = f"R{published[-1].cursor if published else 0}"
+    hub.publish("members", {"members": [{"id": real}]})
+    for till, syncer in tills:
+        syncer.run_once()  # never raises: a poisoned update is a problem, not a stop
+        assert till.member(real).id == real  # the next real update arrived
+        assert till.pull_cursor == hub.pull(0, 5000)[-1].cursor
+        assert till.update_problems() == []  # what the hub accepted, every till could apply
