@@ -108,7 +108,11 @@ def test_no_generated_input_gives_a_500(hub: Hub, api: Any, path: str, body: Any
     if not hasattr(hub, "_fuzz_tokens"):
         hub._fuzz_tokens = (hub.register("T1", hub.create_till("T1")), hub.add_admin("ops"))  # type: ignore[attr-defined]
     for token in hub._fuzz_tokens:  # type: ignore[attr-defined]
-        response = api.post(path, content=json.dumps(body), headers=bearer(token))
+        response = api.post(
+            path,
+            content=json.dumps(body),
+            headers={**bearer(token), "Content-Type": "application/json"},
+        )
         assert response.status_code < 500, response.text
     for records in ([{"seq": 1, "payload": json.dumps(body)}],):
         response = api.post(
