@@ -439,7 +439,7 @@ class Hub:
     # -- updates ------------------------------------------------------------------------
 
     def publish(self, kind: str, payload: Any) -> int:
-        """Publish an update for tills (rules, hotlist, revocations, keys); returns its cursor."""
+        """Publish an update of any kind for every till, checked against its schema; its cursor."""
         try:
             check_update(kind, payload)
         except UnknownUpdate as error:

@@ -3,11 +3,13 @@
 
 Push sends the ledger's outbox after the acknowledged cursor in batches
 and moves the cursor only to what the hub acknowledged, so a lost request,
-a lost answer or a duplicate costs a resend, never a record. Pull hands
-each update to the till (`SyncedTill.apply_update`), which applies it and
-moves its pull cursor in one commit; one it cannot apply is recorded as a
-problem (`skip_update`) and the rest go on. The syncer touches the till
-only through these methods: it knows nothing of the till's tables.
+a lost answer or a duplicate costs a resend, never a record. Pull checks
+each update's signature against head office's key (kept by the till since
+registration), then hands it to the till (`SyncedTill.apply_update`),
+which applies it and moves its pull cursor in one commit; one it cannot
+apply is recorded as a problem (`skip_update`) and the rest go on. The
+syncer touches the till only through these methods: it knows nothing of
+the till's tables.
 """
 
 from __future__ import annotations
