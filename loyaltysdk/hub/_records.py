@@ -176,21 +176,15 @@ class References:
 
     def _units(self, records: Sequence[tuple[int, dict[str, Any]]]) -> None:
         units: dict[str, str] = {}
+        first: dict[str, int] = {}
         for seq, record in records:
             for account, _, _, unit, _ in record["postings"]:
                 if units.setdefault(account, unit) != unit:
                     raise _refuse(seq, f"{account} is in {units[account]}, not {unit}")
-        accounts = sorted(units)
-        for start in range(0, len(accounts), 500):
-            chunk = accounts[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for account, unit in self._store.execute(
-                f"SELECT account, unit FROM hub_balances WHERE account IN ({marks})",  # noqa: S608
-                chunk,
-            ):
-                if units[account] != unit:
-                    seq = next(s for s, r in records if any(p[0] == account for p in r["postings"]))
-                    raise _refuse(seq, f"{account} is in {unit}, not {units[account]}")
+                first.setdefault(account, seq)
+        for account, unit in sorted(self._store.units(sorted(units)).items()):
+            if units[account] != unit:
+                raise _refuse(first[account], f"{account} is in {unit}, not {units[account]}")
 
     def _earlier(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -216,7 +216,6 @@ class Hub:
         if len(records) > self.limits.records_per_push:
             raise TooLarge(f"a push carries at most {self.limits.records_per_push} records")
         parsed: dict[int, str] = {}
-        records_of: dict[int, dict[str, Any]] = {}
         for seq, payload in records:
             if type(seq) is not int or not 1 <= seq <= _records.MAX_SEQ:
                 raise BadRecord(f"bad sequence number {seq!r:.40}")
@@ -224,7 +223,6 @@ class Hub:
                 raise BadRecord(f"record {seq}: payload must be text")
             if seq in parsed and parsed[seq] != payload:
                 raise BadRecord(f"record {seq} comes twice, differently, in one push")
-            records_of[seq] = _records.parse(seq, payload)
             parsed[seq] = payload
         with self.store.transaction(lock_till=till_id):
             rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
@@ -235,6 +233,9 @@ class Hub:
             if duplicates:
                 self._check_replays(till_id, {s: p for s, p in parsed.items() if s <= acked})
             fresh = {seq: p for seq, p in parsed.items() if seq > acked}
+            # New records are checked whole, the ones held beyond a gap too; a
+            # replay is only compared with what is stored (checked when it came).
+            records_of = {seq: _records.parse(seq, p) for seq, p in sorted(fresh.items())}
             # Records held from earlier pushes (a gap) join this batch; in the
             # usual case there are none and nothing goes through hub_held.
             held = {

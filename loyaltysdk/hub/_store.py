@@ -123,6 +123,10 @@ class HubStore(Protocol):
         """Inside a transaction: hold these balance rows until it ends (checks then writes)."""
         ...
 
+    def units(self, accounts: Sequence[str]) -> dict[str, str]:
+        """Of these accounts, those the hub has, and their units."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -183,6 +187,18 @@ class SQLiteHubStore:
     def lock_accounts(self, accounts: Sequence[str]) -> None:
         # BEGIN IMMEDIATE already serialises every writer on the file.
         return
+
+    def units(self, accounts: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(accounts), 500):
+            chunk = list(accounts[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.execute(
+                    f"SELECT account, unit FROM hub_balances WHERE account IN ({marks})", chunk
+                )
+            )
+        return out
 
     def overdrawn(self, accounts: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -292,6 +308,12 @@ class PostgresHubStore:
             (list(accounts),),
         )
         return {account: int(deficit) for account, deficit in rows}
+
+    def units(self, accounts: Sequence[str]) -> dict[str, str]:
+        rows = self.execute(
+            "SELECT account, unit FROM hub_balances WHERE account = ANY(?)", (list(accounts),)
+        )
+        return dict(rows)
 
     def lock_accounts(self, accounts: Sequence[str]) -> None:
         # Row locks in one order, so two hub processes checking holds on the
