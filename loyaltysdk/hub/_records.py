@@ -73,7 +73,7 @@ def parse(seq: int, payload: str) -> dict[str, Any]:
     if record["v"] != 1 or type(record["v"]) is not int:
         raise _refuse(seq, f"unknown record version {record['v']!r:.40}")
     kind = record["kind"]
-    if kind not in _WITH_POSTINGS and kind not in _CLOSING:
+    if not isinstance(kind, str) or (kind not in _WITH_POSTINGS and kind not in _CLOSING):
         raise _refuse(seq, f"unknown kind {kind!r:.40}")
     if not is_id(record["origin"], 64):
         raise _refuse(seq, "the origin is 1-64 printable characters")

@@ -501,6 +501,18 @@ _JSON = st.recursive(
 )
 _SHAPED = st.one_of(
     _JSON,
+    # Rules one field away from valid, at the top or inside the one rule.
+    st.builds(lambda f, v: {**RULES, f: v}, st.sampled_from(sorted(RULES)), _JSON),
+    st.builds(
+        lambda f, v: {**RULES, "rules": [{**RULES["rules"][0], f: v}]},  # type: ignore[index]
+        st.sampled_from(["id", "effect", "when", "tier", "priority"]),
+        _JSON,
+    ),
+    st.builds(
+        lambda f, v: {**RULES, "rules": [{"id": "x", "effect": {"type": "earn", f: v}}]},
+        st.sampled_from(["points", "per", "type", "multiplier", "cap"]),
+        _JSON,
+    ),
     st.fixed_dictionaries({"block": st.lists(st.sampled_from([UID, "04aabbccddee02", "zz", 1]))}),
     st.fixed_dictionaries({"codes": st.lists(st.text(max_size=70) | st.integers(), max_size=3)}),
     st.fixed_dictionaries(
@@ -545,3 +557,52 @@ def test_after_any_update_head_office_can_publish_every_till_syncs_on(
         assert till.member(real).id == real  # the next real update arrived
         assert till.pull_cursor == hub.pull(0, 5000)[-1].cursor
         assert till.update_problems() == []  # what the hub accepted, every till could apply
+
+
+_FIELD_NAMES = ["v", "origin", "key", "kind", "ref", "at", "expires_at", "memo", "postings"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    whole=_JSON,
+    field=st.sampled_from(_FIELD_NAMES),
+    value=_JSON,
+    index=st.integers(0, 4),
+    part=_JSON,
+)
+def test_any_record_is_checked_or_refused_never_crashes(
+    whole: Any, field: str, value: Any, index: int, part: Any
+) -> None:
+    from loyaltysdk.hub._records import parse
+
+    good = json.loads(HOLD)
+    mutated = {**good, field: value}
+    posting_changed = json.loads(HOLD)
+    posting_changed["postings"][0][index] = part
+    for candidate in (whole, mutated, posting_changed):
+        with contextlib.suppress(BadRecord):  # a refusal, with its reason; else a crash
+            parse(1, json.dumps(candidate))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from([k.value for k in UpdateKind]),
+    payload=_SHAPED,
+    event_kind=st.sampled_from(["enrol", "card", "block", "replace", "sun", "sale"]),
+    event=st.dictionaries(
+        st.sampled_from(
+            ["member", "uid", "kind", "lost", "new", "counter", "day", "spend", "tier", "segments"]
+        ),
+        _JSON,
+    ),
+)
+def test_any_update_or_event_is_checked_or_refused_never_crashes(
+    kind: str, payload: Any, event_kind: str, event: dict[str, Any]
+) -> None:
+    from loyaltysdk.hub._directory import check_event
+    from loyaltysdk.sync import check_update
+
+    with contextlib.suppress(BadRecord):
+        check_update(kind, payload)
+    with contextlib.suppress(BadRecord):
+        check_event(1, event_kind, event)
