@@ -69,6 +69,18 @@ def state(hub: Hub) -> dict[str, Any]:
     return found
 
 
+def open_till(path: Path, store: str) -> Till:
+    """Till 1 of `store`, with the rules every test here uses."""
+    return Till.open(
+        path,
+        store=store,
+        till_id=f"{store}-T1",
+        currency="EUR",
+        timezone="Europe/Berlin",
+        rules=load_rules(RULES),
+    )
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -258,14 +270,7 @@ def test_finding_2_admin_input_that_would_poison_every_till_is_refused(
 
 
 def test_finding_2_identifiers_follow_one_rule_at_the_till_too(tmp_path: Path) -> None:
-    till = Till.open(
-        tmp_path / "till.db",
-        store="S1",
-        till_id="S1-T1",
-        currency="EUR",
-        timezone="Europe/Berlin",
-        rules=load_rules(RULES),
-    )
+    till = open_till(tmp_path / "till.db", "S1")
     for bad in ("M\x001", "M:1", "M 1", "x" * 65, "M\ud800"):
         with pytest.raises(InvalidName):
             till.enrol(bad)
@@ -278,14 +283,7 @@ def test_finding_2_an_update_the_till_cannot_apply_is_reported_and_syncing_goes_
 ) -> None:
     tills = []
     for name in ("S1", "S2"):
-        till = Till.open(
-            tmp_path / f"{name}.db",
-            store=name,
-            till_id=f"{name}-T1",
-            currency="EUR",
-            timezone="Europe/Berlin",
-            rules=load_rules(RULES),
-        )
+        till = open_till(tmp_path / f"{name}.db", name)
         till.enrol("M1", card_uid=bytes.fromhex(UID))
         tills.append((till, Syncer(till, DirectLink(hub, registered(hub, f"{name}-T1")))))
     # As an older hub let it through: a hotlist of numbers, at a cursor of its own.
@@ -414,14 +412,7 @@ class Tampering:
 def test_finding_5_updates_changed_in_transit_are_never_applied(
     hub: Hub, tmp_path: Path, how: str
 ) -> None:
-    till = Till.open(
-        tmp_path / "till.db",
-        store="S1",
-        till_id="S1-T1",
-        currency="EUR",
-        timezone="Europe/Berlin",
-        rules=load_rules(RULES),
-    )
+    till = open_till(tmp_path / "till.db", "S1")
     till.enrol("M1", card_uid=bytes.fromhex(UID))
     link = DirectLink(hub, registered(hub, "S1-T1"))
     hub.publish("revocations", {"codes": ["OLD"]})
@@ -536,14 +527,7 @@ def test_after_any_update_head_office_can_publish_every_till_syncs_on(
     if not hasattr(hub, "_chain"):  # two tills for every example of this test
         tills = []
         for name in ("S1", "S2"):
-            till = Till.open(
-                tmp_path_factory.mktemp(name) / "till.db",
-                store=name,
-                till_id=f"{name}-T1",
-                currency="EUR",
-                timezone="Europe/Berlin",
-                rules=load_rules(RULES),
-            )
+            till = open_till(tmp_path_factory.mktemp(name) / "till.db", name)
             tills.append((till, Syncer(till, DirectLink(hub, registered(hub, f"{name}-T1")))))
         hub._chain = tills  # type: ignore[attr-defined]
     tills = hub._chain  # type: ignore[attr-defined]
