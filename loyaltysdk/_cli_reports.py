@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``loyalty report pareto|rfm|growth|liability|campaigns|stores|html|load|generate``."""
+"""``loyalty report ...``: every report as a table, CSV or JSON; html, load and generate."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from typing import Any
 import attrs
 import click
 
+from ._money import Money
 from .reports import (
     SQLiteDb,
     campaigns,
     connect,
+    currencies,
     generate,
     growth,
     liability,
@@ -27,8 +29,10 @@ from .reports import (
     member_stats,
     pareto,
     period,
+    revenue,
     rfm,
     stores,
+    tier_mix,
 )
 
 _DB = click.argument("db")
@@ -43,17 +47,47 @@ _FROM = click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help=
 _TO = click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day.")
 
 
-def _cell(value: Any) -> Any:
+#: Fields that are money (integer minor units, or exact averages of them).
+_MONEY = frozenset(
+    {
+        "revenue",
+        "sales",
+        "refunds",
+        "value",
+        "cost",
+        "monetary",
+        "spend_before",
+        "spend_after",
+        "revenue_before",
+        "revenue_after",
+        "average_basket",
+        "redeemer_spend",
+        "comparable_spend",
+        "incremental",
+    }
+)
+
+
+def _cell(name: str, value: Any, fmt: str, currency: str) -> Any:
+    if name in _MONEY and isinstance(value, int | Fraction) and fmt == "table":
+        # Averages round half away from zero to the minor unit, only when printed.
+        minor = int(value) if isinstance(value, int) else round(value)
+        return Money(minor, currency).format()
     if isinstance(value, Fraction):
         return f"{float(value):.4f}"
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value))
     return value
 
 
-def _emit(rows: list[Any], fmt: str) -> None:
+def _emit(rows: list[Any], fmt: str, currency: str) -> None:
     records = [
-        {k: _cell(v) for k, v in attrs.asdict(r, recurse=False).items()}
+        {
+            k: _cell(k, v, fmt, getattr(r, "currency", currency))
+            for k, v in attrs.asdict(r, recurse=False).items()
+        }
         if attrs.has(type(r))
         else r
         for r in rows
@@ -88,18 +122,28 @@ def report_group() -> None:
     """Reports for head office, on a till's or a hub's SQLite file or on PostgreSQL."""
 
 
+_CURRENCY = click.option(
+    "--currency", default=None, help="One currency (default: each in turn; never added up)."
+)
+
+
 def _command(name: str, help_text: str) -> Callable[[Callable[..., list[Any]]], click.Command]:
     def wrap(compute: Callable[..., list[Any]]) -> click.Command:
         @report_group.command(name, help=help_text)
         @_DB
         @_FROM
         @_TO
+        @_CURRENCY
         @_FORMAT
-        def command(db: str, start: Any, end: Any, fmt: str) -> None:
+        def command(db: str, start: Any, end: Any, currency: str | None, fmt: str) -> None:
             connection = connect(db)
             try:
                 first, last = _window(connection, start, end)
-                _emit(compute(connection, first, last), fmt)
+                units = [currency] if currency else currencies(connection) or ["EUR"]
+                for unit in units:
+                    if len(units) > 1:
+                        click.echo(f"# {unit}", err=True)
+                    _emit(compute(connection, first, last, unit), fmt, unit)
             finally:
                 connection.close()
 
@@ -109,8 +153,8 @@ def _command(name: str, help_text: str) -> Callable[[Callable[..., list[Any]]], 
 
 
 @_command("pareto", "Top members by revenue, their share, and the top fifth's share (the 80/20).")
-def _pareto(db: Any, first: date, last: date) -> list[Any]:
-    top = pareto(member_stats(db, first, last))
+def _pareto(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    top = pareto(member_stats(db, first, last, currency=currency))
     click.echo(
         f"# {top.top_fifth_members} of {top.members} members bring"
         f" {float(top.top_fifth_share) * 100:.1f} % of member revenue",
@@ -120,36 +164,57 @@ def _pareto(db: Any, first: date, last: date) -> list[Any]:
 
 
 @_command("rfm", "RFM scores and segments (most valuable, growable, at risk, below zero...).")
-def _rfm(db: Any, first: date, last: date) -> list[Any]:
-    return rfm(member_stats(db, first, last), last)
+def _rfm(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    return rfm(member_stats(db, first, last, currency=currency), last)
 
 
-@_command("growth", "Revisit rate and spend growth, first half of the period against the second.")
-def _growth(db: Any, first: date, last: date) -> list[Any]:
+@_command("growth", "Revenue, revisit and member spend growth: the second half over the first.")
+def _growth(db: Any, first: date, last: date, currency: str) -> list[Any]:
     middle = first + (last - first) / 2
-    return growth(db, (first, middle), (middle + timedelta(days=1), last))
+    return growth(db, (first, middle), (middle + timedelta(days=1), last), currency=currency)
 
 
 @_command("liability", "Points earned, redeemed and outstanding by month.")
-def _liability(db: Any, first: date, last: date) -> list[Any]:
+def _liability(db: Any, first: date, last: date, currency: str) -> list[Any]:
     return liability(db)
 
 
-@_command("campaigns", "Voucher uptake per campaign and redeemers' spend against others'.")
-def _campaigns(db: Any, first: date, last: date) -> list[Any]:
-    return campaigns(db, first, last)
+@_command("campaigns", "Per campaign: uptake, value granted, spend against comparable members.")
+def _campaigns(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    return campaigns(db, first, last, currency=currency)
 
 
-@_command("stores", "Store by store: receipts, members, revenue, basket, repeat rate, top fifth.")
-def _stores(db: Any, first: date, last: date) -> list[Any]:
-    return stores(db, first, last)
+@_command("stores", "Store by store, side by side, and what differs beyond chance.")
+def _stores(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    return stores(db, first, last, currency=currency)
+
+
+@_command("revenue", "Net revenue (refunds and voids taken off) per store.")
+def _revenue(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    return [r for r in revenue(db, first, last, by="store") if r.currency == currency]
+
+
+@_command("hours", "Net revenue per weekday and per hour of the day.")
+def _hours(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    rows = revenue(db, first, last, by="weekday") + revenue(db, first, last, by="hour")
+    return [r for r in rows if r.currency == currency]
+
+
+@_command("months", "Net revenue per month.")
+def _months(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    return [r for r in revenue(db, first, last, by="month") if r.currency == currency]
+
+
+@_command("tiers", "Members and revenue per tier.")
+def _tiers(db: Any, first: date, last: date, currency: str) -> list[Any]:
+    return tier_mix(member_stats(db, first, last, currency=currency))
 
 
 @report_group.command("html")
 @_DB
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="report.html")
-@click.option("--currency", default="EUR", show_default=True)
-def html_command(db: str, out: Path, currency: str) -> None:
+@click.option("--currency", default=None, help="Which currency (needed when there are several).")
+def html_command(db: str, out: Path, currency: str | None) -> None:
     """Every report with charts in one self-contained HTML file (no network needed)."""
     try:
         from .reports import html_report
@@ -166,15 +231,17 @@ def html_command(db: str, out: Path, currency: str) -> None:
 @report_group.command("load")
 @_DB
 @click.option("--source", type=click.Choice(["till", "hub"]), default="till", show_default=True)
-@click.option("--store", default=None, help="The till's store id (for till files).")
-def load(db: str, source: str, store: str | None) -> None:
-    """Fill the report tables from a till's receipts or a hub's entries (same database)."""
+def load(db: str, source: str) -> None:
+    """Fill the report tables from a till's receipt records, or a hub's members and campaigns.
+
+    A hub files receipt records as they arrive; a till file is loaded whole.
+    """
     connection = connect(db)
     try:
         if source == "hub":
             count = load_from_hub(connection)
         elif isinstance(connection, SQLiteDb):
-            count = load_from_till(connection, store=store)
+            count = load_from_till(connection)
         else:
             raise click.ClickException("a till's receipts live in its SQLite file")
     finally:

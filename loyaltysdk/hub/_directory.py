@@ -20,7 +20,8 @@ from typing import Any
 
 from .._ids import is_id, is_name
 from .._money import MAX_AMOUNT
-from ..sync import BadRecord, UpdateKind, is_uid
+from ..reports import LINE_COLUMNS, RECEIPT_COLUMNS, VOUCHER_COLUMNS, receipt_rows
+from ..sync import BadRecord, UpdateKind, check_receipt, is_uid
 from ._store import HubStore
 
 #: The event kinds a till sends, and the fields each must have (and their types).
@@ -33,6 +34,8 @@ EVENT_FIELDS: dict[str, dict[str, type]] = {
     # A sale's (or a refund's, negative) goods spend and points, on the sale's local day:
     # what tiers and the per-member cap count, chain-wide.
     "sale": {"member": str, "ref": str, "day": str, "spend": int, "points": int},
+    # A receipt record (sale, refund or void) with lines and tenders, for reports.
+    "receipt": {},
 }
 
 
@@ -44,6 +47,11 @@ def check_event(seq: object, kind: object, payload: object) -> tuple[int, str, d
         raise BadRecord(f"event {seq}: unknown kind {kind!r}")
     if not isinstance(payload, dict):
         raise BadRecord(f"event {seq}: the payload is an object")
+    if kind == "receipt":
+        try:
+            return seq, kind, check_receipt(payload)
+        except BadRecord as error:
+            raise BadRecord(f"event {seq} (receipt): {error}") from None
     for name, wanted in EVENT_FIELDS[kind].items():
         value = payload.get(name)
         if isinstance(value, bool) or not isinstance(value, wanted):
@@ -107,8 +115,13 @@ class Directory:
     def apply(self, till_id: str, events: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         members: dict[str, dict[str, Any]] = {}
         blocked: list[str] = []
+        receipts: list[dict[str, Any]] = []
         for seq, kind, data in events:
-            if kind == "enrol":
+            if kind == "receipt":
+                if data["till"] != till_id:
+                    raise BadRecord(f"event {seq}: a receipt of till {data['till']!r}")
+                receipts.append(data)
+            elif kind == "enrol":
                 self._enrol(till_id, data)
                 members.setdefault(data["member"], self._member_update(data["member"]))
             elif kind == "card":
@@ -147,10 +160,40 @@ class Directory:
                     " points = hub_member_days.points + excluded.points",
                     (data["member"], data["day"][:10], data["spend"], data["points"]),
                 )
+        if receipts:
+            self._file_receipts(receipts)
         if members:
             self._publish(UpdateKind.MEMBERS, {"members": list(members.values())})
         if blocked:
             self._publish(UpdateKind.HOTLIST, {"block": blocked})
+
+    def _file_receipts(self, records: list[dict[str, Any]]) -> None:
+        """Receipt records into the tables reports read (set-based; COPY on PostgreSQL)."""
+        receipts, lines, vouchers, voided = [], [], [], []
+        for record in records:
+            row, its_lines, its_vouchers = receipt_rows(record)
+            receipts.append(row)
+            lines.extend(its_lines)
+            vouchers.extend(its_vouchers)
+            if record["type"] == "void":
+                voided.append((record["till"], record["receipt"]))
+        store = self.store
+        store.insert_rows(
+            "report_receipts", RECEIPT_COLUMNS, receipts, "ON CONFLICT (till, ref) DO NOTHING"
+        )
+        store.insert_rows(
+            "report_lines", LINE_COLUMNS, lines, "ON CONFLICT (till, ref, idx) DO NOTHING"
+        )
+        if vouchers:
+            store.insert_rows(
+                "report_vouchers", VOUCHER_COLUMNS, vouchers, "ON CONFLICT DO NOTHING"
+            )
+        if voided:
+            store.executemany(
+                "UPDATE report_receipts SET voided = 1 WHERE till = ? AND ref = ?"
+                " AND type = 'sale'",
+                voided,
+            )
 
     def record_members(self, payload: Any) -> None:
         """Head office enrols members (and cards) itself: the directory keeps them too."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._errors import ConfigurationError, HubError
+from ..reports import REPORT_TABLES
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS hub_tills (
@@ -142,7 +143,8 @@ class SQLiteHubStore:
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._lock = threading.RLock()
         self._depth = 0
-        for statement in (_TABLES + _SERIAL_TABLES["sqlite"]).split(";"):
+        # The hub's own tables, and the report tables it files receipt records in.
+        for statement in (*(_TABLES + _SERIAL_TABLES["sqlite"]).split(";"), *REPORT_TABLES):
             if statement.strip():
                 self._conn.execute(statement)
 
@@ -236,7 +238,7 @@ class PostgresHubStore:
         with self._conn.transaction():
             # Serialise concurrent schema creation by several hub processes.
             self._conn.execute("SELECT pg_advisory_xact_lock(727274)")
-            for statement in (_TABLES + _SERIAL_TABLES["postgres"]).split(";"):
+            for statement in (*(_TABLES + _SERIAL_TABLES["postgres"]).split(";"), *REPORT_TABLES):
                 if statement.strip():
                     self._conn.execute(statement)
 

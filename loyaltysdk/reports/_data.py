@@ -23,20 +23,122 @@ from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from ..vouchers import VoucherTerms
+
 REPORT_TABLES = (
-    "CREATE TABLE IF NOT EXISTS report_receipts (receipt TEXT PRIMARY KEY, member TEXT,"
-    " store TEXT NOT NULL, day TEXT NOT NULL, total BIGINT NOT NULL, points_earned BIGINT"
-    " NOT NULL DEFAULT 0, points_redeemed BIGINT NOT NULL DEFAULT 0, voucher_value BIGINT"
-    " NOT NULL DEFAULT 0, campaign TEXT)",
+    # One row per receipt record: a sale, or a refund or void with signed
+    # figures naming the sale (`receipt`); `voided` marks a sale a void undid.
+    "CREATE TABLE IF NOT EXISTS report_receipts (till TEXT NOT NULL, ref TEXT NOT NULL,"
+    " type TEXT NOT NULL, receipt TEXT NOT NULL, member TEXT, store TEXT NOT NULL,"
+    " day TEXT NOT NULL, hour INTEGER NOT NULL DEFAULT 0, weekday INTEGER NOT NULL DEFAULT 0,"
+    " currency TEXT NOT NULL, total BIGINT NOT NULL, points_earned BIGINT NOT NULL DEFAULT 0,"
+    " points_redeemed BIGINT NOT NULL DEFAULT 0, points_value BIGINT NOT NULL DEFAULT 0,"
+    " voucher_value BIGINT NOT NULL DEFAULT 0, wallet BIGINT NOT NULL DEFAULT 0,"
+    " card BIGINT NOT NULL DEFAULT 0, cash BIGINT NOT NULL DEFAULT 0, campaign TEXT,"
+    " voided INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (till, ref))",
+    "CREATE TABLE IF NOT EXISTS report_lines (till TEXT NOT NULL, ref TEXT NOT NULL,"
+    " idx INTEGER NOT NULL, sku TEXT NOT NULL, category TEXT NOT NULL, brand TEXT NOT NULL,"
+    " quantity BIGINT NOT NULL, unit_price BIGINT NOT NULL, discount BIGINT NOT NULL,"
+    " points BIGINT NOT NULL, PRIMARY KEY (till, ref, idx))",
+    "CREATE TABLE IF NOT EXISTS report_vouchers (till TEXT NOT NULL, ref TEXT NOT NULL,"
+    " code TEXT NOT NULL, campaign TEXT NOT NULL, amount BIGINT NOT NULL,"
+    " PRIMARY KEY (till, ref, code))",
     "CREATE TABLE IF NOT EXISTS report_members (member TEXT PRIMARY KEY, tier TEXT NOT NULL"
-    " DEFAULT '', enrolled TEXT)",
+    " DEFAULT '', enrolled TEXT, store TEXT)",
+    # Per campaign: vouchers issued and the value they grant (minor units, its currency).
     "CREATE TABLE IF NOT EXISTS report_campaigns (campaign TEXT PRIMARY KEY, issued BIGINT"
-    " NOT NULL)",
+    " NOT NULL, value BIGINT NOT NULL DEFAULT 0, currency TEXT)",
     "CREATE INDEX IF NOT EXISTS report_receipts_member ON report_receipts (member, day)",
     # Covering index for the per-store reports: they group by store and member.
     "CREATE INDEX IF NOT EXISTS report_receipts_store ON report_receipts"
-    " (store, member, day, total)",
+    " (currency, store, member, day, total)",
 )
+RECEIPT_COLUMNS = (
+    "till",
+    "ref",
+    "type",
+    "receipt",
+    "member",
+    "store",
+    "day",
+    "hour",
+    "weekday",
+    "currency",
+    "total",
+    "points_earned",
+    "points_redeemed",
+    "points_value",
+    "voucher_value",
+    "wallet",
+    "card",
+    "cash",
+    "campaign",
+    "voided",
+)
+LINE_COLUMNS = (
+    "till",
+    "ref",
+    "idx",
+    "sku",
+    "category",
+    "brand",
+    "quantity",
+    "unit_price",
+    "discount",
+    "points",
+)
+VOUCHER_COLUMNS = ("till", "ref", "code", "campaign", "amount")
+
+
+def receipt_rows(
+    record: dict[str, Any],
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """A receipt record (checked by `loyaltysdk.sync.check_receipt`) as report rows."""
+    till, ref = record["till"], record["ref"]
+    tenders = record["tenders"]
+    vouchers = tenders["vouchers"]
+    campaign = next((v["campaign"] for v in vouchers if v["campaign"]), None)
+    row = (
+        till,
+        ref,
+        record["type"],
+        record["receipt"],
+        record["member"],
+        record["store"],
+        record["day"],
+        record["hour"],
+        date.fromisoformat(record["day"]).weekday(),
+        record["currency"],
+        record["total"],
+        record["points_earned"],
+        record["points_redeemed"],
+        tenders["points"],
+        sum(v["amount"] for v in vouchers),
+        tenders["wallet"],
+        tenders["card"],
+        tenders["cash"],
+        campaign,
+        0,
+    )
+    lines = [
+        (
+            till,
+            ref,
+            index,
+            line["sku"],
+            line["category"],
+            line["brand"],
+            line["quantity"],
+            line["unit_price"],
+            line["discount"],
+            line["points"],
+        )
+        for index, line in enumerate(record["lines"])
+    ]
+    merged: dict[str, list[Any]] = {}
+    for v in vouchers:  # one voucher once a receipt, its parts summed
+        merged.setdefault(v["code"], [v["campaign"], 0])[1] += v["amount"]
+    return row, lines, [(till, ref, code, c, a) for code, (c, a) in merged.items()]
 
 
 class Db(Protocol):
@@ -118,71 +220,84 @@ def connect(url: str) -> SQLiteDb | PostgresDb:
     return db
 
 
-RECEIPT_COLUMNS = (
-    "receipt",
-    "member",
-    "store",
-    "day",
-    "total",
-    "points_earned",
-    "points_redeemed",
-    "voucher_value",
-    "campaign",
-)
+def load_records(db: SQLiteDb | PostgresDb, records: Sequence[dict[str, Any]]) -> int:
+    """File receipt records in the report tables (a till's own, or any others); returns how many.
+
+    A void marks the sale it undoes (`voided`): its figures and the void's
+    net to zero, and the sale is no visit.
+    """
+    receipts, lines, vouchers, voided = [], [], [], []
+    for record in records:
+        row, its_lines, its_vouchers = receipt_rows(record)
+        receipts.append(row)
+        lines.extend(its_lines)
+        vouchers.extend(its_vouchers)
+        if record["type"] == "void":
+            voided.append((record["till"], record["receipt"]))
+    db.insert("report_receipts", RECEIPT_COLUMNS, receipts)
+    db.insert("report_lines", LINE_COLUMNS, lines)
+    db.insert("report_vouchers", VOUCHER_COLUMNS, vouchers)
+    mark_voided(db, voided)
+    return len(receipts)
 
 
-def load_from_till(db: SQLiteDb, *, store: str | None = None) -> int:
-    """Fill the report tables from a till's own tables (same file). Returns receipts loaded."""
-    rows = []
-    for ref, receipt_text, day in db.query(
-        "SELECT ref, receipt, local_date FROM till_receipts WHERE status = 'completed'"
-    ):
-        receipt = json.loads(receipt_text)
-        vouchers = sum(v["amount"] for v in receipt["vouchers"])
-        rows.append(
-            (
-                ref,
-                receipt["member"],
-                store or "",
-                day,
-                receipt["total"],
-                receipt["points_earned"],
-                receipt["points_redeemed"],
-                vouchers,
-                None,
-            )
+def mark_voided(db: Any, sales: Sequence[tuple[str, str]]) -> None:
+    """Mark sales that a void undid (`db` is a report `Db` or a hub store)."""
+    for till, ref in sales:
+        db.execute(
+            "UPDATE report_receipts SET voided = 1 WHERE till = ? AND ref = ? AND type = 'sale'",
+            (till, ref),
         )
-    db.insert("report_receipts", RECEIPT_COLUMNS, rows)
+
+
+def load_from_till(db: SQLiteDb) -> int:
+    """Fill the report tables from a till's own file: its receipt records and members."""
+    records = [
+        json.loads(payload)
+        for (payload,) in db.query(
+            "SELECT payload FROM till_events WHERE kind = 'receipt' ORDER BY seq"
+        )
+    ]
+    for table in ("report_receipts", "report_lines", "report_vouchers"):
+        db.execute(f"DELETE FROM {table}")  # noqa: S608 - a load replaces what it loaded
+    loaded = load_records(db, records)
+    store = records[0]["store"] if records else None
     members = db.query("SELECT id, tier, substr(enrolled_at, 1, 10) FROM till_members")
-    db.insert("report_members", ("member", "tier", "enrolled"), members)
-    return len(rows)
+    db.insert(
+        "report_members",
+        ("member", "tier", "enrolled", "store"),
+        [(m, tier, day, store) for m, tier, day in members],
+    )
+    return loaded
 
 
 def load_from_hub(db: SQLiteDb | PostgresDb) -> int:
-    """Fill the report tables from a hub's entries: the earn memos of member sales."""
-    rows = []
-    for till, memo in db.query(
-        "SELECT till, memo FROM hub_entries WHERE kind = 'transfer' AND key LIKE 'r:%:earn'"
-    ):
-        data = json.loads(memo or "{}")
-        if "total" not in data:
-            continue
-        rows.append(
-            (
-                f"{till}/{data['receipt']}",
-                data.get("member"),
-                data.get("store", till),
-                data.get("day", ""),
-                data["total"],
-                data.get("earned", 0),
-                data.get("redeemed", 0),
-                data.get("vouchers", 0),
-                None,
-            )
-        )
-    if rows:
-        db.insert("report_receipts", RECEIPT_COLUMNS, rows)
-    return len(rows)
+    """Bring a hub's member directory and campaigns into the report tables.
+
+    The hub files every receipt record in `report_receipts` as it arrives,
+    so only members (tier, enrolment day and store) and the campaigns of the
+    vouchers head office published are refreshed here. Returns receipts held.
+    """
+    db.execute("DELETE FROM report_members")
+    db.execute(
+        "INSERT INTO report_members (member, tier, enrolled, store)"
+        " SELECT id, tier, substr(coalesce(enrolled_at, ''), 1, 10), store FROM hub_members"
+    )
+    issued: dict[str, list[Any]] = {}
+    for (payload,) in db.query("SELECT payload FROM hub_updates WHERE kind = 'vouchers'"):
+        for data in json.loads(payload).get("terms", []):
+            terms = VoucherTerms.from_json(data)  # checked at publish
+            if terms.campaign:
+                entry = issued.setdefault(terms.campaign, [0, 0, terms.currency])
+                entry[0] += 1
+                entry[1] += terms.amount if terms.kind == "value" else 0
+    db.execute("DELETE FROM report_campaigns")
+    db.insert(
+        "report_campaigns",
+        ("campaign", "issued", "value", "currency"),
+        [(c, n, v, cur) for c, (n, v, cur) in sorted(issued.items())],
+    )
+    return int(db.query("SELECT count(*) FROM report_receipts")[0][0])
 
 
 def generate(
@@ -194,42 +309,119 @@ def generate(
     days: int = 365,
     seed: int = 1,
     end: date = date(2026, 11, 22),
+    lines: int = 1,
+    currencies: Sequence[str] = ("EUR",),
 ) -> None:
-    """Synthetic receipts with a Pareto-shaped spend, for demos and the benchmark."""
+    """Synthetic receipt records with a Pareto-shaped spend, for demos, tests and the benchmark.
+
+    About one sale in seven is anonymous, 3 % use a campaign's voucher, 2 %
+    are partly refunded and 1 % voided; store ``n`` sells in
+    ``currencies[n % len(currencies)]``. Filed through `load_records`, as a
+    hub files what tills send.
+    """
     rng = random.Random(seed)
     start = end - timedelta(days=days - 1)
     weights = [1.0 / (rank + 1) ** 0.8 for rank in range(members)]
     tiers = ["Silver"] * 8 + ["Gold", "VIP"]
     db.insert(
         "report_members",
-        ("member", "tier", "enrolled"),
-        [(f"M-{m:06d}", rng.choice(tiers), start.isoformat()) for m in range(members)],
+        ("member", "tier", "enrolled", "store"),
+        [
+            (f"M-{m:06d}", rng.choice(tiers), start.isoformat(), f"S{m % stores:03d}")
+            for m in range(members)
+        ],
     )
     campaigns = ["XMAS", "SPRING", "SUMMER"]
-    db.insert("report_campaigns", ("campaign", "issued"), [(c, receipts // 50) for c in campaigns])
+    db.insert(
+        "report_campaigns",
+        ("campaign", "issued", "value", "currency"),
+        [
+            (c, max(1, receipts // 50), 500 * max(1, receipts // 50), currencies[0])
+            for c in campaigns
+        ],
+    )
+    hours = list(range(8, 22))
+    hour_weights = [1, 2, 3, 4, 6, 5, 4, 4, 5, 7, 8, 6, 3, 1]
 
-    def rows() -> Iterator[tuple[Any, ...]]:
+    def records() -> Iterator[dict[str, Any]]:
         chosen = rng.choices(range(members), weights, k=receipts)
         for n, m in enumerate(chosen):
-            total = int(rng.lognormvariate(7.6, 0.8))
-            voucher = rng.random() < 0.03
-            yield (
-                f"R-{n:08d}",
-                f"M-{m:06d}",
-                f"S{rng.randrange(stores):03d}",
-                (start + timedelta(days=rng.randrange(days))).isoformat(),
-                total,
-                total // 100,
-                rng.choice((0,) * 12 + (100, 250)),
-                500 if voucher else 0,
-                rng.choice(campaigns) if voucher else None,
-            )
+            store = rng.randrange(stores)
+            currency = currencies[store % len(currencies)]
+            member = f"M-{m:06d}" if rng.random() < 6 / 7 else None
+            day = start + timedelta(days=rng.randrange(days))
+            hour = rng.choices(hours, hour_weights)[0]
+            prices = [max(1, int(rng.lognormvariate(7.6, 0.8)) // lines) for _ in range(lines)]
+            total = sum(prices)
+            earned = total // 100 if member else 0
+            voucher = member is not None and rng.random() < 0.03
+            sale: dict[str, Any] = {
+                "v": 1,
+                "type": "sale",
+                "ref": f"R-{n:08d}",
+                "receipt": f"R-{n:08d}",
+                "store": f"S{store:03d}",
+                "till": f"S{store:03d}-T1",
+                "at": f"{day.isoformat()}T{hour:02d}:30:00+00:00",
+                "day": day.isoformat(),
+                "hour": hour,
+                "member": member,
+                "currency": currency,
+                "total": total,
+                "lines": [
+                    {
+                        "sku": f"SKU-{rng.randrange(500):03d}",
+                        "category": rng.choice(("food", "drink", "home", "beauty")),
+                        "brand": rng.choice(("A", "B", "C")),
+                        "quantity": 1,
+                        "unit_price": price,
+                        "discount": 0,
+                        "points": price // 100 if member else 0,
+                    }
+                    for price in prices
+                ],
+                "points_earned": earned,
+                "points_redeemed": rng.choice((0,) * 12 + (100, 250)) if member else 0,
+                "tenders": {
+                    "points": 0,
+                    "vouchers": [
+                        {"code": f"V{n:08d}", "campaign": rng.choice(campaigns), "amount": 500}
+                    ]
+                    if voucher
+                    else [],
+                    "wallet": 0,
+                    "card": 0,
+                    "cash": max(0, total - (500 if voucher else 0)),
+                },
+            }
+            yield sale
+            undo = rng.random()
+            if undo < 0.03:
+                void = undo < 0.01
+                back = sale["lines"] if void else sale["lines"][:1]
+                amount = sum(line["unit_price"] for line in back)
+                yield {
+                    **sale,
+                    "type": "void" if void else "refund",
+                    "ref": f"{'void:' if void else 'F-'}{sale['ref']}",
+                    "total": -amount,
+                    "lines": [{**line, "quantity": -1, "points": -line["points"]} for line in back],
+                    "points_earned": -(earned if void else back[0]["points"]),
+                    "points_redeemed": -sale["points_redeemed"] if void else 0,
+                    "tenders": {
+                        "points": 0,
+                        "vouchers": [],
+                        "wallet": 0,
+                        "card": 0,
+                        "cash": -amount,
+                    },
+                }
 
-    batch: list[tuple[Any, ...]] = []
-    for row in rows():
-        batch.append(row)
-        if len(batch) == 50_000:
-            db.insert("report_receipts", RECEIPT_COLUMNS, batch)
+    batch: list[dict[str, Any]] = []
+    for record in records():
+        batch.append(record)
+        if len(batch) == 20_000:
+            load_records(db, batch)
             batch.clear()
     if batch:
-        db.insert("report_receipts", RECEIPT_COLUMNS, batch)
+        load_records(db, batch)

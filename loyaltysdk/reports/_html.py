@@ -18,6 +18,7 @@ from ._data import PostgresDb, SQLiteDb
 from ._reports import (
     SEGMENTS,
     campaigns,
+    currency_of,
     growth,
     liability,
     member_stats,
@@ -44,7 +45,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def html_report(
     db: SQLiteDb | PostgresDb,
     *,
-    currency: str = "EUR",
+    currency: str | None = None,
     title: str = "Loyalty programme report",
     margin: Fraction = Fraction(1, 4),
 ) -> str:
@@ -52,15 +53,16 @@ def html_report(
     import plotly.graph_objects as go
     import plotly.io as pio
 
+    currency = currency_of(db, currency)  # one currency a report: money is never mixed
     first, last = period(db)
-    stats = member_stats(db, first, last)
+    stats = member_stats(db, first, last, currency=currency)
     top = pareto(stats)
     segments = rfm(stats, last, margin=margin)
     middle = first + (last - first) / 2
-    growth_rows = growth(db, (first, middle), (middle + timedelta(days=1), last))
+    growth_rows = growth(db, (first, middle), (middle + timedelta(days=1), last), currency=currency)
     liability_rows = liability(db)
-    campaign_rows = campaigns(db, first, last, stats)
-    store_rows = stores(db, first, last)
+    campaign_rows = campaigns(db, first, last, stats, currency=currency)
+    store_rows = stores(db, first, last, currency=currency)
 
     def money(minor: int | Fraction) -> str:
         return Money(int(minor), currency).format()
@@ -205,8 +207,9 @@ def html_report(
                     "uptake",
                     "value",
                     "redeemer spend",
-                    "others",
+                    "comparable",
                     "incremental",
+                    "return per value",
                 ],
                 [
                     [
@@ -216,8 +219,9 @@ def html_report(
                         _pct(c.uptake),
                         money(c.value),
                         money(c.redeemer_spend),
-                        money(c.other_spend),
+                        money(c.comparable_spend),
                         money(c.incremental),
+                        f"{float(c.return_per_value):.2f}",
                     ]
                     for c in campaign_rows
                 ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 
 import attrs
@@ -18,6 +18,32 @@ import attrs
 from ._data import PostgresDb, SQLiteDb
 
 Db = SQLiteDb | PostgresDb
+
+# A sale that counts as a visit: not undone by a void. Refunds and voids are
+# rows of their own with negative figures, so sums over every row are net.
+_VISIT = "CASE WHEN type = 'sale' AND voided = 0 THEN 1 ELSE 0 END"
+
+
+def currencies(db: Db) -> list[str]:
+    """The currencies receipts were taken in, most receipts first."""
+    rows = db.query(
+        "SELECT currency, count(*) FROM report_receipts GROUP BY currency ORDER BY 2 DESC, 1"
+    )
+    return [currency for currency, _ in rows]
+
+
+def currency_of(db: Db, currency: str | None) -> str:
+    """`currency`, or the only one there is: money in two currencies is never added up.
+
+    Raises:
+        ValueError: receipts in several currencies and none named.
+    """
+    if currency is not None:
+        return currency
+    found = currencies(db)
+    if len(found) > 1:
+        raise ValueError(f"receipts are in {', '.join(found)}: name one currency")
+    return found[0] if found else "EUR"
 
 
 @attrs.frozen
@@ -31,16 +57,24 @@ class MemberStats:
 
 
 def member_stats(
-    db: Db, start: date, end: date, *, minor_per_point: Fraction = Fraction(1)
+    db: Db,
+    start: date,
+    end: date,
+    *,
+    currency: str | None = None,
+    minor_per_point: Fraction = Fraction(1),
 ) -> list[MemberStats]:
-    """Per member over [start, end]: visits, revenue, last visit, rewards cost (one scan)."""
+    """Per member over [start, end] in one currency: visits, revenue net of refunds and
+    voids, last visit, rewards cost (one scan). Members without a visit in the window
+    (only a refund, or a voided sale) are left out."""
     rows = db.query(
-        "SELECT r.member, coalesce(m.tier, ''), count(*), sum(r.total), max(r.day),"
+        f"SELECT r.member, coalesce(m.tier, ''), sum({_VISIT}), sum(r.total),"  # noqa: S608 - constant SQL fragments
+        " max(CASE WHEN r.type = 'sale' AND r.voided = 0 THEN r.day END),"
         " sum(r.points_redeemed), sum(r.voucher_value)"
         " FROM report_receipts r LEFT JOIN report_members m ON m.member = r.member"
-        " WHERE r.member IS NOT NULL AND r.day >= ? AND r.day <= ?"
-        " GROUP BY r.member, m.tier",
-        (start.isoformat(), end.isoformat()),
+        " WHERE r.member IS NOT NULL AND r.day >= ? AND r.day <= ? AND r.currency = ?"
+        f" GROUP BY r.member, m.tier HAVING sum({_VISIT}) > 0",
+        (start.isoformat(), end.isoformat(), currency_of(db, currency)),
     )
     return [
         MemberStats(
@@ -191,53 +225,86 @@ def rfm(
 
 @attrs.frozen
 class Growth:
+    """One store's (or the chain's, ``*``) growth, `after` over `before` (docs/reports.md)."""
+
     store: str
+    currency: str
+    revenue_before: int
+    revenue_after: int
+    revenue_growth: Fraction
     members_before: int
     returned: int
     revisit_rate: Fraction
+    visits_before: int
+    visits_after: int
+    revisit_growth: Fraction
     spend_before: int
     spend_after: int
     spend_growth: Fraction
 
 
-def growth(db: Db, before: tuple[date, date], after: tuple[date, date]) -> list[Growth]:
-    """Per store and overall ("*"): of the members who bought in `before`, how many came
-    back in `after`, and how their spend changed (after / before - 1)."""
+def _ratio_less_one(after: int, before: int) -> Fraction:
+    return Fraction(after, before) - 1 if before else Fraction(0)
+
+
+def growth(
+    db: Db,
+    before: tuple[date, date],
+    after: tuple[date, date],
+    *,
+    currency: str | None = None,
+) -> list[Growth]:
+    """Per store and for the chain (``*``): revenue growth over all receipts; and of the
+    cohort (members with a visit in `before`, at that store), how many came back in
+    `after`, how their visits and their spend changed."""
+    unit = currency_of(db, currency)
+    b0, b1, a0, a1 = (d.isoformat() for d in (*before, *after))
+    window = (min(b0, a0), max(b1, a1))
+    in_before = "day >= ? AND day <= ?"
     rows = db.query(
-        "SELECT store, member,"
-        " sum(CASE WHEN day >= ? AND day <= ? THEN total ELSE 0 END),"
-        " sum(CASE WHEN day >= ? AND day <= ? THEN total ELSE 0 END)"
-        " FROM report_receipts WHERE member IS NOT NULL AND day >= ? AND day <= ?"
+        "SELECT store, member,"  # noqa: S608 - constant SQL fragments
+        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END),"
+        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END),"
+        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END),"
+        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END)"
+        " FROM report_receipts WHERE currency = ? AND day >= ? AND day <= ?"
         " GROUP BY store, member",
-        (
-            before[0].isoformat(),
-            before[1].isoformat(),
-            after[0].isoformat(),
-            after[1].isoformat(),
-            min(before[0], after[0]).isoformat(),
-            max(before[1], after[1]).isoformat(),
-        ),
+        (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window),
     )
-    per: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for store, member, spent_before, spent_after in rows:
+    revenue: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    cohort: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * 4))
+    for store, member, visits_b, visits_a, spend_b, spend_a in rows:
         for key in (store, "*"):
-            per[key][member][0] += int(spent_before)
-            per[key][member][1] += int(spent_after)
+            revenue[key][0] += int(spend_b)
+            revenue[key][1] += int(spend_a)
+            if member is not None:
+                figures = cohort[key][member]
+                for index, value in enumerate((visits_b, visits_a, spend_b, spend_a)):
+                    figures[index] += int(value)
     out = []
-    for store in sorted(per):
-        cohort = {m: v for m, v in per[store].items() if v[0] > 0}
-        returned = sum(1 for v in cohort.values() if v[1] > 0)
-        spend_before = sum(v[0] for v in cohort.values())
-        spend_after = sum(v[1] for v in cohort.values())
+    for store in sorted(revenue):
+        members = {m: v for m, v in cohort[store].items() if v[0] > 0}
+        returned = sum(1 for v in members.values() if v[1] > 0)
+        visits_b = sum(v[0] for v in members.values())
+        visits_a = sum(v[1] for v in members.values())
+        spend_b = sum(v[2] for v in members.values())
+        spend_a = sum(v[3] for v in members.values())
         out.append(
             Growth(
                 store,
-                len(cohort),
+                unit,
+                revenue[store][0],
+                revenue[store][1],
+                _ratio_less_one(revenue[store][1], revenue[store][0]),
+                len(members),
                 returned,
-                Fraction(returned, len(cohort)) if cohort else Fraction(0),
-                spend_before,
-                spend_after,
-                Fraction(spend_after, spend_before) - 1 if spend_before else Fraction(0),
+                Fraction(returned, len(members)) if members else Fraction(0),
+                visits_b,
+                visits_a,
+                _ratio_less_one(visits_a, visits_b),
+                spend_b,
+                spend_a,
+                _ratio_less_one(spend_a, spend_b),
             )
         )
     return out
@@ -269,58 +336,106 @@ def liability(db: Db) -> list[LiabilityRow]:
 
 @attrs.frozen
 class CampaignRow:
+    """One campaign's vouchers and what they brought (docs/reports.md, "Campaigns")."""
+
     campaign: str
+    currency: str
     issued: int
     redeemed: int
-    value: int
+    value: int  # value granted: what the redeemed vouchers took off (minor units)
     uptake: Fraction
-    redeemer_spend: Fraction  # average spend per redeeming member in the period
-    other_spend: Fraction  # average spend per other member in the period
-    incremental: Fraction  # redeemer_spend - other_spend
+    redeemers: int
+    redeemer_spend: Fraction  # average net spend in the window per redeemer
+    comparable: int  # non-redeemers in the comparison
+    comparable_spend: Fraction  # their average, weighted to the redeemers' visit bands
+    incremental: Fraction  # redeemer_spend - comparable_spend
+    return_per_value: Fraction  # incremental spend of all redeemers / value granted
+
+
+def _band(visits: int) -> int:
+    """Visits in the prior window, banded: 0, 1, 2, 3-4, 5 or more."""
+    return min(visits, 3) if visits < 3 else (3 if visits < 5 else 4)
 
 
 def campaigns(
-    db: Db, start: date, end: date, stats: list[MemberStats] | None = None
+    db: Db,
+    start: date,
+    end: date,
+    stats: list[MemberStats] | None = None,
+    *,
+    currency: str | None = None,
 ) -> list[CampaignRow]:
-    """Voucher uptake per campaign and the spend of redeemers against everyone else.
+    """Per campaign: vouchers issued and redeemed, value granted, redeemers' spend against
+    comparable non-redeemers (same visit band in the equal window before), the return.
 
-    `stats` (from `member_stats` over the same window) saves a second scan.
+    `stats` (from `member_stats` over the same window) saves a scan.
     """
+    unit = currency_of(db, currency)
     window = (start.isoformat(), end.isoformat())
     uses = db.query(
-        "SELECT campaign, count(*), sum(voucher_value) FROM report_receipts"
-        " WHERE campaign IS NOT NULL AND day >= ? AND day <= ? GROUP BY campaign",
-        window,
+        "SELECT v.campaign, count(*), sum(v.amount) FROM report_vouchers v"
+        " JOIN report_receipts r ON r.till = v.till AND r.ref = v.ref"
+        " WHERE v.campaign != '' AND r.type = 'sale' AND r.voided = 0"
+        " AND r.day >= ? AND r.day <= ? AND r.currency = ? GROUP BY v.campaign",
+        (*window, unit),
     )
-    issued = dict(db.query("SELECT campaign, issued FROM report_campaigns"))
+    issued = {c: int(n) for c, n in db.query("SELECT campaign, issued FROM report_campaigns")}
     if stats is None:
-        stats = member_stats(db, start, end)
+        stats = member_stats(db, start, end, currency=unit)
     spend = {s.member: s.revenue for s in stats}
+    length = (end - start).days + 1
+    prior = member_stats(
+        db, start - timedelta(days=length), start - timedelta(days=1), currency=unit
+    )
+    band = {s.member: _band(s.visits) for s in prior}
+    population = set(spend) | set(band)
     redeemers: dict[str, set[str]] = defaultdict(set)
     for campaign, member in db.query(
-        "SELECT DISTINCT campaign, member FROM report_receipts WHERE campaign IS NOT NULL"
-        " AND member IS NOT NULL AND day >= ? AND day <= ?",
-        window,
+        "SELECT DISTINCT v.campaign, r.member FROM report_vouchers v"
+        " JOIN report_receipts r ON r.till = v.till AND r.ref = v.ref"
+        " WHERE v.campaign != '' AND r.member IS NOT NULL AND r.type = 'sale'"
+        " AND r.voided = 0 AND r.day >= ? AND r.day <= ? AND r.currency = ?",
+        (*window, unit),
     ):
         redeemers[campaign].add(member)
     out = []
     for campaign, count, value in sorted(uses):
         group = redeemers[campaign]
-        others = [v for m, v in spend.items() if m not in group]
-        mine = [spend[m] for m in group if m in spend]
+        mine = [spend.get(m, 0) for m in group]
         redeemer_avg = Fraction(sum(mine), len(mine)) if mine else Fraction(0)
-        other_avg = Fraction(sum(others), len(others)) if others else Fraction(0)
-        n_issued = int(issued.get(campaign, 0))
+        others: dict[int, list[int]] = defaultdict(list)
+        for member in population - group:
+            others[band.get(member, 0)].append(spend.get(member, 0))
+        weights: dict[int, int] = defaultdict(int)
+        for member in group:
+            weights[band.get(member, 0)] += 1
+        matched = [b for b in weights if others[b]]
+        weight = sum(weights[b] for b in matched)
+        comparable_avg = (
+            sum(
+                (Fraction(weights[b] * sum(others[b]), len(others[b])) for b in matched),
+                Fraction(0),
+            )
+            / weight
+            if weight
+            else Fraction(0)
+        )
+        incremental = redeemer_avg - comparable_avg if weight else Fraction(0)
+        n_issued = issued.get(campaign, 0)
         out.append(
             CampaignRow(
                 campaign,
+                unit,
                 n_issued,
                 int(count),
                 int(value),
                 Fraction(int(count), n_issued) if n_issued else Fraction(0),
+                len(group),
                 redeemer_avg,
-                other_avg,
-                redeemer_avg - other_avg,
+                sum(len(others[b]) for b in matched),
+                comparable_avg,
+                incremental,
+                incremental * len(group) / int(value) if int(value) else Fraction(0),
             )
         )
     return out
@@ -328,37 +443,80 @@ def campaigns(
 
 @attrs.frozen
 class StoreRow:
+    """One store beside the others (docs/reports.md, "Stores")."""
+
     store: str
+    currency: str
     receipts: int
     members: int
     revenue: int
     average_basket: Fraction
     repeat_rate: Fraction  # members with two or more visits / members
     top_fifth_share: Fraction
+    basket_z: float  # the store's average basket against all other stores', in standard errors
+    repeat_z: float  # its repeat rate against the others', likewise
+    differs: tuple[str, ...]  # which of the two differ beyond chance (5 %, Bonferroni)
 
 
-def stores(db: Db, start: date, end: date) -> list[StoreRow]:
-    """Store by store: receipts, members, revenue, average basket, repeat rate, top-fifth share."""
+def _z_critical(alpha: float) -> float:
+    """The two-sided normal critical value for `alpha`, by bisection on erf."""
+    low, high = 0.0, 10.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        if math.erfc(mid / math.sqrt(2)) > alpha:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def stores(db: Db, start: date, end: date, *, currency: str | None = None) -> list[StoreRow]:
+    """Store by store: receipts, members, net revenue, average basket, repeat rate, top-fifth
+    share, and whether its basket or repeat rate differs from the other stores' beyond chance."""
+    unit = currency_of(db, currency)
+    window = (start.isoformat(), end.isoformat(), unit)
     rows = db.query(
-        "SELECT store, member, count(*), sum(total) FROM report_receipts"
-        " WHERE day >= ? AND day <= ? GROUP BY store, member",
-        (start.isoformat(), end.isoformat()),
+        f"SELECT store, member, sum({_VISIT}), sum(total),"  # noqa: S608 - constant SQL fragments
+        f" sum(CASE WHEN {_VISIT} = 1 THEN total * total ELSE 0 END),"
+        f" sum(CASE WHEN {_VISIT} = 1 THEN total ELSE 0 END)"
+        " FROM report_receipts WHERE day >= ? AND day <= ? AND currency = ?"
+        " GROUP BY store, member",
+        window,
     )
     per: dict[str, list[tuple[str | None, int, int]]] = defaultdict(list)
-    for store, member, count, total in rows:
+    moments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, sum, sum of squares
+    for store, member, count, total, squares, sold in rows:
         per[store].append((member, int(count), int(total)))
+        m = moments[store]
+        m[0] += int(count)
+        m[1] += int(sold)
+        m[2] += int(squares)
+    everything = [sum(m[i] for m in moments.values()) for i in range(3)]
+    repeaters = {
+        s: (sum(1 for m, c, _ in e if m is not None and c >= 2), sum(1 for m, _, _ in e if m))
+        for s, e in per.items()
+    }
+    all_repeat = [sum(r[i] for r in repeaters.values()) for i in range(2)]
+    critical = _z_critical(0.05 / max(1, len(per)))
     out = []
     for store in sorted(per):
         entries = per[store]
         receipts = sum(c for _, c, _ in entries)
         revenue = sum(t for _, _, t in entries)
-        members = [(m, c, t) for m, c, t in entries if m is not None]
+        members = [(m, c, t) for m, c, t in entries if m is not None and c > 0]
         ranked = sorted((t for _, _, t in members), reverse=True)
         top = math.ceil(len(ranked) / 5)
         member_revenue = sum(ranked)
+        mine = moments[store]
+        rest = [everything[i] - mine[i] for i in range(3)]
+        basket_z = _mean_z(mine, rest)
+        rep, rep_n = repeaters[store]
+        other_rep, other_n = all_repeat[0] - rep, all_repeat[1] - rep_n
+        repeat_z = _proportion_z(rep, rep_n, other_rep, other_n)
         out.append(
             StoreRow(
                 store,
+                unit,
                 receipts,
                 len(members),
                 revenue,
@@ -367,9 +525,111 @@ def stores(db: Db, start: date, end: date) -> list[StoreRow]:
                 if members
                 else Fraction(0),
                 Fraction(sum(ranked[:top]), member_revenue) if member_revenue else Fraction(0),
+                basket_z,
+                repeat_z,
+                tuple(
+                    name
+                    for name, z in (("basket", basket_z), ("repeat rate", repeat_z))
+                    if abs(z) > critical
+                ),
             )
         )
     return out
+
+
+def _mean_z(mine: list[int], rest: list[int]) -> float:
+    """Welch's statistic for two means from (n, sum, sum of squares); 0 when undefined."""
+    (n1, s1, q1), (n2, s2, q2) = mine, rest
+    if n1 < 2 or n2 < 2:
+        return 0.0
+    m1, m2 = s1 / n1, s2 / n2
+    v1 = (q1 - n1 * m1 * m1) / (n1 - 1)
+    v2 = (q2 - n2 * m2 * m2) / (n2 - 1)
+    se = math.sqrt(max(v1, 0.0) / n1 + max(v2, 0.0) / n2)
+    return (m1 - m2) / se if se else 0.0
+
+
+def _proportion_z(k1: int, n1: int, k2: int, n2: int) -> float:
+    """The two-proportion z statistic (pooled); 0 when undefined."""
+    if not n1 or not n2:
+        return 0.0
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return (k1 / n1 - k2 / n2) / se if se else 0.0
+
+
+# -- revenue and tiers ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class RevenueRow:
+    """Net revenue of one currency for one key of a breakdown."""
+
+    currency: str
+    key: str  # a store, a month (YYYY-MM), a weekday (Mon..Sun) or an hour (00..23)
+    receipts: int  # sales not voided
+    sales: int  # what those sales took
+    refunds: int  # what refunds and voids gave back (negative or zero)
+    revenue: int  # sales + refunds: net
+
+
+_BREAKDOWNS = {
+    "store": "store",
+    "month": "substr(day, 1, 7)",
+    "weekday": "weekday",
+    "hour": "hour",
+}
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def revenue(db: Db, start: date, end: date, *, by: str = "store") -> list[RevenueRow]:
+    """Net revenue per currency (never added across) and per store, month, weekday or hour.
+
+    A refund or void counts on its own day, at its own store and hour.
+    """
+    if by not in _BREAKDOWNS:
+        raise ValueError(f"revenue is broken down by one of {sorted(_BREAKDOWNS)}")
+    key = _BREAKDOWNS[by]
+    rows = db.query(
+        f"SELECT currency, {key}, sum({_VISIT}),"  # noqa: S608 - key is from the table above
+        " sum(CASE WHEN type = 'sale' THEN total ELSE 0 END),"
+        " sum(CASE WHEN type != 'sale' THEN total ELSE 0 END), sum(total)"
+        f" FROM report_receipts WHERE day >= ? AND day <= ? GROUP BY currency, {key}"
+        " ORDER BY 1, 2",
+        (start.isoformat(), end.isoformat()),
+    )
+    out = []
+    for unit, value, receipts, sales, refunds, net in rows:
+        label = (
+            WEEKDAYS[int(value)]
+            if by == "weekday"
+            else f"{int(value):02d}"
+            if by == "hour"
+            else str(value)
+        )
+        out.append(RevenueRow(unit, label, int(receipts), int(sales), int(refunds), int(net)))
+    return out
+
+
+@attrs.frozen
+class TierRow:
+    tier: str
+    members: int
+    revenue: int
+    share: Fraction  # of all member revenue
+
+
+def tier_mix(stats: list[MemberStats]) -> list[TierRow]:
+    """Members and revenue per tier, from `member_stats`."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in stats:
+        per[s.tier][0] += 1
+        per[s.tier][1] += s.revenue
+    total = sum(v[1] for v in per.values())
+    return [
+        TierRow(tier, n, rev, Fraction(rev, total) if total else Fraction(0))
+        for tier, (n, rev) in sorted(per.items(), key=lambda item: (-item[1][1], item[0]))
+    ]
 
 
 def period(db: Db) -> tuple[date, date]:

@@ -9,6 +9,7 @@ never each other.
 """
 
 from ._links import DirectLink, HttpLink, HubLink, HubService, register
+from ._receipts import RECEIPT_TYPES, check_receipt
 from ._syncer import SyncedTill, Syncer, SyncReport
 from ._updates import UID_PATTERN, check_update, is_uid
 from ._wire import (
@@ -31,6 +32,7 @@ from ._wire import (
 
 __all__ = [
     "MOVING",
+    "RECEIPT_TYPES",
     "UID_PATTERN",
     "AuthError",
     "BadRecord",
@@ -52,6 +54,7 @@ __all__ = [
     "UntrustedUpdate",
     "Update",
     "UpdateKind",
+    "check_receipt",
     "check_update",
     "is_uid",
     "register",

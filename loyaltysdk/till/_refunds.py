@@ -37,6 +37,7 @@ from ..cards.purse import Kind
 from ..cards.transport import Transport
 from ..ledger import HoldExpired, HoldResolved, InsufficientFunds, Posting
 from ._allocate import allocate
+from ._capture import refund_record
 from ._errors import PaymentInterrupted, RefundRefused, VoidRefused, reference
 from ._receipt import Receipt, Refund
 
@@ -345,7 +346,7 @@ class Refunds:
             done = self._done(refund_ref, lines)
             if done is not None:
                 return done
-            _, receipt, _, _ = till._receipt_row(ref)
+            sale_plan, receipt, _, _ = till._receipt_row(ref)
             member = receipt.member
             holds = plan["holds"]
             taken_back = 0
@@ -474,6 +475,7 @@ class Refunds:
                 self._conn.execute(
                     "UPDATE till_receipts SET status = 'voided' WHERE ref = ?", (ref,)
                 )
+            till._event("receipt", refund_record(till, plan, sale_plan, result, receipt))
             if intent_id is not None:
                 till._journal.mark(intent_id, "done")
         return result

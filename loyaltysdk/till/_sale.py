@@ -20,6 +20,7 @@ from .._money import Money, Points
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, InsufficientFunds, Posting
 from ..rules import Basket, Context, EarnResult, Line, Member, evaluate
 from ..vouchers import parse_code
+from ._capture import sale_record
 from ._errors import NoMember
 from ._online import record_offline
 from ._receipt import Receipt, VoucherUse
@@ -111,8 +112,10 @@ def finish_sale(
         points_value = plan["points_value"] if points else 0
         wallet_paid = plan["wallet"] if taken.get("wallet", True) else 0
         uses: list[VoucherUse] = []
+        campaigns: dict[str, str] = {}
         for scanned, amount in plan["vouchers"]:
             terms, _ = till.vouchers.terms_of(scanned)
+            campaigns[terms.code] = terms.campaign
             held = hub_holds.get(f"voucher:{terms.code}")
             redemption = till.vouchers.redeem(
                 scanned,
@@ -202,6 +205,7 @@ def finish_sale(
                 till.now().isoformat(),
             ),
         )
+        till._event("receipt", sale_record(till, plan, receipt, campaigns))
     return receipt
 
 

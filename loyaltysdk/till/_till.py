@@ -36,6 +36,7 @@ from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
 from ..sync import HubLink, Update
 from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
+from ._capture import backfill
 from ._cards import CardJournal, Pending
 from ._chain import ChainView
 from ._checkout import SESSION_HOLD, Checkout
@@ -183,6 +184,8 @@ class Till:
         self._chain = ChainView(self)
         self._offline = OfflineUse(self)
         self._quiet = False  # True while an update from the hub is applied
+        with ledger.atomic():
+            backfill(self)  # a file from before receipt records: its sales, once
         if hub is not None:
             # The hub books the breakage of chain-wide points and funds vouchers
             # once; here both are mirrors of the hub's figures.

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loyaltysdk.reports import (
     campaigns,
     connect,
+    load_records,
     growth,
     liability,
     member_stats,
@@ -64,27 +66,68 @@ def receipts() -> list[tuple[str, str, str, str, int, int, int, int, str | None]
     return rows
 
 
+def record(
+    ref: str,
+    member: str | None,
+    store: str,
+    day: str,
+    total: int,
+    earned: int,
+    redeemed: int,
+    voucher: int,
+    campaign: str | None,
+    *,
+    kind: str = "sale",
+    sale: str | None = None,
+    currency: str = "EUR",
+    hour: int = 12,
+) -> dict[str, Any]:
+    """A receipt record as a till sends it, one line carrying the whole total."""
+    return {
+        "v": 1,
+        "type": kind,
+        "ref": ref,
+        "receipt": sale or ref,
+        "store": store,
+        "till": f"{store}-T1",
+        "at": f"{day}T{hour:02d}:00:00+00:00",
+        "day": day,
+        "hour": hour,
+        "member": member,
+        "currency": currency,
+        "total": total,
+        "lines": [
+            {
+                "sku": "X",
+                "category": "",
+                "brand": "",
+                "quantity": 1 if total >= 0 else -1,
+                "unit_price": abs(total),
+                "discount": 0,
+                "points": earned,
+            }
+        ],
+        "points_earned": earned,
+        "points_redeemed": redeemed,
+        "tenders": {
+            "points": 0,
+            "vouchers": [{"code": f"V-{ref}", "campaign": campaign or "", "amount": voucher}]
+            if voucher
+            else [],
+            "wallet": 0,
+            "card": 0,
+            "cash": total - voucher,
+        },
+    }
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         db = connect(str(tmp_path / "r.db"))
     else:
         db = connect(request.getfixturevalue("pg_dsn"))
-    db.insert(
-        "report_receipts",
-        (
-            "receipt",
-            "member",
-            "store",
-            "day",
-            "total",
-            "points_earned",
-            "points_redeemed",
-            "voucher_value",
-            "campaign",
-        ),
-        receipts(),
-    )
+    load_records(db, [record(*row) for row in receipts()])
     db.insert(
         "report_members",
         ("member", "tier", "enrolled"),
@@ -152,6 +195,13 @@ def test_revisit_and_spend_growth(db) -> None:  # type: ignore[no-untyped-def]
     # Apr-Jun: M12 150.
     assert (overall.spend_before, overall.spend_after) == (7_150, 150)
     assert overall.spend_growth == Fraction(150, 7_150) - 1
+    # The cohort's visits: M06 2, M07 2, M08 3, M09 2, M10 1, M11 1, M12 1 = 12; after: 1.
+    assert (overall.visits_before, overall.visits_after) == (12, 1)
+    assert overall.revisit_growth == Fraction(1, 12) - 1
+    # Revenue counts every receipt: Apr-Jun is M01-M05 (39,000), the voucher receipt
+    # (100), the anonymous one (999) and M12 (150).
+    assert (overall.revenue_before, overall.revenue_after) == (7_150, 40_249)
+    assert overall.revenue_growth == Fraction(40_249, 7_150) - 1
 
 
 def test_liability_by_month(db) -> None:  # type: ignore[no-untyped-def]
@@ -170,8 +220,11 @@ def test_campaign_uptake_and_incremental_spend(db) -> None:  # type: ignore[no-u
     assert (row.campaign, row.issued, row.redeemed, row.value) == ("XMAS", 10, 1, 500)
     assert row.uptake == Fraction(1, 10)
     assert row.redeemer_spend == 5_100  # M05
-    assert row.other_spend == Fraction(50_300 - 5_100, 11)
+    # Nobody bought in the equal window before: one visit band, all 11 others in it.
+    assert (row.redeemers, row.comparable) == (1, 11)
+    assert row.comparable_spend == Fraction(50_300 - 5_100, 11)
     assert row.incremental == 5_100 - Fraction(45_200, 11)
+    assert row.return_per_value == row.incremental / 500
 
 
 def test_store_comparison(db) -> None:  # type: ignore[no-untyped-def]
@@ -214,9 +267,9 @@ def test_reports_from_a_till_and_from_its_hub(tmp_path: Path) -> None:
     Syncer(till, DirectLink(hub, hub.register("S7-T1", hub.create_till("S7-T1")))).run_once()
     till.close()
     at_till = connect(str(tmp_path / "till.db"))
-    assert load_from_till(at_till, store="S7") == 4
+    assert load_from_till(at_till) == 4  # the store comes with the records
     at_hub = connect(str(tmp_path / "hub.db"))
-    assert load_from_hub(at_hub) == 3  # member sales only: the earn entries carry them
+    assert load_from_hub(at_hub) == 4  # the anonymous sale too
     for db in (at_till, at_hub):
         first, last = db.query("SELECT min(day), max(day) FROM report_receipts")[0]
         top = pareto(member_stats(db, date.fromisoformat(first), date.fromisoformat(last)))

@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What head office sees of a sale, a refund or a void: one receipt record, lines and tenders.
+
+Every completed sale (a member's or anonymous), every refund and every void
+becomes a ``receipt`` event in the commit that posts it, and goes to the hub
+exactly once with the till's other events. A refund or void carries signed
+figures (negative quantities and totals) and names the sale it undoes, so
+revenue net of refunds is a plain sum and a voided sale nets to zero.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._receipt import Receipt, Refund
+
+if TYPE_CHECKING:
+    from ._till import Till
+
+#: What a receipt record holds (schema version), checked by the hub.
+RECEIPT_VERSION = 1
+
+
+def _when(till: Till, at: datetime) -> dict[str, Any]:
+    local = at.astimezone(till.zone)
+    return {"at": local.isoformat(), "day": local.date().isoformat(), "hour": local.hour}
+
+
+def _line(
+    line: list[Any], points: int, *, quantity: int | None = None, sign: int = 1
+) -> dict[str, Any]:
+    sku, qty, unit_price, category, brand, discount, *_ = line
+    taken = qty if quantity is None else quantity
+    return {
+        "sku": sku,
+        "category": category,
+        "brand": brand,
+        "quantity": sign * taken,
+        "unit_price": unit_price,
+        # A part of a line carries its part of the discount and points, rounded down.
+        "discount": sign * (discount * taken // qty),
+        "points": sign * (points * taken // qty),
+    }
+
+
+def sale_record(
+    till: Till, plan: dict[str, Any], receipt: Receipt, campaigns: dict[str, str]
+) -> dict[str, Any]:
+    """The receipt record of a completed sale."""
+    at = datetime.fromisoformat(plan["at"])
+    lines = [
+        _line(line, points) for line, points in zip(plan["lines"], receipt.line_points, strict=True)
+    ]
+    vouchers = [
+        {"code": use.code, "campaign": campaigns.get(use.code, ""), "amount": use.amount}
+        for use in receipt.vouchers
+    ]
+    return {
+        "v": RECEIPT_VERSION,
+        "type": "sale",
+        "ref": receipt.ref,
+        "receipt": receipt.ref,
+        "store": till.store,
+        "till": till.till_id,
+        **_when(till, at),
+        "member": receipt.member,
+        "currency": receipt.currency,
+        "total": receipt.total,
+        "lines": lines,
+        "points_earned": receipt.points_earned,
+        "points_redeemed": receipt.points_redeemed,
+        "tenders": {
+            "points": receipt.points_value,
+            "vouchers": vouchers,
+            "wallet": receipt.wallet_paid,
+            "card": receipt.card_paid,
+            "cash": receipt.to_pay,
+        },
+    }
+
+
+def refund_record(
+    till: Till,
+    plan: dict[str, Any],
+    sale: dict[str, Any],
+    refund: Refund,
+    receipt: Receipt,
+    *,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The receipt record of a refund or void: signed figures, naming the sale it undoes."""
+    sale_lines = sale["lines"]
+    lines = [
+        _line(sale_lines[int(index)], receipt.line_points[int(index)], quantity=qty, sign=-1)
+        for index, qty in sorted(plan["lines"].items(), key=lambda item: int(item[0]))
+    ]
+    vouchers = [
+        {"code": code, "campaign": "", "amount": -part} for code, part, _ in plan["vouchers"]
+    ]
+    return {
+        "v": RECEIPT_VERSION,
+        "type": "void" if plan["void"] else "refund",
+        "ref": refund.ref,
+        "receipt": refund.receipt,
+        "store": till.store,
+        "till": till.till_id,
+        **_when(till, at or till.now()),
+        "member": receipt.member,
+        "currency": receipt.currency,
+        "total": -refund.amount,
+        "lines": lines,
+        "points_earned": -refund.points_clawed_back,
+        "points_redeemed": -refund.points_reinstated,
+        "tenders": {
+            "points": 0,
+            "vouchers": vouchers,
+            "wallet": -refund.wallet_credited,
+            "card": -refund.card_credited,
+            "cash": -refund.cash_due,
+        },
+    }
+
+
+def backfill(till: Till) -> int:
+    """Receipt records for what a till sold before it made them (an older file), once.
+
+    Runs inside the caller's commit. A refund made then is dated at its
+    sale (the file kept no time for it) and names no voucher campaign.
+    """
+    conn = till._conn
+    if conn.execute("SELECT 1 FROM till_settings WHERE name = 'receipts_captured'").fetchone():
+        return 0
+    made = 0
+    sales: dict[str, tuple[dict[str, Any], Receipt]] = {}
+    for ref, plan_text, receipt_text in conn.execute(
+        "SELECT ref, plan, receipt FROM till_receipts ORDER BY created_at, ref"
+    ).fetchall():
+        plan, receipt = json.loads(plan_text), Receipt.from_json(json.loads(receipt_text))
+        sales[ref] = (plan, receipt)
+        till._event("receipt", sale_record(till, plan, receipt, {}))
+        made += 1
+    for refund_ref, sale_ref, lines, result in conn.execute(
+        "SELECT ref, receipt, lines, result FROM till_refunds ORDER BY ref"
+    ).fetchall():
+        if sale_ref not in sales:
+            continue
+        plan, receipt = sales[sale_ref]
+        pseudo = {
+            "lines": json.loads(lines),
+            "vouchers": [],
+            "void": refund_ref.startswith("void:"),
+        }
+        refund = Refund(**json.loads(result))
+        at = datetime.fromisoformat(plan["at"])
+        till._event("receipt", refund_record(till, pseudo, plan, refund, receipt, at=at))
+        made += 1
+    conn.execute("INSERT INTO till_settings (name, value) VALUES ('receipts_captured', '1')")
+    return made
+
+
+__all__ = ["RECEIPT_VERSION", "backfill", "refund_record", "sale_record"]
