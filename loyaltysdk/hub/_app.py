@@ -9,6 +9,7 @@ bodies are strict (a JSON integer is an integer: no ``"5"``, ``true`` or
 against the rule storage and the wire share (`loyaltysdk._ids`). Every
 refusal is an RFC 9457 problem document with nothing changed, and every one
 a route can give is declared in the schema. Credentials are never logged.
+A member's own page (`GET /t`, HTML) needs none: the tap's SUN URL is the credential.
 """
 
 import logging
@@ -19,12 +20,13 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from .._ids import NAME_PATTERN, is_id, is_text
 from .._version import __version__
+from ..cards.ntag424 import CounterStore, SunVerifier
 from ..sync import (
     UID_PATTERN,
     AuthError,
@@ -34,6 +36,7 @@ from ..sync import (
     TooLarge,
     UnknownUpdate,
 )
+from ._member_page import PAGE_HEADERS, member_figures, member_page, used_page
 from ._service import Hub, Principal
 
 _log = logging.getLogger("loyaltysdk.hub")
@@ -440,6 +443,48 @@ def create_app(hub: Hub) -> FastAPI:
     def totals(who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
         """Per unit, debits minus credits over all accounts (zero when consistent)."""
         return {"units": hub.unit_totals(), "entries": hub.entries()}
+
+    def sun_keys() -> Callable[[CounterStore], SunVerifier]:
+        # Checked before the query: without SUN keys the hub serves no members' pages at all.
+        if hub.sun is None:
+            raise HTTPException(404, "this hub has no SUN keys: it serves no members' pages")
+        return hub.sun
+
+    @app.get(
+        "/t",
+        response_class=HTMLResponse,
+        responses={
+            200: {
+                "description": "The member's own page, or the same neutral page for a tap"
+                " that shows nothing (used before, copied, forged, or a blocked card)",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            # Problems by reference: a model here would be filed under text/html.
+            **{
+                code: {
+                    "description": declared["description"],
+                    "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+                for code, declared in _responses(404, 422).items()
+            },
+        },
+    )
+    def member_tap(
+        request: Request,
+        sun: Annotated[Callable[[CounterStore], SunVerifier], Depends(sun_keys)],
+        picc_data: Annotated[str, Query(pattern=r"^[0-9A-Fa-f]{32}$")],
+        cmac: Annotated[str, Query(pattern=r"^[0-9A-Fa-f]{16}$")],
+        enc: Annotated[str | None, Query(pattern=r"^(?:[0-9A-Fa-f]{32}){1,8}$")] = None,
+    ) -> HTMLResponse:
+        """A member's own page, opened by a tap of their card (the SUN URL is the credential).
+
+        The tap is checked against the chain's counter for the tag: a URL shows
+        the account once, anywhere. Verification reads the raw query, so the
+        MAC covers exactly what the tag wrote.
+        """
+        figures = member_figures(hub, sun, request.url.query)
+        page = used_page() if figures is None else member_page(figures)
+        return HTMLResponse(page, headers=dict(PAGE_HEADERS))
 
     def openapi() -> dict[str, Any]:
         # Refusals are application/problem+json (FastAPI would call them application/json).

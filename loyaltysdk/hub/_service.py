@@ -29,6 +29,7 @@ from .. import _enrolment
 from .._errors import UnknownCurrency
 from .._ids import RESERVED_NAMES, is_id, is_name
 from .._money import MAX_AMOUNT, check_unit
+from ..cards.ntag424 import CounterStore, SunVerifier
 from ..sync import (
     AuthError,
     BadRecord,
@@ -90,9 +91,14 @@ class Hub:
         clock: Callable[[], float] = time.time,
         update_key: Ed25519PrivateKey | None = None,
         limits: HubLimits = HubLimits(),
+        sun: Callable[[CounterStore], SunVerifier] | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
+        # The SUN keys, as a verifier made on a counter store the hub supplies
+        # (`functools.partial(SunVerifier, meta_key, file_key)`): members' pages
+        # (`GET /t`) check taps against the chain's counters, never a verifier's own.
+        self.sun = sun
         self._clock = clock
         # Head office's signing key: given (from a key store), or kept in the database.
         self._signer = self._update_signer(update_key)
@@ -417,12 +423,19 @@ class Hub:
                 if seq == acked + len(ready) + 1:
                     ready.append((seq, kind, payload))
             if ready:
-                self.store.insert_rows(
-                    "hub_till_events",
-                    ("till", "seq", "kind", "payload"),
-                    [(till_id, seq, kind, json.dumps(p, sort_keys=True)) for seq, kind, p in ready],
-                    "ON CONFLICT (till, seq) DO NOTHING",
-                )
+                # Receipt records live in the report tables, filed by the directory.
+                kept = [
+                    (till_id, seq, kind, json.dumps(p, sort_keys=True))
+                    for seq, kind, p in ready
+                    if kind != "receipt"
+                ]
+                if kept:
+                    self.store.insert_rows(
+                        "hub_till_events",
+                        ("till", "seq", "kind", "payload"),
+                        kept,
+                        "ON CONFLICT (till, seq) DO NOTHING",
+                    )
                 self.directory.apply(till_id, ready)
                 acked = ready[-1][0]
                 self.store.execute(
