@@ -45,6 +45,11 @@ def _hub_holds(memo: Any) -> list[str]:
     return [h for h in holds if isinstance(h, str)] if isinstance(holds, list) else []
 
 
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for names starting with `text` exactly (escape character ``!``)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
 class Book:
     """The hub's accounting on a `HubStore` (called inside the caller's transaction)."""
 
@@ -322,8 +327,9 @@ class Book:
             names |= {
                 account
                 for (account,) in self.store.execute(
-                    "SELECT account FROM hub_balances WHERE account LIKE ?",
-                    (f"member:{member}:%",),
+                    # `_` is a LIKE wildcard and may be in a member id: escape it.
+                    "SELECT account FROM hub_balances WHERE account LIKE ? ESCAPE '!'",
+                    (_like_prefix(f"member:{member}:"),),
                 )
             }
         if not names:

@@ -256,15 +256,14 @@ class Directory:
 
     def advance_sun(self, uid: str, counter: int) -> bool:
         """Raise a tag's counter if `counter` is higher; False for a replayed one."""
-        found = self.store.execute("SELECT counter FROM hub_sun WHERE uid = ?", (uid,))
-        if found and int(found[0][0]) >= counter:
-            return False
-        self.store.execute(
+        # One statement decides: two hub processes seeing the same tap cannot both win.
+        raised = self.store.execute(
             "INSERT INTO hub_sun (uid, counter) VALUES (?, ?)"
-            " ON CONFLICT (uid) DO UPDATE SET counter = excluded.counter",
+            " ON CONFLICT (uid) DO UPDATE SET counter = excluded.counter"
+            " WHERE hub_sun.counter < excluded.counter RETURNING uid",
             (uid, counter),
         )
-        return True
+        return bool(raised)
 
     def days(self, member: str, since: str) -> dict[str, tuple[int, int]]:
         """A member's goods spend and points per local day, all stores, since a day."""

@@ -228,3 +228,17 @@ def test_two_hub_processes_never_grant_one_balance_twice(pg_dsn: str) -> None:
         thread.join()
     assert not errors, errors
     assert all(len(winners) == 1 for winners in granted), granted
+
+
+def test_a_snapshot_holds_only_its_members_accounts(hub: Hub) -> None:
+    registered(hub, "T1")
+    hub.push("T1", [(1, topup(1, account="member:MX1:wallet:EUR"))])
+    # `_` is a LIKE wildcard: M_1 must not match MX1's accounts.
+    assert hub.snapshot("T1", "M_1").accounts == {}
+    assert set(hub.snapshot("T1", "MX1").accounts) == {"member:MX1:wallet:EUR"}
+
+
+def test_a_sun_counter_is_raised_once(hub: Hub) -> None:
+    registered(hub, "T1")
+    fresh = [hub.snapshot("T1", None, sun=("04AABBCCDDEE01", n)).sun_fresh for n in (5, 5, 4, 6)]
+    assert fresh == [True, False, False, True]
