@@ -321,7 +321,6 @@ def generate(
     """
     rng = random.Random(seed)
     start = end - timedelta(days=days - 1)
-    weights = [1.0 / (rank + 1) ** 0.8 for rank in range(members)]
     tiers = ["Silver"] * 8 + ["Gold", "VIP"]
     db.insert(
         "report_members",
@@ -340,88 +339,102 @@ def generate(
             for c in campaigns
         ],
     )
-    hours = list(range(8, 22))
-    hour_weights = [1, 2, 3, 4, 6, 5, 4, 4, 5, 7, 8, 6, 3, 1]
-
-    def records() -> Iterator[dict[str, Any]]:
-        chosen = rng.choices(range(members), weights, k=receipts)
-        for n, m in enumerate(chosen):
-            store = rng.randrange(stores)
-            currency = currencies[store % len(currencies)]
-            member = f"M-{m:06d}" if rng.random() < 6 / 7 else None
-            day = start + timedelta(days=rng.randrange(days))
-            hour = rng.choices(hours, hour_weights)[0]
-            prices = [max(1, int(rng.lognormvariate(7.6, 0.8)) // lines) for _ in range(lines)]
-            total = sum(prices)
-            earned = total // 100 if member else 0
-            voucher = member is not None and rng.random() < 0.03
-            sale: dict[str, Any] = {
-                "v": 1,
-                "type": "sale",
-                "ref": f"R-{n:08d}",
-                "receipt": f"R-{n:08d}",
-                "store": f"S{store:03d}",
-                "till": f"S{store:03d}-T1",
-                "at": f"{day.isoformat()}T{hour:02d}:30:00+00:00",
-                "day": day.isoformat(),
-                "hour": hour,
-                "member": member,
-                "currency": currency,
-                "total": total,
-                "lines": [
-                    {
-                        "sku": f"SKU-{rng.randrange(500):03d}",
-                        "category": rng.choice(("food", "drink", "home", "beauty")),
-                        "brand": rng.choice(("A", "B", "C")),
-                        "quantity": 1,
-                        "unit_price": price,
-                        "discount": 0,
-                        "points": price // 100 if member else 0,
-                    }
-                    for price in prices
-                ],
-                "points_earned": earned,
-                "points_redeemed": rng.choice((0,) * 12 + (100, 250)) if member else 0,
-                "tenders": {
-                    "points": 0,
-                    "vouchers": [
-                        {"code": f"V{n:08d}", "campaign": rng.choice(campaigns), "amount": 500}
-                    ]
-                    if voucher
-                    else [],
-                    "wallet": 0,
-                    "card": 0,
-                    "cash": max(0, total - (500 if voucher else 0)),
-                },
-            }
-            yield sale
-            undo = rng.random()
-            if undo < 0.03:
-                void = undo < 0.01
-                back = sale["lines"] if void else sale["lines"][:1]
-                amount = sum(line["unit_price"] for line in back)
-                yield {
-                    **sale,
-                    "type": "void" if void else "refund",
-                    "ref": f"{'void:' if void else 'F-'}{sale['ref']}",
-                    "total": -amount,
-                    "lines": [{**line, "quantity": -1, "points": -line["points"]} for line in back],
-                    "points_earned": -(earned if void else back[0]["points"]),
-                    "points_redeemed": -sale["points_redeemed"] if void else 0,
-                    "tenders": {
-                        "points": 0,
-                        "vouchers": [],
-                        "wallet": 0,
-                        "card": 0,
-                        "cash": -amount,
-                    },
-                }
-
     batch: list[dict[str, Any]] = []
-    for record in records():
+    for record in generated_records(
+        rng, receipts, members, stores, start, days, lines, currencies, campaigns
+    ):
         batch.append(record)
         if len(batch) == 20_000:
             load_records(db, batch)
             batch.clear()
     if batch:
         load_records(db, batch)
+
+
+def generated_records(
+    rng: random.Random,
+    receipts: int,
+    members: int,
+    stores: int,
+    start: date,
+    days: int,
+    lines: int,
+    currencies: Sequence[str],
+    campaigns: Sequence[str],
+) -> Iterator[dict[str, Any]]:
+    """The receipt records `generate` files: members keep to a home store four times in five."""
+    weights = [1.0 / (rank + 1) ** 0.8 for rank in range(members)]
+    hours = list(range(8, 22))
+    hour_weights = [1, 2, 3, 4, 6, 5, 4, 4, 5, 7, 8, 6, 3, 1]
+    chosen = rng.choices(range(members), weights, k=receipts)
+    for n, m in enumerate(chosen):
+        store = m % stores if rng.random() < 0.8 else rng.randrange(stores)
+        currency = currencies[store % len(currencies)]
+        member = f"M-{m:06d}" if rng.random() < 6 / 7 else None
+        day = start + timedelta(days=rng.randrange(days))
+        hour = rng.choices(hours, hour_weights)[0]
+        prices = [max(1, int(rng.lognormvariate(7.6, 0.8)) // lines) for _ in range(lines)]
+        total = sum(prices)
+        earned = total // 100 if member else 0
+        voucher = member is not None and rng.random() < 0.03
+        sale: dict[str, Any] = {
+            "v": 1,
+            "type": "sale",
+            "ref": f"R-{n:08d}",
+            "receipt": f"R-{n:08d}",
+            "store": f"S{store:03d}",
+            "till": f"S{store:03d}-T1",
+            "at": f"{day.isoformat()}T{hour:02d}:30:00+00:00",
+            "day": day.isoformat(),
+            "hour": hour,
+            "member": member,
+            "currency": currency,
+            "total": total,
+            "lines": [
+                {
+                    "sku": f"SKU-{rng.randrange(500):03d}",
+                    "category": rng.choice(("food", "drink", "home", "beauty")),
+                    "brand": rng.choice(("A", "B", "C")),
+                    "quantity": 1,
+                    "unit_price": price,
+                    "discount": 0,
+                    "points": price // 100 if member else 0,
+                }
+                for price in prices
+            ],
+            "points_earned": earned,
+            "points_redeemed": rng.choice((0,) * 12 + (100, 250)) if member else 0,
+            "tenders": {
+                "points": 0,
+                "vouchers": [
+                    {"code": f"V{n:08d}", "campaign": rng.choice(campaigns), "amount": 500}
+                ]
+                if voucher
+                else [],
+                "wallet": 0,
+                "card": 0,
+                "cash": max(0, total - (500 if voucher else 0)),
+            },
+        }
+        yield sale
+        undo = rng.random()
+        if undo < 0.03:
+            void = undo < 0.01
+            back = sale["lines"] if void else sale["lines"][:1]
+            amount = sum(line["unit_price"] for line in back)
+            yield {
+                **sale,
+                "type": "void" if void else "refund",
+                "ref": f"{'void:' if void else 'F-'}{sale['ref']}",
+                "total": -amount,
+                "lines": [{**line, "quantity": -1, "points": -line["points"]} for line in back],
+                "points_earned": -(earned if void else back[0]["points"]),
+                "points_redeemed": -sale["points_redeemed"] if void else 0,
+                "tenders": {
+                    "points": 0,
+                    "vouchers": [],
+                    "wallet": 0,
+                    "card": 0,
+                    "cash": -amount,
+                },
+            }
