@@ -50,6 +50,8 @@ _TO = click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last 
 #: Fields that are money (integer minor units, or exact averages of them).
 _MONEY = frozenset(
     {
+        "historical",
+        "predicted",
         "revenue",
         "sales",
         "refunds",
@@ -69,12 +71,14 @@ _MONEY = frozenset(
 
 
 def _cell(name: str, value: Any, fmt: str, currency: str) -> Any:
-    if name in _MONEY and isinstance(value, int | Fraction) and fmt == "table":
+    if name in _MONEY and isinstance(value, int | Fraction | float) and fmt == "table":
         # Averages round half away from zero to the minor unit, only when printed.
         minor = int(value) if isinstance(value, int) else round(value)
         return Money(minor, currency).format()
-    if isinstance(value, Fraction):
+    if isinstance(value, Fraction | float) and fmt == "table":
         return f"{float(value):.4f}"
+    if isinstance(value, Fraction):
+        return f"{float(value):.6f}"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple):
@@ -208,6 +212,51 @@ def _months(db: Any, first: date, last: date, currency: str) -> list[Any]:
 @_command("tiers", "Members and revenue per tier.")
 def _tiers(db: Any, first: date, last: date, currency: str) -> list[Any]:
     return tier_mix(member_stats(db, first, last, currency=currency))
+
+
+@report_group.command("clv")
+@_DB
+@_FROM
+@_TO
+@_CURRENCY
+@_FORMAT
+@click.option("--horizon", type=int, default=52, show_default=True, help="Weeks ahead.")
+@click.option("--top", type=int, default=20, show_default=True, help="Members listed.")
+def clv_command(
+    db: str, start: Any, end: Any, currency: str | None, fmt: str, horizon: int, top: int
+) -> None:
+    """Lifetime value: historical, and predicted (BG/NBD, Gamma-Gamma) with the fit shown.
+
+    The last third of the window is held out: the model is fitted on the
+    rest and its predicted repeat purchases are set against the actual ones.
+    """
+    from .reports import lifetime_value, split
+
+    connection = connect(db)
+    try:
+        first, last = _window(connection, start, end)
+        calibration_end, holdout_end = split(first, last)
+        for unit in [currency] if currency else currencies(connection) or ["EUR"]:
+            found = lifetime_value(
+                connection,
+                calibration_end,
+                currency=unit,
+                horizon_weeks=horizon,
+                holdout_end=holdout_end,
+                limit=top,
+            )
+            r, alpha, a, b = found.bgnbd
+            click.echo(
+                f"# {unit}: fitted to {calibration_end}; BG/NBD r={r:.3f} alpha={alpha:.3f}"
+                f" a={a:.3f} b={b:.3f}; holdout to {holdout_end}: predicted"
+                f" {found.holdout.predicted:.0f} repeat purchases, actual {found.holdout.actual}",
+                err=True,
+            )
+            _emit(list(found.rows), fmt, unit)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        connection.close()
 
 
 @report_group.command("html")

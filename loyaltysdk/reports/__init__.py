@@ -24,7 +24,9 @@ from ._data import (
     receipt_rows,
 )
 from ._html import html_report
+from ._lifetime import LifetimeRow, LifetimeValue, lifetime_value, split
 from ._reports import (
+    BREAKDOWNS,
     SEGMENTS,
     WEEKDAYS,
     CampaignRow,
@@ -46,12 +48,14 @@ from ._reports import (
     pareto,
     period,
     revenue,
+    revenue_breakdowns,
     rfm,
     stores,
     tier_mix,
 )
 
 __all__ = [
+    "BREAKDOWNS",
     "LINE_COLUMNS",
     "RECEIPT_COLUMNS",
     "REPORT_TABLES",
@@ -61,6 +65,8 @@ __all__ = [
     "CampaignRow",
     "Growth",
     "LiabilityRow",
+    "LifetimeRow",
+    "LifetimeValue",
     "MemberStats",
     "Pareto",
     "ParetoRow",
@@ -78,6 +84,7 @@ __all__ = [
     "growth",
     "html_report",
     "liability",
+    "lifetime_value",
     "load_from_hub",
     "load_from_till",
     "load_records",
@@ -86,7 +93,9 @@ __all__ = [
     "period",
     "receipt_rows",
     "revenue",
+    "revenue_breakdowns",
     "rfm",
+    "split",
     "stores",
     "tier_mix",
 ]

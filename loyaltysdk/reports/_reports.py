@@ -573,42 +573,51 @@ class RevenueRow:
     revenue: int  # sales + refunds: net
 
 
-_BREAKDOWNS = {
-    "store": "store",
-    "month": "substr(day, 1, 7)",
-    "weekday": "weekday",
-    "hour": "hour",
-}
+BREAKDOWNS = ("store", "month", "weekday", "hour")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def revenue(db: Db, start: date, end: date, *, by: str = "store") -> list[RevenueRow]:
-    """Net revenue per currency (never added across) and per store, month, weekday or hour.
+def revenue_breakdowns(db: Db, start: date, end: date) -> dict[str, list[RevenueRow]]:
+    """Net revenue per currency (never added across) by store, month, weekday and hour.
 
-    A refund or void counts on its own day, at its own store and hour.
+    One scan: the receipts are grouped by all four at once and each breakdown
+    is summed from those groups. A refund or void counts on its own day, at
+    its own store and hour.
     """
-    if by not in _BREAKDOWNS:
-        raise ValueError(f"revenue is broken down by one of {sorted(_BREAKDOWNS)}")
-    key = _BREAKDOWNS[by]
     rows = db.query(
-        f"SELECT currency, {key}, sum({_VISIT}),"  # noqa: S608 - key is from the table above
+        f"SELECT currency, store, substr(day, 1, 7), weekday, hour, sum({_VISIT}),"  # noqa: S608
         " sum(CASE WHEN type = 'sale' THEN total ELSE 0 END),"
-        " sum(CASE WHEN type != 'sale' THEN total ELSE 0 END), sum(total)"
-        f" FROM report_receipts WHERE day >= ? AND day <= ? GROUP BY currency, {key}"
-        " ORDER BY 1, 2",
+        " sum(CASE WHEN type != 'sale' THEN total ELSE 0 END)"
+        " FROM report_receipts WHERE day >= ? AND day <= ?"
+        " GROUP BY currency, store, substr(day, 1, 7), weekday, hour",
         (start.isoformat(), end.isoformat()),
     )
-    out = []
-    for unit, value, receipts, sales, refunds, net in rows:
-        label = (
-            WEEKDAYS[int(value)]
-            if by == "weekday"
-            else f"{int(value):02d}"
-            if by == "hour"
-            else str(value)
-        )
-        out.append(RevenueRow(unit, label, int(receipts), int(sales), int(refunds), int(net)))
+    sums: dict[str, dict[tuple[str, str], list[int]]] = {
+        by: defaultdict(lambda: [0, 0, 0]) for by in BREAKDOWNS
+    }
+    for unit, store, month, weekday, hour, receipts, sales, refunds in rows:
+        keys = (str(store), str(month), WEEKDAYS[int(weekday)], f"{int(hour):02d}")
+        for by, key in zip(BREAKDOWNS, keys, strict=True):
+            figures = sums[by][(unit, key)]
+            figures[0] += int(receipts)
+            figures[1] += int(sales)
+            figures[2] += int(refunds)
+    order = {day: n for n, day in enumerate(WEEKDAYS)}
+    out = {}
+    for by, groups in sums.items():
+        keyed = sorted(groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 0), g[0][1]))
+        out[by] = [
+            RevenueRow(unit, key, receipts, sales, refunds, sales + refunds)
+            for (unit, key), (receipts, sales, refunds) in keyed
+        ]
     return out
+
+
+def revenue(db: Db, start: date, end: date, *, by: str = "store") -> list[RevenueRow]:
+    """Net revenue per currency and per store, month, weekday or hour (`revenue_breakdowns`)."""
+    if by not in BREAKDOWNS:
+        raise ValueError(f"revenue is broken down by one of {list(BREAKDOWNS)}")
+    return revenue_breakdowns(db, start, end)[by]
 
 
 @attrs.frozen

@@ -13,9 +13,9 @@ import pytest
 from loyaltysdk.reports import (
     campaigns,
     connect,
-    load_records,
     growth,
     liability,
+    load_records,
     member_stats,
     pareto,
     rfm,
