@@ -128,6 +128,14 @@ class HubStore(Protocol):
         """Of these accounts, those the hub has, and their units."""
         ...
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows that cannot conflict, the fastest way the database has (COPY)."""
+        ...
+
+    def receipts_known(self, till: str, refs: Sequence[str]) -> bool:
+        """Whether any of these receipt numbers of `till` is filed already."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -189,6 +197,21 @@ class SQLiteHubStore:
     def lock_accounts(self, accounts: Sequence[str]) -> None:
         # BEGIN IMMEDIATE already serialises every writer on the file.
         return
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def receipts_known(self, till: str, refs: Sequence[str]) -> bool:
+        for start in range(0, len(refs), 500):
+            chunk = list(refs[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            if self.execute(
+                f"SELECT 1 FROM report_receipts WHERE till = ? AND ref IN ({marks}) LIMIT 1",
+                (till, *chunk),
+            ):
+                return True
+        return False
 
     def units(self, accounts: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -310,6 +333,14 @@ class PostgresHubStore:
             (list(accounts),),
         )
         return {account: int(deficit) for account, deficit in rows}
+
+    def receipts_known(self, till: str, refs: Sequence[str]) -> bool:
+        return bool(
+            self.execute(
+                "SELECT 1 FROM report_receipts WHERE till = ? AND ref = ANY(?) LIMIT 1",
+                (till, list(refs)),
+            )
+        )
 
     def units(self, accounts: Sequence[str]) -> dict[str, str]:
         rows = self.execute(

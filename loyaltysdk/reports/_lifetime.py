@@ -56,9 +56,7 @@ def _visits(db: Db, currency: str, until: date) -> list[tuple[str, date, int]]:
         " AND day <= ?",
         (currency, until.isoformat()),
     )
-    return [
-        (m, date.fromisoformat(d), int(v) + refunded.get((t, r), 0)) for t, r, m, d, v in rows
-    ]
+    return [(m, date.fromisoformat(d), int(v) + refunded.get((t, r), 0)) for t, r, m, d, v in rows]
 
 
 def lifetime_value(

@@ -590,3 +590,22 @@ def test_any_update_or_event_is_checked_or_refused_never_crashes(
         check_update(kind, payload)
     with contextlib.suppress(BadRecord):
         check_event(1, event_kind, event)
+
+
+def test_a_receipt_number_sent_twice_is_refused(hub: Hub) -> None:
+    import random as _random
+    from datetime import date as _date
+
+    from loyaltysdk.reports._data import generated_records
+
+    registered(hub, "S000-T1")
+    first, *_ = generated_records(
+        _random.Random(1), 1, 5, 1, _date(2026, 1, 1), 10, 1, ("EUR",), ("X",)
+    )
+    assert hub.push_events("S000-T1", [(1, "receipt", first)]) == 1
+    before = state(hub)
+    with pytest.raises(BadRecord):
+        hub.push_events("S000-T1", [(2, "receipt", first)])  # the same sale again
+    with pytest.raises(BadRecord):
+        hub.push_events("S000-T1", [(2, "receipt", first), (3, "receipt", first)])
+    assert state(hub) == before
