@@ -10,10 +10,12 @@ against the rule storage and the wire share (`loyaltysdk._ids`). Every
 refusal is an RFC 9457 problem document with nothing changed, and every one
 a route can give is declared in the schema. Credentials are never logged.
 A member's own page (`GET /t`, HTML) needs none: the tap's SUN URL is the credential.
+Head office's reports (`GET /v1/admin/report`, HTML) need the admin credential.
 """
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -24,7 +26,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from .._errors import UnknownCurrency
 from .._ids import NAME_PATTERN, is_id, is_text
+from .._money import exponent
 from .._version import __version__
 from ..cards.ntag424 import CounterStore, SunVerifier
 from ..sync import (
@@ -37,6 +41,7 @@ from ..sync import (
     UnknownUpdate,
 )
 from ._member_page import PAGE_HEADERS, member_figures, member_page, used_page
+from ._reports_page import report_page
 from ._service import Hub, Principal
 
 _log = logging.getLogger("loyaltysdk.hub")
@@ -180,6 +185,39 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _TILL = _responses(400, 401, 403, 413, 422)
 _ADMIN = _responses(400, 401, 403, 413, 422)
+
+
+def _html_responses(description: str, *codes: int) -> dict[int | str, dict[str, Any]]:
+    """A text/html 200 and problems by reference (a model here would be filed under text/html)."""
+    return {
+        200: {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}},
+        **{
+            code: {
+                "description": declared["description"],
+                "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
+            for code, declared in _responses(*codes).items()
+        },
+    }
+
+
+#: A day of a report's window (years 1000-2999), or empty (the form sends empty fields).
+_DAY = r"^(?:[12][0-9]{3}-[0-9]{2}-[0-9]{2})?$"
+_REPORT_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "frame-ancestors 'none'; form-action 'self'",
+}
+
+
+def _day(name: str, value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"{name}: {value!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -443,6 +481,42 @@ def create_app(hub: Hub) -> FastAPI:
     def totals(who: Annotated[str, Depends(admin)]) -> dict[str, Any]:
         """Per unit, debits minus credits over all accounts (zero when consistent)."""
         return {"units": hub.unit_totals(), "entries": hub.entries()}
+
+    @app.get(
+        "/v1/admin/report",
+        response_class=HTMLResponse,
+        responses=_html_responses(
+            "Every report, with charts, as one page; a form on it filters by days and store",
+            401,
+            403,
+            422,
+        ),
+    )
+    def report(
+        who: Annotated[str, Depends(admin)],
+        start: Annotated[str, Query(alias="from", pattern=_DAY)] = "",
+        end: Annotated[str, Query(alias="to", pattern=_DAY)] = "",
+        store: Annotated[str, Query(pattern=rf"^(?:{NAME_PATTERN[1:-1]})?$")] = "",
+        currency: Annotated[str, Query(pattern=r"^(?:[A-Z]{3})?$")] = "",
+    ) -> HTMLResponse:
+        """Head office's reports over the hub's own database, as an HTML page with charts.
+
+        `from` and `to` (YYYY-MM-DD, inclusive) bound the days, `store` keeps one
+        store's receipts, `currency` picks the money shown (by default the one most
+        receipts were taken in); empty means all. The page's GET form sends them.
+        """
+        first, last = _day("from", start), _day("to", end)
+        if first and last and first > last:
+            raise BadRecord(f"from ({first}) is after to ({last})")
+        if currency:
+            try:
+                exponent(currency)
+            except UnknownCurrency as error:
+                raise BadRecord(f"currency: {error}") from None
+        page = report_page(
+            hub.store, start=first, end=last, shop=store or None, currency=currency or None
+        )
+        return HTMLResponse(page, headers=_REPORT_HEADERS)
 
     def sun_keys() -> Callable[[CounterStore], SunVerifier]:
         # Checked before the query: without SUN keys the hub serves no members' pages at all.

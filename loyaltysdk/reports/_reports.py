@@ -24,6 +24,11 @@ Db = SQLiteDb | PostgresDb
 _VISIT = "CASE WHEN type = 'sale' AND voided = 0 THEN 1 ELSE 0 END"
 
 
+def _at_store(store: str | None, alias: str = "") -> tuple[str, tuple[str, ...]]:
+    """The SQL condition (and its argument) keeping one store's receipts, or none."""
+    return ("", ()) if store is None else (f" AND {alias}store = ?", (store,))
+
+
 def currencies(db: Db) -> list[str]:
     """The currencies receipts were taken in, most receipts first."""
     rows = db.query(
@@ -63,18 +68,22 @@ def member_stats(
     *,
     currency: str | None = None,
     minor_per_point: Fraction = Fraction(1),
+    store: str | None = None,
 ) -> list[MemberStats]:
     """Per member over [start, end] in one currency: visits, revenue net of refunds and
     voids, last visit, rewards cost (one scan). Members without a visit in the window
-    (only a refund, or a voided sale) are left out."""
+    (only a refund, or a voided sale) are left out. `store`: its receipts only."""
+    at_store, store_args = _at_store(store, "r.")
     rows = db.query(
-        f"SELECT r.member, coalesce(m.tier, ''), sum({_VISIT}), sum(r.total),"  # noqa: S608 - constant SQL fragments
+        f"SELECT r.member, coalesce(max(m.tier), ''), sum({_VISIT}), sum(r.total),"  # noqa: S608 - constant SQL fragments
         " max(CASE WHEN r.type = 'sale' AND r.voided = 0 THEN r.day END),"
         " sum(r.points_redeemed), sum(r.voucher_value)"
         " FROM report_receipts r LEFT JOIN report_members m ON m.member = r.member"
         " WHERE r.member IS NOT NULL AND r.day >= ? AND r.day <= ? AND r.currency = ?"
-        f" GROUP BY r.member, m.tier HAVING sum({_VISIT}) > 0",
-        (start.isoformat(), end.isoformat(), currency_of(db, currency)),
+        f"{at_store}"
+        # Grouped by member alone (one tier each), in the index's order: no sort.
+        f" GROUP BY r.member HAVING sum({_VISIT}) > 0",
+        (start.isoformat(), end.isoformat(), currency_of(db, currency), *store_args),
     )
     return [
         MemberStats(
@@ -253,23 +262,25 @@ def growth(
     after: tuple[date, date],
     *,
     currency: str | None = None,
+    store: str | None = None,
 ) -> list[Growth]:
     """Per store and for the chain (``*``): revenue growth over all receipts; and of the
     cohort (members with a visit in `before`, at that store), how many came back in
-    `after`, how their visits and their spend changed."""
+    `after`, how their visits and their spend changed. `store`: that store (and ``*``) only."""
     unit = currency_of(db, currency)
     b0, b1, a0, a1 = (d.isoformat() for d in (*before, *after))
     window = (min(b0, a0), max(b1, a1))
     in_before = "day >= ? AND day <= ?"
+    at_store, store_args = _at_store(store)
     rows = db.query(
         "SELECT store, member,"  # noqa: S608 - constant SQL fragments
         f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END),"
         f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END),"
         f" sum(CASE WHEN {in_before} THEN total ELSE 0 END),"
         f" sum(CASE WHEN {in_before} THEN total ELSE 0 END)"
-        " FROM report_receipts WHERE currency = ? AND day >= ? AND day <= ?"
+        f" FROM report_receipts WHERE currency = ? AND day >= ? AND day <= ?{at_store}"
         " GROUP BY store, member",
-        (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window),
+        (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window, *store_args),
     )
     revenue: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     cohort: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * 4))
@@ -364,38 +375,45 @@ def campaigns(
     stats: list[MemberStats] | None = None,
     *,
     currency: str | None = None,
+    store: str | None = None,
 ) -> list[CampaignRow]:
     """Per campaign: vouchers issued and redeemed, value granted, redeemers' spend against
     comparable non-redeemers (same visit band in the equal window before), the return.
 
-    `stats` (from `member_stats` over the same window) saves a scan.
+    `stats` (from `member_stats` over the same window and store) saves a scan. `store`:
+    vouchers redeemed and spend at that store only (vouchers issued are the chain's).
     """
     unit = currency_of(db, currency)
     window = (start.isoformat(), end.isoformat())
+    at_store, store_args = _at_store(store, "r.")
     uses = db.query(
-        "SELECT v.campaign, count(*), sum(v.amount) FROM report_vouchers v"
+        "SELECT v.campaign, count(*), sum(v.amount) FROM report_vouchers v"  # noqa: S608 - constant SQL fragments
         " JOIN report_receipts r ON r.till = v.till AND r.ref = v.ref"
         " WHERE v.campaign != '' AND r.type = 'sale' AND r.voided = 0"
-        " AND r.day >= ? AND r.day <= ? AND r.currency = ? GROUP BY v.campaign",
-        (*window, unit),
+        f" AND r.day >= ? AND r.day <= ? AND r.currency = ?{at_store} GROUP BY v.campaign",
+        (*window, unit, *store_args),
     )
     issued = {c: int(n) for c, n in db.query("SELECT campaign, issued FROM report_campaigns")}
     if stats is None:
-        stats = member_stats(db, start, end, currency=unit)
+        stats = member_stats(db, start, end, currency=unit, store=store)
     spend = {s.member: s.revenue for s in stats}
     length = (end - start).days + 1
     prior = member_stats(
-        db, start - timedelta(days=length), start - timedelta(days=1), currency=unit
+        db,
+        start - timedelta(days=length),
+        start - timedelta(days=1),
+        currency=unit,
+        store=store,
     )
     band = {s.member: _band(s.visits) for s in prior}
     population = set(spend) | set(band)
     redeemers: dict[str, set[str]] = defaultdict(set)
     for campaign, member in db.query(
-        "SELECT DISTINCT v.campaign, r.member FROM report_vouchers v"
+        "SELECT DISTINCT v.campaign, r.member FROM report_vouchers v"  # noqa: S608 - constant SQL fragments
         " JOIN report_receipts r ON r.till = v.till AND r.ref = v.ref"
         " WHERE v.campaign != '' AND r.member IS NOT NULL AND r.type = 'sale'"
-        " AND r.voided = 0 AND r.day >= ? AND r.day <= ? AND r.currency = ?",
-        (*window, unit),
+        f" AND r.voided = 0 AND r.day >= ? AND r.day <= ? AND r.currency = ?{at_store}",
+        (*window, unit, *store_args),
     ):
         redeemers[campaign].add(member)
     out = []
@@ -470,16 +488,20 @@ def _z_critical(alpha: float) -> float:
     return high
 
 
-def stores(db: Db, start: date, end: date, *, currency: str | None = None) -> list[StoreRow]:
+def stores(
+    db: Db, start: date, end: date, *, currency: str | None = None, store: str | None = None
+) -> list[StoreRow]:
     """Store by store: receipts, members, net revenue, average basket, repeat rate, top-fifth
-    share, and whether its basket or repeat rate differs from the other stores' beyond chance."""
+    share, and whether its basket or repeat rate differs from the other stores' beyond chance.
+    `store`: that store's row alone (with no others to compare, nothing differs)."""
     unit = currency_of(db, currency)
-    window = (start.isoformat(), end.isoformat(), unit)
+    at_store, store_args = _at_store(store)
+    window = (start.isoformat(), end.isoformat(), unit, *store_args)
     rows = db.query(
         f"SELECT store, member, sum({_VISIT}), sum(total),"  # noqa: S608 - constant SQL fragments
         f" sum(CASE WHEN {_VISIT} = 1 THEN total * total ELSE 0 END),"
         f" sum(CASE WHEN {_VISIT} = 1 THEN total ELSE 0 END)"
-        " FROM report_receipts WHERE day >= ? AND day <= ? AND currency = ?"
+        f" FROM report_receipts WHERE day >= ? AND day <= ? AND currency = ?{at_store}"
         " GROUP BY store, member",
         window,
     )
@@ -577,20 +599,24 @@ BREAKDOWNS = ("store", "month", "weekday", "hour")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def revenue_breakdowns(db: Db, start: date, end: date) -> dict[str, list[RevenueRow]]:
-    """Net revenue per currency (never added across) by store, month, weekday and hour.
+def revenue_breakdowns(
+    db: Db, start: date, end: date, *, store: str | None = None
+) -> dict[str, list[RevenueRow]]:
+    """Net revenue per currency (never added across) by store, month, weekday and hour
+    (`store`: of that store's receipts only).
 
     One scan: the receipts are grouped by all four at once and each breakdown
     is summed from those groups. A refund or void counts on its own day, at
     its own store and hour.
     """
+    at_store, store_args = _at_store(store)
     rows = db.query(
         f"SELECT currency, store, substr(day, 1, 7), weekday, hour, sum({_VISIT}),"  # noqa: S608
         " sum(CASE WHEN type = 'sale' THEN total ELSE 0 END),"
         " sum(CASE WHEN type != 'sale' THEN total ELSE 0 END)"
-        " FROM report_receipts WHERE day >= ? AND day <= ?"
+        f" FROM report_receipts WHERE day >= ? AND day <= ?{at_store}"
         " GROUP BY currency, store, substr(day, 1, 7), weekday, hour",
-        (start.isoformat(), end.isoformat()),
+        (start.isoformat(), end.isoformat(), *store_args),
     )
     sums: dict[str, dict[tuple[str, str], list[int]]] = {
         by: defaultdict(lambda: [0, 0, 0]) for by in BREAKDOWNS
