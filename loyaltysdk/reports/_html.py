@@ -249,23 +249,29 @@ def html_report(
         f"<h2>RFM segments</h2><p>Margin assumed: {_pct(margin)} of revenue.</p>",
         charts[1],
         _table(["segment", "members"], [[s, counts[s]] for s in SEGMENTS]),
-        "<h2>Revisits and spend growth</h2>",
+        "<h2>Growth</h2><p>The second half of the window over the first (definitions in"
+        " docs/reports.md): revenue over every receipt; revisits and spend of the members"
+        " who visited in the first half.</p>",
         _table(
             [
                 "store",
+                "revenue growth",
                 "members before",
                 "came back",
                 "revisit rate",
+                "revisit growth",
                 "spend before",
                 "spend after",
-                "growth",
+                "spend growth",
             ],
             [
                 [
                     g.store,
+                    _pct(g.revenue_growth),
                     g.members_before,
                     g.returned,
                     _pct(g.revisit_rate),
+                    _pct(g.revisit_growth),
                     money(g.spend_before),
                     money(g.spend_after),
                     _pct(g.spend_growth),

@@ -147,7 +147,7 @@ def test_a_store_and_days_filter_every_figure(served: tuple[Hub, TestClient, str
     assert shown_revenue(page) != shown_revenue(whole)
     assert "<option value='S001' selected>" in page
     # The revisit table has that store and the chain's line (its chain is the store).
-    growth = page.split("<h2>Revisits and spend growth</h2>", 1)[1].split("</table>", 1)[0]
+    growth = page.split("<h2>Growth</h2>", 1)[1].split("</table>", 1)[0]
     assert re.findall(r"<tr><td>([^<]*)</td>", growth) == ["*", "S001"]
     window = {"from": "2026-02-01", "to": "2026-02-28", "store": "S002"}
     february = api.get("/v1/admin/report", params=window, headers=bearer(admin)).text
