@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._errors import ConfigurationError, HubError
-from ..reports import REPORT_TABLES
+from ..reports import REPORT_TABLES, SQLITE_INDEXES
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS hub_tills (
@@ -152,7 +152,11 @@ class SQLiteHubStore:
         self._lock = threading.RLock()
         self._depth = 0
         # The hub's own tables, and the report tables it files receipt records in.
-        for statement in (*(_TABLES + _SERIAL_TABLES["sqlite"]).split(";"), *REPORT_TABLES):
+        for statement in (
+            *(_TABLES + _SERIAL_TABLES["sqlite"]).split(";"),
+            *REPORT_TABLES,
+            *SQLITE_INDEXES,
+        ):
             if statement.strip():
                 self._conn.execute(statement)
 

@@ -386,13 +386,23 @@ def campaigns(
     unit = currency_of(db, currency)
     window = (start.isoformat(), end.isoformat())
     at_store, store_args = _at_store(store, "r.")
-    uses = db.query(
-        "SELECT v.campaign, count(*), sum(v.amount) FROM report_vouchers v"  # noqa: S608 - constant SQL fragments
+    # One pass over the (few) vouchers, each joined to its receipt by key. The
+    # currency test is written so SQLite cannot start from the receipts' index.
+    used = db.query(
+        "SELECT v.campaign, r.member, v.amount FROM report_vouchers v"  # noqa: S608 - constant SQL fragments
         " JOIN report_receipts r ON r.till = v.till AND r.ref = v.ref"
         " WHERE v.campaign != '' AND r.type = 'sale' AND r.voided = 0"
-        f" AND r.day >= ? AND r.day <= ? AND r.currency = ?{at_store} GROUP BY v.campaign",
+        f" AND r.day >= ? AND r.day <= ? AND r.currency || '' = ?{at_store}",
         (*window, unit, *store_args),
     )
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    redeemers: dict[str, set[str]] = defaultdict(set)
+    for campaign, member, amount in used:
+        counts[campaign][0] += 1
+        counts[campaign][1] += int(amount)
+        if member is not None:
+            redeemers[campaign].add(member)
+    uses = [(c, n, v) for c, (n, v) in counts.items()]
     issued = {c: int(n) for c, n in db.query("SELECT campaign, issued FROM report_campaigns")}
     if stats is None:
         stats = member_stats(db, start, end, currency=unit, store=store)
@@ -407,15 +417,6 @@ def campaigns(
     )
     band = {s.member: _band(s.visits) for s in prior}
     population = set(spend) | set(band)
-    redeemers: dict[str, set[str]] = defaultdict(set)
-    for campaign, member in db.query(
-        "SELECT DISTINCT v.campaign, r.member FROM report_vouchers v"  # noqa: S608 - constant SQL fragments
-        " JOIN report_receipts r ON r.till = v.till AND r.ref = v.ref"
-        " WHERE v.campaign != '' AND r.member IS NOT NULL AND r.type = 'sale'"
-        f" AND r.voided = 0 AND r.day >= ? AND r.day <= ? AND r.currency = ?{at_store}",
-        (*window, unit, *store_args),
-    ):
-        redeemers[campaign].add(member)
     out = []
     for campaign, count, value in sorted(uses):
         group = redeemers[campaign]
@@ -611,18 +612,21 @@ def revenue_breakdowns(
     """
     at_store, store_args = _at_store(store)
     rows = db.query(
-        f"SELECT currency, store, substr(day, 1, 7), weekday, hour, sum({_VISIT}),"  # noqa: S608
+        f"SELECT currency, store, day, hour, sum({_VISIT}),"  # noqa: S608
         " sum(CASE WHEN type = 'sale' THEN total ELSE 0 END),"
         " sum(CASE WHEN type != 'sale' THEN total ELSE 0 END)"
         f" FROM report_receipts WHERE day >= ? AND day <= ?{at_store}"
-        " GROUP BY currency, store, substr(day, 1, 7), weekday, hour",
+        " GROUP BY currency, store, day, hour",
         (start.isoformat(), end.isoformat(), *store_args),
     )
     sums: dict[str, dict[tuple[str, str], list[int]]] = {
         by: defaultdict(lambda: [0, 0, 0]) for by in BREAKDOWNS
     }
-    for unit, store, month, weekday, hour, receipts, sales, refunds in rows:
-        keys = (str(store), str(month), WEEKDAYS[int(weekday)], f"{int(hour):02d}")
+    weekday_of: dict[str, str] = {}
+    for unit, store, day, hour, receipts, sales, refunds in rows:
+        if day not in weekday_of:
+            weekday_of[day] = WEEKDAYS[date.fromisoformat(day).weekday()]
+        keys = (str(store), day[:7], weekday_of[day], f"{int(hour):02d}")
         for by, key in zip(BREAKDOWNS, keys, strict=True):
             figures = sums[by][(unit, key)]
             figures[0] += int(receipts)
