@@ -81,7 +81,8 @@ def main() -> None:
     receipts, members = (1_000_000, 100_000) if args.full else (100_000, 10_000)
     totals = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for engine in ("sqlite", "postgres"):
+        engines = os.environ.get("LOYALTY_BENCH_ENGINES", "sqlite,postgres").split(",")
+        for engine in engines:
             if engine == "sqlite":
                 db = connect(str(Path(tmp) / "reports.db"))
                 schema = None

@@ -272,44 +272,45 @@ def growth(
     window = (min(b0, a0), max(b1, a1))
     in_before = "day >= ? AND day <= ?"
     at_store, store_args = _at_store(store)
-    rows = db.query(
-        "SELECT store, member,"  # noqa: S608 - constant SQL fragments
-        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END),"
-        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END),"
-        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END),"
-        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END)"
+    per_member = (
+        "SELECT {key} AS g, member,"  # noqa: S608 - constant SQL fragments
+        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END) AS vb,"
+        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END) AS va,"
+        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END) AS sb,"
+        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END) AS sa"
         f" FROM report_receipts WHERE currency = ? AND day >= ? AND day <= ?{at_store}"
-        " GROUP BY store, member",
-        (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window, *store_args),
+        " GROUP BY {by}"
     )
-    revenue: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    cohort: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * 4))
-    for store, member, visits_b, visits_a, spend_b, spend_a in rows:
-        for key in (store, "*"):
-            revenue[key][0] += int(spend_b)
-            revenue[key][1] += int(spend_a)
-            if member is not None:
-                figures = cohort[key][member]
-                for index, value in enumerate((visits_b, visits_a, spend_b, spend_a)):
-                    figures[index] += int(value)
+    # The cohort's figures are summed in SQL: only a row per store comes back.
+    cohort = "member IS NOT NULL AND vb > 0"
+    totals = (
+        "SELECT g, sum(sb), sum(sa), sum(CASE WHEN {c} THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN {c} AND va > 0 THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN {c} THEN vb ELSE 0 END), sum(CASE WHEN {c} THEN va ELSE 0 END),"
+        " sum(CASE WHEN {c} THEN sb ELSE 0 END), sum(CASE WHEN {c} THEN sa ELSE 0 END)"
+        " FROM ({inner}) AS per GROUP BY g"
+    )
+    args = (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window, *store_args)
+    rows = []
+    for key, by in (("store", "store, member"), ("'*'", "member")):  # per store; the chain
+        inner = per_member.format(key=key, by=by)
+        rows += db.query(totals.format(c=cohort, inner=inner), args)
     out = []
-    for store in sorted(revenue):
-        members = {m: v for m, v in cohort[store].items() if v[0] > 0}
-        returned = sum(1 for v in members.values() if v[1] > 0)
-        visits_b = sum(v[0] for v in members.values())
-        visits_a = sum(v[1] for v in members.values())
-        spend_b = sum(v[2] for v in members.values())
-        spend_a = sum(v[3] for v in members.values())
+    for store, rev_b, rev_a, members, returned, visits_b, visits_a, spend_b, spend_a in sorted(
+        rows, key=lambda row: str(row[0])
+    ):
+        rev_b, rev_a, members, returned = int(rev_b), int(rev_a), int(members), int(returned)
+        visits_b, visits_a, spend_b, spend_a = map(int, (visits_b, visits_a, spend_b, spend_a))
         out.append(
             Growth(
-                store,
+                str(store),
                 unit,
-                revenue[store][0],
-                revenue[store][1],
-                _ratio_less_one(revenue[store][1], revenue[store][0]),
-                len(members),
+                rev_b,
+                rev_a,
+                _ratio_less_one(rev_a, rev_b),
+                members,
                 returned,
-                Fraction(returned, len(members)) if members else Fraction(0),
+                Fraction(returned, members) if members else Fraction(0),
                 visits_b,
                 visits_a,
                 _ratio_less_one(visits_a, visits_b),
