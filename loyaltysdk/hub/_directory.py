@@ -22,7 +22,7 @@ from .._ids import is_id, is_name
 from .._money import MAX_AMOUNT
 from ..reports import LINE_COLUMNS, RECEIPT_COLUMNS, VOUCHER_COLUMNS, receipt_rows
 from ..sync import BadRecord, UpdateKind, check_receipt, is_uid
-from ._store import HubStore
+from ._store import DuplicateRows, HubStore
 
 #: The event kinds a till sends, and the fields each must have (and their types).
 EVENT_FIELDS: dict[str, dict[str, type]] = {
@@ -180,10 +180,12 @@ class Directory:
         # Each event is applied once (the till's event cursor, under its lock); a
         # receipt number a till sends twice is refused, so the rows go in by COPY.
         store = self.store
-        refs = [row[1] for row in receipts]
-        if len(set(refs)) != len(refs) or store.receipts_known(receipts[0][0], refs):
-            raise BadRecord("a receipt record repeats a receipt number this till sent before")
-        store.copy_rows("report_receipts", RECEIPT_COLUMNS, receipts)
+        try:  # the primary key refuses a receipt number the till sent before
+            store.copy_rows("report_receipts", RECEIPT_COLUMNS, receipts)
+        except DuplicateRows:
+            raise BadRecord(
+                "a receipt record repeats a receipt number this till sent before"
+            ) from None
         if lines:
             store.copy_rows("report_lines", LINE_COLUMNS, lines)
         if vouchers:

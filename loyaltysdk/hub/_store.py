@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS hub_updates (
 }
 
 
+class DuplicateRows(HubError):
+    """Rows whose key a table holds already (a primary key refused them)."""
+
+
 class HubStore(Protocol):
     """What the hub needs from storage: transactions, and SQL with ? placeholders."""
 
@@ -129,11 +133,12 @@ class HubStore(Protocol):
         ...
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Append rows that cannot conflict, the fastest way the database has (COPY)."""
-        ...
+        """Append rows, the fastest way the database has (COPY).
 
-    def receipts_known(self, till: str, refs: Sequence[str]) -> bool:
-        """Whether any of these receipt numbers of `till` is filed already."""
+        Raises:
+            DuplicateRows: a row's key is there already (the caller's transaction
+                must then roll back: on PostgreSQL it is aborted).
+        """
         ...
 
     def close(self) -> None: ...
@@ -204,18 +209,10 @@ class SQLiteHubStore:
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         marks = ", ".join("?" * len(columns))
-        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-    def receipts_known(self, till: str, refs: Sequence[str]) -> bool:
-        for start in range(0, len(refs), 500):
-            chunk = list(refs[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            if self.execute(
-                f"SELECT 1 FROM report_receipts WHERE till = ? AND ref IN ({marks}) LIMIT 1",
-                (till, *chunk),
-            ):
-                return True
-        return False
+        try:
+            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        except sqlite3.IntegrityError as error:
+            raise DuplicateRows(f"{table}: {error}") from None
 
     def units(self, accounts: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -338,14 +335,6 @@ class PostgresHubStore:
         )
         return {account: int(deficit) for account, deficit in rows}
 
-    def receipts_known(self, till: str, refs: Sequence[str]) -> bool:
-        return bool(
-            self.execute(
-                "SELECT 1 FROM report_receipts WHERE till = ? AND ref = ANY(?) LIMIT 1",
-                (till, list(refs)),
-            )
-        )
-
     def units(self, accounts: Sequence[str]) -> dict[str, str]:
         rows = self.execute(
             "SELECT account, unit FROM hub_balances WHERE account = ANY(?)", (list(accounts),)
@@ -362,12 +351,17 @@ class PostgresHubStore:
         )
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """COPY rows into a table (for bulk loads and the ingest benchmark's baseline)."""
-        with self._lock, self._conn.cursor() as cursor:
-            copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-            with cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+        """COPY rows into a table (receipt records, bulk loads, benchmark baselines)."""
+        import psycopg
+
+        try:
+            with self._lock, self._conn.cursor() as cursor:
+                copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                with cursor.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateRows(f"{table}: {error}") from None
 
     def close(self) -> None:
         self._conn.close()

@@ -609,3 +609,31 @@ def test_a_receipt_number_sent_twice_is_refused(hub: Hub) -> None:
     with pytest.raises(BadRecord):
         hub.push_events("S000-T1", [(2, "receipt", first), (3, "receipt", first)])
     assert state(hub) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(
+        ["sku", "category", "brand", "quantity", "unit_price", "discount", "points", "extra"]
+    ),
+    value=_JSON,
+    top=st.sampled_from(["type", "ref", "store", "at", "day", "hour", "member", "total", "lines"]),
+    other=_JSON,
+)
+def test_any_receipt_record_is_checked_or_refused_never_crashes(
+    field: str, value: Any, top: str, other: Any
+) -> None:
+    import random as _random
+    from datetime import date as _date
+
+    from loyaltysdk.reports._data import generated_records
+    from loyaltysdk.sync import check_receipt
+
+    (good, *_) = generated_records(
+        _random.Random(2), 1, 3, 1, _date(2026, 1, 1), 10, 2, ("EUR",), ("X",)
+    )
+    check_receipt(good)
+    line_changed = {**good, "lines": [{**good["lines"][0], field: value}, good["lines"][1]]}
+    for candidate in (line_changed, {**good, top: other}):
+        with contextlib.suppress(BadRecord):
+            check_receipt(candidate)
