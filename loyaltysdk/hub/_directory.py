@@ -20,7 +20,7 @@ from typing import Any
 
 from .._ids import is_id, is_name
 from .._money import MAX_AMOUNT
-from ..reports import LINE_COLUMNS, RECEIPT_COLUMNS, VOUCHER_COLUMNS, receipt_rows
+from ..reports import LINE_COLUMNS, RECEIPT_COLUMNS, VOUCHER_COLUMNS, records_rows
 from ..sync import BadRecord, UpdateKind, check_receipt, is_uid
 from ._store import DuplicateRows, HubStore
 
@@ -169,14 +169,7 @@ class Directory:
 
     def _file_receipts(self, records: list[dict[str, Any]]) -> None:
         """Receipt records into the tables reports read (set-based; COPY on PostgreSQL)."""
-        receipts, lines, vouchers, voided = [], [], [], []
-        for record in records:
-            row, its_lines, its_vouchers = receipt_rows(record)
-            receipts.append(row)
-            lines.extend(its_lines)
-            vouchers.extend(its_vouchers)
-            if record["type"] == "void":
-                voided.append((record["till"], record["receipt"]))
+        receipts, lines, vouchers, voided = records_rows(records)
         # Each event is applied once (the till's event cursor, under its lock); a
         # receipt number a till sends twice is refused, so the rows go in by COPY.
         store = self.store

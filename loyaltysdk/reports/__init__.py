@@ -23,6 +23,7 @@ from ._data import (
     load_from_till,
     load_records,
     receipt_rows,
+    records_rows,
 )
 from ._html import html_report
 from ._lifetime import LifetimeRow, LifetimeValue, lifetime_value, split
@@ -94,6 +95,7 @@ __all__ = [
     "pareto",
     "period",
     "receipt_rows",
+    "records_rows",
     "revenue",
     "revenue_breakdowns",
     "rfm",

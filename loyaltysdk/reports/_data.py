@@ -236,13 +236,17 @@ def connect(url: str) -> SQLiteDb | PostgresDb:
     return db
 
 
-def load_records(db: SQLiteDb | PostgresDb, records: Sequence[dict[str, Any]]) -> int:
-    """File receipt records in the report tables (a till's own, or any others); returns how many.
+Rows = list[tuple[Any, ...]]
 
-    A void marks the sale it undoes (`voided`): its figures and the void's
-    net to zero, and the sale is no visit.
-    """
-    receipts, lines, vouchers, voided = [], [], [], []
+
+def records_rows(
+    records: Sequence[dict[str, Any]],
+) -> tuple[Rows, Rows, Rows, list[tuple[str, str]]]:
+    """Receipt records as report rows (receipts, lines, vouchers) and the sales voids undo."""
+    receipts: Rows = []
+    lines: Rows = []
+    vouchers: Rows = []
+    voided: list[tuple[str, str]] = []
     for record in records:
         row, its_lines, its_vouchers = receipt_rows(record)
         receipts.append(row)
@@ -250,6 +254,16 @@ def load_records(db: SQLiteDb | PostgresDb, records: Sequence[dict[str, Any]]) -
         vouchers.extend(its_vouchers)
         if record["type"] == "void":
             voided.append((record["till"], record["receipt"]))
+    return receipts, lines, vouchers, voided
+
+
+def load_records(db: SQLiteDb | PostgresDb, records: Sequence[dict[str, Any]]) -> int:
+    """File receipt records in the report tables (a till's own, or any others); returns how many.
+
+    A void marks the sale it undoes (`voided`): its figures and the void's
+    net to zero, and the sale is no visit.
+    """
+    receipts, lines, vouchers, voided = records_rows(records)
     db.insert("report_receipts", RECEIPT_COLUMNS, receipts)
     db.insert("report_lines", LINE_COLUMNS, lines)
     db.insert("report_vouchers", VOUCHER_COLUMNS, vouchers)
