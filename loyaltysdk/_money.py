@@ -128,14 +128,15 @@ class Money:
         """Return nothing of `currency`."""
         return cls(0, currency)
 
-    def format(self) -> str:
-        """Return the amount as a plain decimal string, e.g. ``"12.50"``."""
+    def format(self, *, grouped: bool = False) -> str:
+        """The amount as a plain decimal string: ``"12.50"``, or ``"1,234.50"`` grouped."""
         digits = exponent(self.currency)
         sign = "-" if self.minor < 0 else ""
         whole, fraction = divmod(abs(self.minor), 10**digits)
+        text = f"{whole:,}" if grouped else f"{whole}"
         if digits == 0:
-            return f"{sign}{whole}"
-        return f"{sign}{whole}.{fraction:0{digits}d}"
+            return f"{sign}{text}"
+        return f"{sign}{text}.{fraction:0{digits}d}"
 
     def __str__(self) -> str:
         return f"{self.format()} {self.currency}"

@@ -87,3 +87,10 @@ def test_exponents_follow_iso_4217() -> None:
 def test_format_then_parse_round_trips(currency: str, minor: int) -> None:
     money = Money(minor, currency)
     assert Money.parse(money.format(), currency) == money
+
+
+def test_grouped_format() -> None:
+    assert Money(123_456_789, "EUR").format(grouped=True) == "1,234,567.89"
+    assert Money(-1_234_567, "JPY").format(grouped=True) == "-1,234,567"
+    assert Money(1_234_567, "KWD").format(grouped=True) == "1,234.567"
+    assert Money(123_456_789, "EUR").format() == "1234567.89"

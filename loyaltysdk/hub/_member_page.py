@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from .._errors import UnknownCurrency
-from .._money import POINTS_UNIT, exponent
+from .._money import POINTS_UNIT, Money
 from ..cards.ntag424 import CounterStore, SunError, SunVerifier
 from ..rules import RuleSet, TierPolicy, load_rules, period_of
 from ._book import HUB
@@ -261,12 +261,9 @@ def format_amount(minor: int, unit: str) -> str:
     if unit == POINTS_UNIT:
         return f"{sign}{abs(minor):,} {'point' if abs(minor) == 1 else 'points'}"
     try:
-        digits = exponent(unit)
+        return f"{Money(minor, unit).format(grouped=True)} {unit}"
     except UnknownCurrency:  # the hub books only ISO 4217 codes; shown as stored if not
         return f"{sign}{abs(minor):,} {unit} (minor units)"
-    whole, fraction = divmod(abs(minor), 10**digits)
-    decimals = f".{fraction:0{digits}d}" if digits else ""
-    return f"{sign}{whole:,}{decimals} {unit}"
 
 
 def _day(day: date) -> str:

@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, cast
 
-from ..reports import html_report, load_from_hub
-from ..reports._data import PostgresDb, SQLiteDb
-from ..reports._reports import currencies
+from ..reports import PostgresDb, SQLiteDb, currencies, html_report, load_from_hub
 from ._store import HubStore
 
 #: Two hub processes refreshing at once would insert the same members twice.
