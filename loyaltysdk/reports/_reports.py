@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from datetime import date, timedelta
 from fractions import Fraction
+from operator import attrgetter
 
 import attrs
 
@@ -22,6 +23,12 @@ Db = SQLiteDb | PostgresDb
 # A sale that counts as a visit: not undone by a void. Refunds and voids are
 # rows of their own with negative figures, so sums over every row are net.
 _VISIT = "CASE WHEN type = 'sale' AND voided = 0 THEN 1 ELSE 0 END"
+
+
+def _sum(expr: str) -> str:
+    """sum() as a 64-bit integer: PostgreSQL sums bigints as numeric, which the driver
+    turns into Decimal objects one by one (a second per 100,000s of rows)."""
+    return f"CAST(sum({expr}) AS BIGINT)"
 
 
 def _at_store(store: str | None, alias: str = "") -> tuple[str, tuple[str, ...]]:
@@ -75,9 +82,9 @@ def member_stats(
     (only a refund, or a voided sale) are left out. `store`: its receipts only."""
     at_store, store_args = _at_store(store, "r.")
     rows = db.query(
-        f"SELECT r.member, coalesce(max(m.tier), ''), sum({_VISIT}), sum(r.total),"  # noqa: S608 - constant SQL fragments
+        f"SELECT r.member, coalesce(max(m.tier), ''), sum({_VISIT}), {_sum('r.total')},"  # noqa: S608 - constant SQL fragments
         " max(CASE WHEN r.type = 'sale' AND r.voided = 0 THEN r.day END),"
-        " sum(r.points_redeemed), sum(r.voucher_value)"
+        f" {_sum('r.points_redeemed')}, {_sum('r.voucher_value')}"
         " FROM report_receipts r LEFT JOIN report_members m ON m.member = r.member"
         " WHERE r.member IS NOT NULL AND r.day >= ? AND r.day <= ? AND r.currency = ?"
         f"{at_store}"
@@ -181,14 +188,13 @@ def _quintiles(values: list[tuple[int, str]], *, higher_is_better: bool = True) 
     deterministic) and dealt into five groups as equal as possible, the
     first groups taking the remainder: 12 members give 3, 3, 2, 2, 2.
     """
-    ordered = sorted(values, key=lambda v: (v[0] if higher_is_better else -v[0], v[1]))
+    ordered = sorted(values) if higher_is_better else sorted((-v, m) for v, m in values)
     n = len(ordered)
     scores: dict[str, int] = {}
     index = 0
     for group in range(5):
         size = n // 5 + (1 if group < n % 5 else 0)
-        for _, member in ordered[index : index + size]:
-            scores[member] = group + 1
+        scores.update(dict.fromkeys((m for _, m in ordered[index : index + size]), group + 1))
         index += size
     return scores
 
@@ -205,13 +211,16 @@ def rfm(
     "others".
     """
     recency = {s.member: (as_of - s.last_visit).days for s in stats}
-    r = _quintiles([(recency[s.member], s.member) for s in stats], higher_is_better=False)
+    r = _quintiles([(days, member) for member, days in recency.items()], higher_is_better=False)
     f = _quintiles([(s.visits, s.member) for s in stats])
     m = _quintiles([(s.revenue, s.member) for s in stats])
+    # cost > revenue * margin, in integers (a Fraction per member costs a second per 100 k).
+    num, den = margin.numerator, margin.denominator
     rows = []
-    for s in sorted(stats, key=lambda s: s.member):
-        rs, fs, ms = r[s.member], f[s.member], m[s.member]
-        if s.cost > s.revenue * margin:
+    for s in sorted(stats, key=attrgetter("member")):
+        member = s.member
+        rs, fs, ms = r[member], f[member], m[member]
+        if s.cost * den > s.revenue * num:
             segment = "below zero"
         elif rs >= 4 and fs >= 4 and ms >= 4:
             segment = "most valuable"
@@ -223,9 +232,8 @@ def rfm(
             segment = "lost"
         else:
             segment = "others"
-        rows.append(
-            RfmRow(s.member, recency[s.member], s.visits, s.revenue, s.cost, rs, fs, ms, segment)
-        )
+        row = RfmRow(member, recency[member], s.visits, s.revenue, s.cost, rs, fs, ms, segment)
+        rows.append(row)
     return rows
 
 
@@ -272,29 +280,29 @@ def growth(
     window = (min(b0, a0), max(b1, a1))
     in_before = "day >= ? AND day <= ?"
     at_store, store_args = _at_store(store)
+    after_window = "day >= ? AND day <= ?"
+    # One scan groups the receipts per store and member; the chain's rows are the
+    # members' sums over their stores (a member who moved stores came back to the chain).
     per_member = (
-        "SELECT {key} AS g, member,"  # noqa: S608 - constant SQL fragments
+        "WITH per AS (SELECT store AS g, member,"  # noqa: S608 - constant SQL fragments
         f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END) AS vb,"
-        f" sum(CASE WHEN {in_before} THEN {_VISIT} ELSE 0 END) AS va,"
+        f" sum(CASE WHEN {after_window} THEN {_VISIT} ELSE 0 END) AS va,"
         f" sum(CASE WHEN {in_before} THEN total ELSE 0 END) AS sb,"
-        f" sum(CASE WHEN {in_before} THEN total ELSE 0 END) AS sa"
+        f" sum(CASE WHEN {after_window} THEN total ELSE 0 END) AS sa"
         f" FROM report_receipts WHERE currency = ? AND day >= ? AND day <= ?{at_store}"
-        " GROUP BY {by}"
+        " GROUP BY store, member),"
+        " chain AS (SELECT '*' AS g, member, sum(vb) AS vb, sum(va) AS va, sum(sb) AS sb,"
+        " sum(sa) AS sa FROM per GROUP BY member)"
     )
     # The cohort's figures are summed in SQL: only a row per store comes back.
-    cohort = "member IS NOT NULL AND vb > 0"
-    totals = (
-        "SELECT g, sum(sb), sum(sa), sum(CASE WHEN {c} THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN {c} AND va > 0 THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN {c} THEN vb ELSE 0 END), sum(CASE WHEN {c} THEN va ELSE 0 END),"
-        " sum(CASE WHEN {c} THEN sb ELSE 0 END), sum(CASE WHEN {c} THEN sa ELSE 0 END)"
-        " FROM ({inner}) AS per GROUP BY g"
+    c = "member IS NOT NULL AND vb > 0"
+    cohort = ", ".join(_sum(f"CASE WHEN {c} THEN {x} ELSE 0 END") for x in ("vb", "va", "sb", "sa"))
+    rows = db.query(
+        f"{per_member} SELECT g, {_sum('sb')}, {_sum('sa')}, sum(CASE WHEN {c} THEN 1 ELSE 0 END),"  # noqa: S608 - constant SQL fragments
+        f" sum(CASE WHEN {c} AND va > 0 THEN 1 ELSE 0 END), {cohort}"
+        " FROM (SELECT * FROM per UNION ALL SELECT * FROM chain) AS groups GROUP BY g",
+        (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window, *store_args),
     )
-    args = (b0, b1, a0, a1, b0, b1, a0, a1, unit, *window, *store_args)
-    rows = []
-    for key, by in (("store", "store, member"), ("'*'", "member")):  # per store; the chain
-        inner = per_member.format(key=key, by=by)
-        rows += db.query(totals.format(c=cohort, inner=inner), args)
     out = []
     for store, rev_b, rev_a, members, returned, visits_b, visits_a, spend_b, spend_a in sorted(
         rows, key=lambda row: str(row[0])
@@ -500,9 +508,9 @@ def stores(
     at_store, store_args = _at_store(store)
     window = (start.isoformat(), end.isoformat(), unit, *store_args)
     rows = db.query(
-        f"SELECT store, member, sum({_VISIT}), sum(total),"  # noqa: S608 - constant SQL fragments
+        f"SELECT store, member, sum({_VISIT}), {_sum('total')},"  # noqa: S608 - constant SQL fragments
         f" sum(CASE WHEN {_VISIT} = 1 THEN total * total ELSE 0 END),"
-        f" sum(CASE WHEN {_VISIT} = 1 THEN total ELSE 0 END)"
+        f" {_sum(f'CASE WHEN {_VISIT} = 1 THEN total ELSE 0 END')}"
         f" FROM report_receipts WHERE day >= ? AND day <= ? AND currency = ?{at_store}"
         " GROUP BY store, member",
         window,
@@ -612,27 +620,55 @@ def revenue_breakdowns(
     its own store and hour.
     """
     at_store, store_args = _at_store(store)
-    rows = db.query(
-        f"SELECT currency, store, day, hour, sum({_VISIT}),"  # noqa: S608
-        " sum(CASE WHEN type = 'sale' THEN total ELSE 0 END),"
-        " sum(CASE WHEN type != 'sale' THEN total ELSE 0 END)"
+    sales = _sum("CASE WHEN type = 'sale' THEN total ELSE 0 END")
+    returns = _sum("CASE WHEN type != 'sale' THEN total ELSE 0 END")
+    figures = (
+        f"sum({_VISIT}), {sales}, {returns}"
         f" FROM report_receipts WHERE day >= ? AND day <= ?{at_store}"
-        " GROUP BY currency, store, day, hour",
-        (start.isoformat(), end.isoformat(), *store_args),
     )
+    window = (start.isoformat(), end.isoformat(), *store_args)
     sums: dict[str, dict[tuple[str, str], list[int]]] = {
         by: defaultdict(lambda: [0, 0, 0]) for by in BREAKDOWNS
     }
+    if db.dialect == "postgres":
+        # The four breakdowns as grouping sets of one scan: a few hundred rows come back.
+        keys = ("store", "substr(day, 1, 7)", "weekday", "hour")
+        which = f"GROUPING({', '.join(keys)})"  # one bit per key, the first the highest
+        sets = ", ".join(f"({k})" for k in keys)
+        for unit, bits, store_key, month, weekday, hour, receipts, sales, refunds in db.query(
+            f"SELECT currency, {which}, {', '.join(keys)}, {figures}"
+            f" GROUP BY currency, GROUPING SETS ({sets})",
+            window,
+        ):
+            by = BREAKDOWNS[[0b0111, 0b1011, 0b1101, 0b1110].index(int(bits))]
+            key = {
+                "store": str(store_key),
+                "month": month,
+                "weekday": WEEKDAYS[int(weekday or 0)],
+                "hour": f"{int(hour or 0):02d}",
+            }[by]
+            sums[by][(unit, key)] = [int(receipts), int(sales), int(refunds)]
+        return _breakdown_rows(sums)
+    rows = db.query(
+        f"SELECT currency, store, day, hour, {figures} GROUP BY currency, store, day, hour",
+        window,
+    )
     weekday_of: dict[str, str] = {}
     for unit, store, day, hour, receipts, sales, refunds in rows:
         if day not in weekday_of:
             weekday_of[day] = WEEKDAYS[date.fromisoformat(day).weekday()]
         keys = (str(store), day[:7], weekday_of[day], f"{int(hour):02d}")
         for by, key in zip(BREAKDOWNS, keys, strict=True):
-            figures = sums[by][(unit, key)]
-            figures[0] += int(receipts)
-            figures[1] += int(sales)
-            figures[2] += int(refunds)
+            acc = sums[by][(unit, key)]
+            acc[0] += int(receipts)
+            acc[1] += int(sales)
+            acc[2] += int(refunds)
+    return _breakdown_rows(sums)
+
+
+def _breakdown_rows(
+    sums: dict[str, dict[tuple[str, str], list[int]]],
+) -> dict[str, list[RevenueRow]]:
     order = {day: n for n, day in enumerate(WEEKDAYS)}
     out = {}
     for by, groups in sums.items():
