@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -186,7 +187,9 @@ def sim_card(
     """Serve a simulated card to vsmartcard's vpcd, so pcscd and pyscard see a reader.
 
     Reads commands on standard input: `remove`, `insert`, `tear N` (tear the
-    card away at its N-th next APDU), `quit`.
+    card away at its N-th next APDU), `quit`. The end of input means no more
+    commands: the card stays in until `quit`, SIGINT or SIGTERM, so
+    `loyalty sim card --type desfire &` serves a script's tests.
     """
     from .simulators.desfire import VirtualDesfire
     from .simulators.ntag424 import VirtualNtag424
@@ -224,6 +227,7 @@ def sim_card(
     except ReaderError as error:
         raise click.ClickException(f"{error} (start pcscd with the vpcd driver)") from error
     click.echo(f"{card_type} card {card.uid.hex().upper()} inserted in vpcd on port {port}")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for line in sys.stdin:
             words = line.split()
@@ -244,10 +248,21 @@ def sim_card(
                 click.echo("commands: remove, insert, tear N, quit")
             if isinstance(card, VirtualNtag424) and card_file is not None:
                 card.save(card_file)
+        else:  # end of input, not `quit`: serve until a signal
+            click.echo("no more commands; serving until SIGINT or SIGTERM", err=True)
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bridge.remove()
         if isinstance(card, VirtualNtag424) and card_file is not None:
             card.save(card_file)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the card's service as Ctrl-C does
 
 
 def _issue_in_process(card: object, keys: SoftwareKeyStore | None) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ._errors import LoyaltyError
+from ._extras import require
 
 _CONFIG = click.option(
     "--config",
@@ -57,7 +58,7 @@ _DB = click.option(
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes (PostgreSQL).")
 def serve(db: str, host: str, port: int, workers: int) -> None:
     """Serve the hub's HTTP API (OpenAPI schema at /openapi.json, docs at /docs)."""
-    import uvicorn
+    uvicorn = require("uvicorn", extra="hub", feature="loyalty hub serve")
 
     from .hub import create_app
 

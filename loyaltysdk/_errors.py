@@ -54,6 +54,20 @@ class ConfigurationError(LoyaltyError, ValueError):
     """A setting given to the SDK is invalid."""
 
 
+class MissingExtra(ConfigurationError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the
+    ``pip install 'loyaltysdk[...]'`` to run."""
+
+    def __init__(self, feature: str, extra: str, missing: str) -> None:
+        super().__init__(
+            f"{feature} needs the {extra!r} extra ({missing} is not installed):"
+            f" pip install 'loyaltysdk[{extra}]'"
+        )
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+
+
 # --- values ---------------------------------------------------------------
 
 

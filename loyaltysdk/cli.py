@@ -7,12 +7,25 @@ registered here, so this file stays an index.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from . import __version__
+from ._errors import LoyaltyError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Commands whose SDK errors end in one line on stderr and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LoyaltyError as error:
+            raise click.ClickException(f"{type(error).__name__}: {error}") from error
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="loyalty")
 def main() -> None:
     """Loyalty cards, points, e-vouchers and stored value for POS tills."""

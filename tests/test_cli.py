@@ -157,6 +157,38 @@ def test_sim_card_through_pcscd_then_readers_and_card_info(pcscd, tmp_path) -> N
         sim.wait(timeout=10)
 
 
+@pytest.mark.pcsc
+def test_sim_card_serves_after_its_input_ends_until_sigterm(pcscd, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`loyalty sim card ... &` in a script: no standard input, the card stays in."""
+    import signal
+    import subprocess
+    import sys
+
+    command = ["sim", "card", "--type", "ntag424", "--port", str(pcscd.port)]
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "loyaltysdk", *command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None and sim.stderr is not None
+        assert "inserted in vpcd" in sim.stdout.readline()
+        # Decided by the event, not by a time: the card says its input ended...
+        assert "serving until SIGINT or SIGTERM" in sim.stderr.readline()
+        # ...and still answers afterwards.
+        listed = CliRunner().invoke(main, ["readers"])
+        assert "Virtual PCD 00 00: mifare-desfire, ATR" in listed.output, listed.output
+        assert sim.poll() is None
+        sim.send_signal(signal.SIGTERM)
+        assert sim.wait(timeout=30) == 0
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+
+
 def test_voucher_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     key, ring, db = tmp_path / "hq.key", tmp_path / "keyring.json", tmp_path / "v.db"

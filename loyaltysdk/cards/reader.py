@@ -104,7 +104,7 @@ def open_reader(path: str) -> Reader:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        hint = f" (install loyaltysdk[{extra}])" if extra else ""
-        raise DriverMissing(f"reader driver {scheme!r} cannot load: {error}{hint}") from error
+        hint = f": pip install 'loyaltysdk[{extra}]'" if extra else ""
+        raise DriverMissing(f"reader driver {scheme!r} cannot load ({error}){hint}") from error
     reader: Reader = getattr(module, factory)(argument)
     return reader

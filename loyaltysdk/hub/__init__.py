@@ -32,6 +32,9 @@ __all__ = [
 
 def create_app(hub: Hub) -> FastAPI:
     """The ASGI app (imports FastAPI only when asked)."""
+    from .._extras import require
+
+    require("fastapi", extra="hub", feature="the hub's HTTP service")
     from ._app import create_app as make
 
     return make(hub)

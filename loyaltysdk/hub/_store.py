@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._errors import ConfigurationError, HubError
+from .._errors import HubError
+from .._extras import require
 from ..reports import REPORT_TABLES, SQLITE_INDEXES
 
 _TABLES = """
@@ -249,10 +250,9 @@ class PostgresHubStore:
     dialect = "postgres"
 
     def __init__(self, dsn: str) -> None:
-        try:
-            import psycopg
-        except ImportError as error:  # pragma: no cover - the extra is missing
-            raise ConfigurationError("PostgreSQL needs loyaltysdk[postgres]") from error
+        require("psycopg", extra="postgres", feature="a hub on PostgreSQL")
+        import psycopg
+
         try:
             self._conn = psycopg.connect(dsn, autocommit=True)
         except psycopg.Error as error:

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from .._extras import require
 from ..vouchers import VoucherTerms
 
 REPORT_TABLES = (
@@ -199,6 +200,7 @@ class PostgresDb:
     dialect = "postgres"
 
     def __init__(self, dsn: str) -> None:
+        require("psycopg", extra="postgres", feature="reports on PostgreSQL")
         import psycopg
 
         self.conn = psycopg.connect(dsn, autocommit=True)

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any
 
+from .._extras import require
 from .._money import Money
 from ._data import PostgresDb, SQLiteDb
 from ._reports import (
@@ -105,6 +106,7 @@ def html_report(
     liability, which is the chain's (points earned at one store are spent
     at another): of that, the months of the window are shown.
     """
+    require("plotly", extra="reports", feature="the HTML report's charts")
     import plotly.graph_objects as go
     import plotly.io as pio
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from .._extras import require
 from ._reports import Db, currency_of
 
 
@@ -74,6 +75,7 @@ def lifetime_value(
     Raises:
         ValueError: too few members to fit the purchase model.
     """
+    require("scipy", extra="reports", feature="predicted lifetime value")
     from . import _clv  # scipy, only when asked
 
     unit = currency_of(db, currency)

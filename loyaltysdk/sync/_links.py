@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .. import _enrolment
-from .._errors import DriverMissing, HubError, SyncError
+from .._errors import HubError, SyncError
+from .._extras import require
 from ._wire import (
     AuthError,
     BadRecord,
@@ -143,13 +144,7 @@ class DirectLink:
 
 
 def _httpx() -> Any:
-    try:
-        import httpx
-    except ImportError as error:  # pragma: no cover - the extra is missing
-        raise DriverMissing(
-            "talking to the hub over HTTP needs: pip install 'loyaltysdk[hub]'"
-        ) from error
-    return httpx
+    return require("httpx", extra="hub", feature="talking to the hub over HTTP")
 
 
 #: HTTP refusals as the errors a till acts on; 5xx and no answer are `SyncError` (retry).
