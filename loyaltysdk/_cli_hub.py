@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tomllib
@@ -103,6 +104,44 @@ def add_till(till_id: str, db: str) -> None:
         raise _fail(error) from error
 
 
+@hub_group.command("tills")
+@_DB
+@click.option(
+    "--offline-after",
+    type=int,
+    default=900,
+    show_default=True,
+    help="Seconds without a sync after which a till counts as offline.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tills(db: str, offline_after: int, as_json: bool) -> None:
+    """Every till: last sync, acknowledged sequence, outbox lag, offline since, exceptions."""
+    import attrs
+
+    rows = _open_hub(db).tills(offline_after=offline_after)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(r) for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no tills (add one with `loyalty hub add-till`)")
+        return
+    header = ("till", "last sync (UTC)", "acked", "lag", "offline since", "exceptions")
+    table = [
+        (
+            r.till_id,
+            (r.last_sync or "never")[:19],
+            str(r.acked),
+            str(r.lag),
+            (r.offline_since or "-")[:19] if r.registered_at else "not registered",
+            str(r.exceptions),
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header)]
+    for row in (header, *table):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 def _config(path: Path) -> dict[str, Any]:
     data = tomllib.loads(path.read_text())
     base = path.parent
@@ -180,6 +219,18 @@ def sync(config_path: Path) -> None:
     )
 
 
+def _is_hub_file(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return bool(
+                conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'hub_tills'").fetchone()
+            )
+    except sqlite3.DatabaseError:
+        return False
+
+
 @click.command("status")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -187,6 +238,11 @@ def status(db: Path, as_json: bool) -> None:
     """The outbox: how many records wait for the hub and how old the oldest is."""
     from .till import sync_status_of
 
+    if _is_hub_file(db):
+        raise click.ClickException(
+            f"{db} is a hub's database, not a till's: see its tills with"
+            f" `loyalty hub tills --db {db}`"
+        )
     try:
         found = sync_status_of(db)
     except LoyaltyError as error:

@@ -82,20 +82,22 @@ class LossyLink:
             self.lost_replies += 1
             raise SyncError("reply lost")
 
-    def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
+    def push(
+        self, records: Sequence[tuple[int, str]], *, head: int | None = None
+    ) -> PushResult:
         self._maybe_drop()
         batch = list(records)
         if len(batch) > 1 and self.rng.random() < self.loss:
             # Reordered, and split: the tail may arrive before the head.
             self.rng.shuffle(batch)
             cut = self.rng.randrange(1, len(batch))
-            self.link.push(batch[cut:])
+            self.link.push(batch[cut:], head=head)
             batch = batch[:cut]
-        result = self.link.push(batch)
+        result = self.link.push(batch, head=head)
         self.sent += 1
         if self.rng.random() < self.loss:
             self.duplicated += 1
-            result = self.link.push(batch)
+            result = self.link.push(batch, head=head)
         self._maybe_lose_reply()
         return result
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._service import Hub, HubLimits, Principal
+from ._service import Hub, HubLimits, Principal, TillStatus
 from ._store import HubStore, PostgresHubStore, SQLiteHubStore, open_store
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ __all__ = [
     "PostgresHubStore",
     "Principal",
     "SQLiteHubStore",
+    "TillStatus",
     "create_app",
     "open_store",
 ]

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
 from typing import Annotated, Any
 
+import attrs
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -93,6 +94,8 @@ class Record(_Body):
 
 class PushBody(_Body):
     records: list[Record]  # how many: `HubLimits.records_per_push` (413 beyond)
+    # The newest record the till's outbox holds (head office sees the lag).
+    head: int | None = Field(default=None, ge=0, le=2**53 - 1)
 
 
 class HoldBody(_Body):
@@ -161,6 +164,18 @@ class CodesBody(_Body):
 
 class VouchersBody(_Body):
     terms: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+
+class TillRow(BaseModel):
+    till_id: str
+    registered_at: str | None
+    last_sync: str | None
+    acked: int
+    head: int
+    lag: int
+    events_acked: int
+    offline_since: str | None
+    exceptions: int
 
 
 class Pushed(BaseModel):
@@ -357,7 +372,7 @@ def create_app(hub: Hub) -> FastAPI:
     @app.post("/v1/sync/push", responses=_TILL)
     def push(body: PushBody, till_id: Annotated[str, Depends(till)]) -> Pushed:
         """Upload outbox records; applied exactly once per (till, seq), all or none."""
-        result = hub.push(till_id, [(r.seq, r.payload) for r in body.records])
+        result = hub.push(till_id, [(r.seq, r.payload) for r in body.records], head=body.head)
         return Pushed(
             acked=result.acked,
             applied=result.applied,
@@ -430,6 +445,17 @@ def create_app(hub: Hub) -> FastAPI:
     def create_till(body: TillBody, who: Annotated[str, Depends(admin)]) -> dict[str, str]:
         """Allow a till to register; returns its one-time enrolment token."""
         return {"till_id": body.till_id, "enrolment_token": hub.create_till(body.till_id)}
+
+    @app.get("/v1/admin/tills", responses=_responses(401, 403, 422))
+    def list_tills(
+        who: Annotated[str, Depends(admin)],
+        offline_after: Annotated[int, Query(ge=1, le=30 * 86_400)] = 900,
+    ) -> dict[str, list[TillRow]]:
+        """Every till: registered, last sync, acknowledged sequence, outbox lag, offline
+        since (no sync for `offline_after` seconds), exceptions its records caused."""
+        return {
+            "tills": [TillRow(**attrs.asdict(t)) for t in hub.tills(offline_after=offline_after)]
+        }
 
     @app.post("/v1/admin/updates", responses=_ADMIN)
     def publish(body: UpdateBody, who: Annotated[str, Depends(admin)]) -> dict[str, int]:

@@ -46,7 +46,7 @@ from ..sync import (
     update_message,
 )
 from . import _records
-from ._book import Book
+from ._book import HUB, Book
 from ._directory import Directory, check_event
 from ._store import HubStore
 
@@ -71,6 +71,25 @@ class HubLimits:
     body_bytes: int = 8 << 20
     records_per_push: int = 1_000
     held_bytes: int = 4 << 20
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@attrs.frozen
+class TillStatus:
+    """One till as head office sees it (`Hub.tills`, `GET /v1/admin/tills`)."""
+
+    till_id: str
+    registered_at: str | None  # None: created, its enrolment token not used yet
+    last_sync: str | None  # UTC, ISO 8601: its last push (None: never synced)
+    acked: int  # the hub's cursor in its outbox: every record up to it applied
+    head: int  # the newest outbox record it said it holds
+    lag: int  # records it holds that the hub has not applied (head - acked)
+    events_acked: int  # what it learned (enrolments, cards, taps) received up to here
+    offline_since: str | None  # its last sync, once no other followed for a while
+    exceptions: int  # conflicts its offline records caused (`exceptions`)
 
 
 @attrs.frozen
@@ -217,8 +236,16 @@ class Hub:
 
     # -- ingest -----------------------------------------------------------------------
 
-    def push(self, till_id: str, records: Sequence[tuple[int, str]]) -> PushResult:
-        """Apply a batch of `(seq, payload)` outbox records from one till, exactly once."""
+    def push(
+        self, till_id: str, records: Sequence[tuple[int, str]], *, head: int | None = None
+    ) -> PushResult:
+        """Apply a batch of `(seq, payload)` outbox records from one till, exactly once.
+
+        `head`: the newest record the till's outbox holds (it may send it with no
+        records: a sync round's heartbeat). It and the time are what `tills` shows.
+        """
+        if head is not None and (type(head) is not int or not 0 <= head <= _records.MAX_SEQ):
+            raise BadRecord(f"bad outbox head {head!r:.40}")
         if len(records) > self.limits.records_per_push:
             raise TooLarge(f"a push carries at most {self.limits.records_per_push} records")
         parsed: dict[int, str] = {}
@@ -281,6 +308,14 @@ class Hub:
                     "DELETE FROM hub_held WHERE till = ? AND seq <= ?", (till_id, acked)
                 )
             waiting = len(later) + sum(1 for seq in held if seq > acked)
+            newest = max([head or 0, *parsed])
+            self.store.execute(
+                "INSERT INTO hub_till_contact (till, last_sync, head) VALUES (?, ?, ?)"
+                " ON CONFLICT (till) DO UPDATE SET last_sync = excluded.last_sync,"
+                " head = CASE WHEN excluded.head > hub_till_contact.head"
+                " THEN excluded.head ELSE hub_till_contact.head END",
+                (till_id, int(self._clock()), newest),
+            )
         return PushResult(acked, len(ready), duplicates, int(waiting))
 
     def _check_replays(self, till_id: str, replays: dict[int, str]) -> None:
@@ -518,6 +553,43 @@ class Hub:
         return int(
             self.store.execute("SELECT count(*) FROM hub_entries WHERE till = ?", (till_id,))[0][0]
         )
+
+    def tills(self, *, offline_after: float = 900) -> list[TillStatus]:
+        """Every till head office created: registered, last sync, cursor, lag, exceptions.
+
+        A till is offline from its last sync once `offline_after` seconds pass
+        with no other (its background sync runs a round every few seconds).
+        """
+        now = int(self._clock())
+        exceptions = dict(
+            self.store.execute("SELECT till, count(*) FROM hub_exceptions GROUP BY till")
+        )
+        rows = self.store.execute(
+            "SELECT t.id, t.registered_at, t.acked, c.last_sync, c.head, e.acked"
+            " FROM hub_tills t LEFT JOIN hub_till_contact c ON c.till = t.id"
+            " LEFT JOIN hub_event_cursors e ON e.till = t.id WHERE t.id != ? ORDER BY t.id",
+            (HUB,),
+        )
+        out = []
+        for till_id, registered, acked, last_sync, head, events in rows:
+            seen = None if last_sync is None else int(last_sync)
+            acked, head = int(acked), max(int(head or 0), int(acked))
+            out.append(
+                TillStatus(
+                    till_id=till_id,
+                    registered_at=registered,
+                    last_sync=None if seen is None else _iso(seen),
+                    acked=acked,
+                    head=head,
+                    lag=head - acked,
+                    events_acked=int(events or 0),
+                    offline_since=_iso(seen)
+                    if seen is not None and now - seen > offline_after
+                    else None,
+                    exceptions=int(exceptions.get(till_id, 0)),
+                )
+            )
+        return out
 
     def exceptions(self) -> list[dict[str, Any]]:
         rows = self.store.execute(

@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS hub_tills (
     id TEXT PRIMARY KEY, secret_hash TEXT, enrol_hash TEXT NOT NULL,
     registered_at TEXT, acked BIGINT NOT NULL DEFAULT 0
 );
+-- Each till's last contact: when its sync last reached the hub, and the newest
+-- outbox record it said it holds (what the hub has not yet acknowledged is lag).
+CREATE TABLE IF NOT EXISTS hub_till_contact (
+    till TEXT PRIMARY KEY, last_sync BIGINT NOT NULL, head BIGINT NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS hub_entries (
     till TEXT NOT NULL, seq BIGINT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
     at BIGINT NOT NULL, memo TEXT, payload TEXT NOT NULL, PRIMARY KEY (till, seq)

@@ -26,7 +26,9 @@ from ._wire import (
 class HubLink(Protocol):
     """The till's view of the hub."""
 
-    def push(self, records: Sequence[tuple[int, str]]) -> PushResult: ...
+    def push(
+        self, records: Sequence[tuple[int, str]], *, head: int | None = None
+    ) -> PushResult: ...
 
     def pull(self, after: int, limit: int = 500) -> list[Update]: ...
 
@@ -68,7 +70,9 @@ class HubService(Protocol):
 
     def authenticate(self, token: str | None) -> Any: ...
 
-    def push(self, till_id: str, records: Sequence[tuple[int, str]]) -> PushResult: ...
+    def push(
+        self, till_id: str, records: Sequence[tuple[int, str]], *, head: int | None = None
+    ) -> PushResult: ...
 
     def pull(self, after: int, limit: int = 500) -> list[Update]: ...
 
@@ -109,8 +113,8 @@ class DirectLink:
             raise Forbidden("a till link needs a till credential")
         self.till_id: str = who.id
 
-    def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
-        return self.hub.push(self.till_id, records)
+    def push(self, records: Sequence[tuple[int, str]], *, head: int | None = None) -> PushResult:
+        return self.hub.push(self.till_id, records, head=head)
 
     def pull(self, after: int, limit: int = 500) -> list[Update]:
         return self.hub.pull(after, limit)
@@ -201,8 +205,12 @@ class HttpLink:
             raise refusal(f"hub refused ({response.status_code}): {detail[:300]}")
         return response.json()
 
-    def push(self, records: Sequence[tuple[int, str]]) -> PushResult:
-        body = {"records": [{"seq": seq, "payload": payload} for seq, payload in records]}
+    def push(self, records: Sequence[tuple[int, str]], *, head: int | None = None) -> PushResult:
+        body: dict[str, Any] = {
+            "records": [{"seq": seq, "payload": payload} for seq, payload in records]
+        }
+        if head is not None:
+            body["head"] = head
         data = self._call("POST", "/v1/sync/push", json=body)
         return PushResult(data["acked"], data["applied"], data["duplicates"], data["held"])
 

@@ -88,7 +88,12 @@ class Syncer:
         """Send the outbox; returns (records sent, the hub's acknowledged cursor)."""
         ledger = self.till.ledger
         sent = 0
-        acked = ledger.outbox_status().acked_seq
+        status = ledger.outbox_status()
+        acked, head = status.acked_seq, status.last_seq
+        if head <= acked:
+            # Nothing waits: a heartbeat, so head office sees when this till last synced.
+            self.link.push([], head=head)
+            return 0, acked
         while True:
             records = ledger.outbox(after_seq=acked, limit=self.batch)
             if not records:
@@ -99,7 +104,7 @@ class Syncer:
                 if size > self.max_bytes and count:
                     records = records[:count]
                     break
-            result = self.link.push([(r.seq, r.payload) for r in records])
+            result = self.link.push([(r.seq, r.payload) for r in records], head=head)
             sent += len(records)
             if result.acked > acked:
                 ledger.ack_outbox(result.acked)

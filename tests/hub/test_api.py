@@ -171,11 +171,11 @@ def test_background_sync_with_backoff(hub: Hub, tmp_path: Path) -> None:
     class Flaky(DirectLink):
         calls = 0
 
-        def push(self, records):  # type: ignore[no-untyped-def]
+        def push(self, records, *, head=None):  # type: ignore[no-untyped-def]
             Flaky.calls += 1
             if Flaky.calls < 3:
                 raise SyncError("network down")
-            return super().push(records)
+            return super().push(records, head=head)
 
     till = Till.open(
         tmp_path / "till.db",

@@ -32,9 +32,9 @@ class Switch(DirectLink):
         if self.down:
             raise SyncError("no network")
 
-    def push(self, records: Any) -> Any:
+    def push(self, records: Any, *, head: int | None = None) -> Any:
         self._check()
-        return super().push(records)
+        return super().push(records, head=head)
 
     def pull(self, after: int, limit: int = 500) -> Any:
         self._check()

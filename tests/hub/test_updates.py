@@ -106,8 +106,9 @@ def test_the_background_loop_survives_what_it_cannot_handle(hub: Hub, tmp_path: 
     class Broken:
         calls = 0
 
-        def push(self, records: Any) -> Any:
-            raise AssertionError("nothing to push")
+        def push(self, records: Any, *, head: int | None = None) -> Any:
+            Broken.calls += 1
+            raise RuntimeError("a bug in a link")
 
         def pull(self, after: int, limit: int = 500) -> list[Update]:
             Broken.calls += 1
