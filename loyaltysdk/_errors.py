@@ -46,12 +46,44 @@ class SyncError(LoyaltyError):
     """Synchronisation with the hub failed or was refused."""
 
 
+class HubUnreachable(SyncError, ConnectionError):
+    """The hub did not answer (network down, timeout, a 5xx): retry later; the till
+    keeps working offline and its outbox waits."""
+
+    should_retry = True
+
+
 class HubError(LoyaltyError):
     """The hub refused a request or could not serve it."""
 
 
+class StorageError(LedgerError):
+    """The till's file could not be read or written. The transaction in progress
+    rolled back as a whole: nothing was half-written and nothing was lost."""
+
+
+class StorageFull(StorageError):
+    """The disk (or the file's quota) is full; retry once space is freed."""
+
+    should_retry = True
+
+
+class NotATillFile(StorageError):
+    """The file exists but is not a loyaltysdk file: empty, damaged beyond reading, or
+    another program's database. Refused so that nothing of it is overwritten."""
+
+
+class StorageClosed(LoyaltyError, RuntimeError):
+    """A call on a till or ledger after its `close()`."""
+
+
 class ConfigurationError(LoyaltyError, ValueError):
     """A setting given to the SDK is invalid."""
+
+
+class WrongType(LoyaltyError, TypeError):
+    """An argument of the wrong type (a dict where a Basket goes, an int where Money
+    goes): the message names the parameter and what it takes."""
 
 
 class MissingExtra(ConfigurationError, ImportError):

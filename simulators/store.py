@@ -31,7 +31,7 @@ from loyaltysdk.simulators.ntag424 import VirtualNtag424
 from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import Basket, Line, Money, Till
-from loyaltysdk._errors import CardError, LoyaltyError, SyncError
+from loyaltysdk._errors import CardError, HubUnreachable, LoyaltyError, SyncError
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.ntag424 import MemoryCounterStore, SunVerifier, read_sun_url
 from loyaltysdk.cards.purse import Purse
@@ -72,15 +72,15 @@ class LossyLink:
 
     def _maybe_drop(self) -> None:
         if self.partitioned:
-            raise SyncError("partitioned")
+            raise HubUnreachable("partitioned")
         if self.rng.random() < self.loss:
             self.lost_requests += 1
-            raise SyncError("request lost")
+            raise HubUnreachable("request lost")
 
     def _maybe_lose_reply(self) -> None:
         if self.rng.random() < self.loss:
             self.lost_replies += 1
-            raise SyncError("reply lost")
+            raise HubUnreachable("reply lost")
 
     def push(
         self, records: Sequence[tuple[int, str]], *, head: int | None = None

@@ -11,7 +11,7 @@ risen.
 
 from __future__ import annotations
 
-from .._errors import InvalidAmount, LedgerError
+from .._errors import InvalidAmount, LedgerError, StorageError
 
 
 class InvalidTransaction(LedgerError, ValueError):
@@ -38,8 +38,9 @@ class AccountConflict(LedgerError):
     """An account id exists already with another unit or other flags."""
 
 
-class LedgerCorrupted(LedgerError):
-    """The stored balances disagree with the journal: never fixed silently."""
+class LedgerCorrupted(StorageError):
+    """The stored balances disagree with the journal, or the file's pages are damaged:
+    never fixed silently."""
 
 
 class Rejection(LedgerError):

@@ -21,6 +21,7 @@ from typing import Final, cast
 from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount
 from .._ids import is_id, is_text
 from .._money import Amount, Money, Points, amount_of, check_unit
+from ._boundary import storage_boundary
 from ._errors import (
     REJECTIONS,
     AccountConflict,
@@ -225,6 +226,7 @@ def _posting_from_row(row: PostingRow) -> Posting:
     return Posting(row.account, Side(row.side), amount_of(row.amount, row.unit), expires)
 
 
+@storage_boundary
 class Ledger:
     """A till's (or a hub's) ledger. Open with `Ledger.open` or `Ledger.in_memory`.
 
@@ -260,8 +262,13 @@ class Ledger:
         origin: str,
         clock: Clock | None = None,
         synchronous: Synchronous = "FULL",
+        create: bool = False,
     ) -> Ledger:
         """Open (creating or migrating) the ledger in the SQLite file at `path`.
+
+        A path that does not exist becomes a new file. An existing file that is
+        not a till's (empty, not SQLite, another program's tables) is refused
+        with `NotATillFile`; `create=True` makes an existing empty file a new one.
 
         Args:
             path: the file; its directory must exist.
@@ -270,7 +277,8 @@ class Ledger:
             clock: returns the current aware UTC time (tests inject one).
             synchronous: SQLite's durability level; FULL unless you know why not.
         """
-        return cls(SQLiteStore(path, synchronous=synchronous), origin=origin, clock=clock)
+        store = SQLiteStore(path, synchronous=synchronous, create=create)
+        return cls(store, origin=origin, clock=clock)
 
     @classmethod
     def in_memory(cls, *, origin: str = "TEST", clock: Clock | None = None) -> Ledger:
@@ -787,6 +795,10 @@ class Ledger:
         """
         problems: list[str] = []
         with self._lock:
+            # Damaged pages first: SQLite's own check reads every page of the file.
+            problems.extend(self._store.page_problems())
+            if problems:
+                raise LedgerCorrupted("; ".join(problems))
             rows = {row.account.id: row for row in self._store.all_accounts()}
             sums: dict[str, list[int]] = {}
             for account_id, dp, cp, dpe, cpe in self._store.fold_journal():

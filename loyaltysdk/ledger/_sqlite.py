@@ -17,7 +17,14 @@ from typing import Final, Literal
 
 import sqlite_utils
 
-from .._errors import ConfigurationError
+from .._errors import (
+    ConfigurationError,
+    LoyaltyError,
+    NotATillFile,
+    StorageClosed,
+    StorageError,
+    StorageFull,
+)
 from .._money import MAX_AMOUNT
 from ._errors import BalanceOverflow
 from ._schema import migrate
@@ -68,19 +75,84 @@ class _Write:
         if store._depth == 0:
             try:
                 store._conn.execute("BEGIN IMMEDIATE")
-            except BaseException:
+            except BaseException as error:
                 store._lock.release()
-                raise
+                typed = (
+                    storage_error(error, store.path) if isinstance(error, sqlite3.Error) else None
+                )
+                if typed is None:
+                    raise
+                raise typed from error
         store._depth += 1
 
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _: object
+    ) -> None:
         store = self._store
         try:
             store._depth -= 1
             if store._depth == 0:
-                store._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+                try:
+                    store._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+                except sqlite3.Error as error:
+                    if exc_type is None:  # the commit itself failed: nothing of it stays
+                        with contextlib.suppress(sqlite3.Error):
+                            store._conn.execute("ROLLBACK")
+                        typed = storage_error(error, store.path)
+                        if typed is None:
+                            raise
+                        raise typed from error
         finally:
             store._lock.release()
+        if isinstance(exc, sqlite3.Error) and store._depth == 0:
+            typed = storage_error(exc, store.path)
+            if typed is not None:
+                raise typed from exc
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def storage_error(error: sqlite3.Error, path: str) -> LoyaltyError | None:
+    """The SDK's error for what SQLite raised (the transaction has rolled back), or None
+    for a programming error, which is shown as it is."""
+    if isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error):
+        return StorageClosed(f"called after close() ({path})")
+    code = getattr(error, "sqlite_errorname", "")
+    if code == "SQLITE_FULL" or "database or disk is full" in str(error):
+        return StorageFull(f"{path}: the disk is full; nothing of this transaction was written")
+    if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or (
+        isinstance(error, sqlite3.DatabaseError)
+        and ("malformed" in str(error) or "not a database" in str(error))
+    ):
+        from ._errors import LedgerCorrupted
+
+        return LedgerCorrupted(f"{path}: the file is damaged ({error})")
+    if isinstance(
+        error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
+    ):
+        return None
+    return StorageError(f"{path}: {error}")
+
+
+def _refuse_foreign(path: str, *, create: bool) -> bool:
+    """Whether `path` exists; refuses an existing file that is not a SQLite database (an
+    empty one too, unless `create`: it would silently open as a new, empty till)."""
+    file = Path(path)
+    if path == ":memory:" or path.startswith("file:") or not file.exists():
+        return False
+    size = file.stat().st_size
+    if size == 0:
+        if create:
+            return False
+        raise NotATillFile(
+            f"{path} is an empty file, not a till file (its history would be gone):"
+            " pass create=True to make a new till file there"
+        )
+    with file.open("rb") as handle:
+        if handle.read(16) != _SQLITE_HEADER:
+            raise NotATillFile(f"{path} is not a till file (not a SQLite database)")
+    return True
 
 
 class SQLiteStore:
@@ -92,11 +164,13 @@ class SQLiteStore:
         *,
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 5.0,
+        create: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise ConfigurationError(
                 f"synchronous must be FULL, EXTRA, NORMAL or OFF: {synchronous!r}"
             )
+        existed = _refuse_foreign(str(path), create=create)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so there is
         # exactly one commit per write and nothing implicit in between.
         self._conn = sqlite3.connect(
@@ -105,7 +179,31 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._depth = 0
         self.path = str(path)
+        try:
+            self._configure(synchronous, existed=existed)
+        except BaseException as error:
+            self._conn.close()
+            if not isinstance(error, sqlite3.Error):
+                raise
+            if isinstance(error, sqlite3.DatabaseError) and not isinstance(
+                error, sqlite3.OperationalError
+            ):
+                raise NotATillFile(f"{path} is not a readable till file ({error})") from error
+            raise storage_error(error, self.path) or error from error
+        self._bulk_db: sqlite_utils.Database | None = None
+
+    def _configure(self, synchronous: Synchronous, *, existed: bool) -> None:
         conn = self._conn
+        if existed:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            tables = [
+                n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+            if version == 0 and tables:
+                raise NotATillFile(
+                    f"{self.path} is another program's database (tables {', '.join(tables[:3])}"
+                    f"{', ...' if len(tables) > 3 else ''}), not a till file"
+                )
         if self.path != ":memory:":
             # Small pages: a checkout dirties about a dozen pages (journal,
             # postings, key and account indexes, balances, lots, outbox), and
@@ -122,7 +220,6 @@ class SQLiteStore:
         # ledger resolves every account it names before it writes.
         conn.execute("PRAGMA foreign_keys=OFF")
         migrate(conn)
-        self._bulk_db: sqlite_utils.Database | None = None
 
     @property
     def lock(self) -> threading.RLock:
@@ -156,6 +253,16 @@ class SQLiteStore:
                 yield
             finally:
                 self._conn.execute(f"PRAGMA synchronous={self._synchronous}")
+
+    def page_problems(self) -> list[str]:
+        """What SQLite's quick_check finds wrong with the file's pages (nothing: [])."""
+        try:
+            found = [str(r) for (r,) in self._conn.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.ProgrammingError:
+            raise  # closed: the boundary says so
+        except sqlite3.DatabaseError as error:
+            return [f"the file's pages cannot be read: {error}"]
+        return [] if found == ["ok"] else [f"damaged pages: {p}" for p in found[:20]]
 
     def close(self) -> None:
         """Close the connection (a WAL checkpoint happens as SQLite closes)."""

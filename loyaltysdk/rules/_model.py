@@ -84,6 +84,13 @@ class Basket:
     lines: tuple[Line, ...] = attrs.field(converter=_lines)
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.currency, str) or not (
+            len(self.currency) == 3
+            and self.currency.isascii()
+            and self.currency.isalpha()
+            and self.currency.isupper()
+        ):
+            raise BasketError(f"a basket's currency is an ISO 4217 code, not {self.currency!r}")
         for line in self.lines:
             if not isinstance(line, Line):
                 raise BasketError(f"a basket holds Line values, not {line!r}")

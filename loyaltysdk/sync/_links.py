@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .. import _enrolment
-from .._errors import HubError, SyncError
+from .._errors import HubError, HubUnreachable, SyncError
 from .._extras import require
 from ._wire import (
     AuthError,
@@ -193,9 +193,9 @@ class HttpLink:
         try:
             response = self._client.request(method, path, **kwargs)
         except self._httpx.HTTPError as error:
-            raise SyncError(f"hub unreachable: {type(error).__name__}") from error
+            raise HubUnreachable(f"hub unreachable: {type(error).__name__}") from error
         if response.status_code >= 500:
-            raise SyncError(f"hub error {response.status_code}")
+            raise HubUnreachable(f"hub error {response.status_code}")
         if response.status_code >= 400:
             try:
                 detail = str(response.json().get("detail", response.text))
@@ -298,7 +298,7 @@ def register(
             timeout=timeout,
         )
     except httpx.HTTPError as error:
-        raise SyncError(f"hub unreachable: {type(error).__name__}") from error
+        raise HubUnreachable(f"hub unreachable: {type(error).__name__}") from error
     if response.status_code == 401:
         raise AuthError("the hub refused the enrolment token")
     if response.status_code != 200:

@@ -14,6 +14,7 @@ the till's tables.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from typing import Any, Protocol
@@ -25,6 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .._errors import HubError, LoyaltyError, SyncError
 from ._links import HubLink
 from ._wire import BadRecord, UnknownUpdate, UntrustedUpdate, Update, update_message
+
+# Messages name the error, never a credential or a payload.
+_log = logging.getLogger("loyaltysdk.sync")
 
 
 class SyncedTill(Protocol):
@@ -191,19 +195,25 @@ class Syncer:
         def loop() -> None:
             delay = interval
             while not self._stop.is_set():
+                failed = self.last_error
                 try:
-                    self.run_once()
+                    report = self.run_once()
                     self.last_error = None
                     delay = interval
+                    if failed is not None:
+                        _log.info("sync with the hub works again (acked %d)", report.acked)
                 except SyncError as error:
                     self.last_error = error
                     delay = min(max_backoff, max(delay, 0.05) * 2)
+                    _log.warning("sync failed, retrying in %.0f s: %s", delay, error)
                 except LoyaltyError as error:
                     self.last_error = error  # refused: try again much later
                     delay = max_backoff
+                    _log.error("the hub refused the sync (%s): %s", type(error).__name__, error)
                 except Exception as error:
                     self.last_error = HubError(f"sync failed: {type(error).__name__}: {error}")
                     delay = max_backoff
+                    _log.exception("sync failed unexpectedly; retrying in %.0f s", delay)
                 self._stop.wait(delay * random.uniform(0.8, 1.2))
 
         self._thread = threading.Thread(target=loop, name="loyaltysdk-sync", daemon=True)

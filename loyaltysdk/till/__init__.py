@@ -22,6 +22,7 @@ from ._errors import (
     UnknownMember,
     UnknownTier,
     VoidRefused,
+    WalletShort,
     WrongCurrency,
 )
 from ._members import MemberRecord
@@ -62,6 +63,7 @@ __all__ = [
     "UnknownTier",
     "VoidRefused",
     "VoucherUse",
+    "WalletShort",
     "WrongCurrency",
     "sync_status_of",
 ]

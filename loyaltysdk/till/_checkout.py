@@ -24,11 +24,12 @@ import os
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from .._errors import CardError, HubError, SyncError
+from .._errors import CardError, HubError, InvalidAmount, SyncError, WrongType
 from .._money import Money, Points
 from ..cards.purse import Kind
 from ..cards.transport import Transport
 from ..ledger import HoldExpired, HoldResolved, InsufficientFunds, Posting
+from ..ledger._boundary import storage_boundary
 from ..rules import Basket, Context, EarnResult, evaluate
 from ..vouchers import VoucherExhausted
 from ._errors import (
@@ -40,6 +41,7 @@ from ._errors import (
     OverPayment,
     PresenceRequired,
     SessionClosed,
+    WalletShort,
     WrongCurrency,
     reference,
 )
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 SESSION_HOLD = "s:"
 
 
+@storage_boundary
 class Checkout:
     """One basket at one till. Create it with `Till.checkout(basket, identity)`."""
 
@@ -65,7 +68,9 @@ class Checkout:
         receipt_ref: str | None = None,
     ) -> None:
         if not isinstance(basket, Basket):
-            raise EmptyBasket(f"a checkout takes a Basket, not {basket!r}")
+            raise WrongType(
+                f"a checkout takes a Basket(currency, [Line(...), ...]), not {basket!r:.60}"
+            )
         if not basket.lines:
             raise EmptyBasket("a checkout needs at least one line")
         if basket.currency != till.currency:
@@ -187,8 +192,10 @@ class Checkout:
         """
         self._open()
         member_id = self._member_id()
-        if isinstance(points, bool) or not isinstance(points, int) or points < 0:
-            raise NotEnoughPoints(f"points to redeem must be a whole number, not {points!r}")
+        if isinstance(points, bool) or not isinstance(points, int):
+            raise WrongType(f"points to redeem are a whole number (int), not {points!r:.40}")
+        if points < 0:
+            raise InvalidAmount(f"points to redeem cannot be negative: {points}")
         if self._replayed is not None:
             return self.quote()  # a re-run of a completed receipt takes nothing
         assert self.identity is not None
@@ -347,7 +354,8 @@ class Checkout:
         if self._replayed is not None:
             return self.quote()
         if minor > self.due + self._wallet:
-            raise OverPayment(f"{amount} is more than the {self.due + self._wallet} due")
+            due = self.till.money(self.due + self._wallet)
+            raise OverPayment(f"{amount} is more than the {due} due")
         self.remove_wallet()
         self._holds_made += 1
         key = f"{SESSION_HOLD}{self.session}:wallet:{self._holds_made}"
@@ -365,7 +373,11 @@ class Checkout:
             )
         except InsufficientFunds as error:
             self._let_go("wallet")
-            raise CheckoutError(f"the wallet holds less than {amount}") from error
+            wallet = self.till.ledger.balance(self.till.wallet_account(member_id))
+            available = self.till.money(max(0, wallet.available.minor))
+            raise WalletShort(
+                f"the wallet holds {available}, less than {amount}", available=available
+            ) from error
         self._wallet, self._wallet_hold = minor, key
         return self.quote()
 
@@ -392,6 +404,14 @@ class Checkout:
         self._card = None
 
     # -- ending ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Checkout:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """A session left without `complete()` (an exception, a return) is cancelled: its
+        holds are let go at once instead of waiting for their expiry."""
+        self.cancel()
 
     def cancel(self) -> None:
         """Leave the session: every hold is voided, here and at the hub."""

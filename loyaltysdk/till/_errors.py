@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .._errors import LoyaltyError
 from .._ids import is_id
+from .._money import Money
 
 
 class CheckoutError(LoyaltyError):
@@ -45,6 +46,14 @@ class OverPayment(CheckoutError, ValueError):
 
 class WrongCurrency(CheckoutError, ValueError):
     """An amount is not in the till's currency."""
+
+
+class WalletShort(CheckoutError):
+    """The member's wallet holds less than asked; `available` is what it holds."""
+
+    def __init__(self, message: str, *, available: Money) -> None:
+        super().__init__(message)
+        self.available = available
 
 
 class SessionClosed(CheckoutError):

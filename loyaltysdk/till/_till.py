@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, InvalidAmount, WrongType
 from .._ids import RESERVED_NAMES, is_id, is_name
 from .._money import Money, Points, check_unit
 from ..cards.ntag424 import SunReplayed, SunTap, SunVerifier
@@ -32,6 +32,7 @@ from ..cards.purse import Kind, Purse
 from ..cards.transport import Transport
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger import Kind as EntryKind
+from ..ledger._boundary import storage_boundary
 from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
 from ..sync import HubLink, Update
@@ -106,6 +107,7 @@ class Identity:
     online: bool = False
 
 
+@storage_boundary
 class Till:
     """A till on its SQLite file; open it with `Till.open`."""
 
@@ -130,6 +132,7 @@ class Till:
         hub: HubLink | None = None,
         allowance: OfflineAllowance | None = None,
     ) -> None:
+        _check_rules(rules)
         if not isinstance(ledger.store, SQLiteStore):
             raise ConfigurationError("a till keeps its tables in the ledger's SQLite file")
         try:
@@ -208,11 +211,15 @@ class Till:
         timezone: str,
         rules: RuleSet,
         clock: Callable[[], datetime] | None = None,
+        create: bool = False,
         **options: Any,
     ) -> Till:
         """Open (or create, or migrate) a till's file and check its configuration.
 
         Args:
+            create: make an existing empty file a new till file (a path that does
+                not exist always becomes one). Without it an existing file that is
+                not a till's raises `NotATillFile`, so no history is lost silently.
             region: the store's region, for rules that name regions.
             options: the other keyword arguments of `Till` (purse, keyring,
                 policy, hub, allowance, ...).
@@ -220,7 +227,8 @@ class Till:
         Raises:
             ConfigurationError: an invalid setting, named.
         """
-        ledger = Ledger.open(path, origin=till_id, clock=clock)
+        _check_rules(rules)  # before the file is made
+        ledger = Ledger.open(path, origin=till_id, clock=clock, create=create)
         return cls(
             ledger,
             store=store,
@@ -232,8 +240,51 @@ class Till:
             **options,
         )
 
+    @classmethod
+    def in_memory(
+        cls,
+        *,
+        store: str = "S1",
+        till_id: str = "S1-T1",
+        currency: str = "EUR",
+        timezone: str = "UTC",
+        rules: RuleSet | None = None,
+        clock: Callable[[], datetime] | None = None,
+        **options: Any,
+    ) -> Till:
+        """A throwaway till for a POS's own tests: nothing on disk, one point per unit of
+        currency unless `rules` are given. Every other argument is as for `open`."""
+        from ..rules import load_rules
+
+        if rules is None:
+            rules = load_rules(
+                {
+                    "schema": 1,
+                    "version": 1,
+                    "currency": currency,
+                    "rules": [{"id": "base", "effect": {"type": "earn", "points": 1, "per": 100}}],
+                }
+            )
+        return cls(
+            Ledger.in_memory(origin=till_id, clock=clock),
+            store=store,
+            till_id=till_id,
+            currency=currency,
+            timezone=timezone,
+            rules=rules,
+            clock=clock,
+            **options,
+        )
+
     def close(self) -> None:
+        """Close the till's file; any later call raises `StorageClosed`."""
         self.ledger.close()
+
+    def __enter__(self) -> Till:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def now(self) -> datetime:
         return self._clock()
@@ -401,7 +452,9 @@ class Till:
             member_id, _, _ = self._card(uid)
             return Identity(self.member(member_id), uid, "card", True), None
         if not isinstance(evidence, str):
-            raise UnknownMember(f"identify takes a card UID, a URL or a number, not {evidence!r}")
+            raise WrongType(
+                f"identify takes a card UID (bytes), a URL or a number (str), not {evidence!r:.40}"
+            )
         text = evidence.strip()
         if text.startswith(("https://", "http://")) and self.sun is not None:
             tap = self.sun.verify(text)
@@ -411,7 +464,15 @@ class Till:
         if text.startswith("loyalty:member:"):
             member = self.member(text.removeprefix("loyalty:member:"))
             return Identity(member, None, "qr", False), None
-        return Identity(self.member(text), None, "typed", False), None
+        try:
+            return Identity(self.member(text), None, "typed", False), None
+        except UnknownMember:
+            if _looks_like_uid(text):
+                raise UnknownMember(
+                    f"no member {text!r}; a card UID goes in as bytes:"
+                    f" identify(bytes.fromhex({text!r}))"
+                ) from None
+            raise
 
     def block_card(self, card_uid: bytes, *, reason: str = "blocked") -> None:
         """Put a card on the hotlist."""
@@ -614,11 +675,14 @@ class Till:
 
     def _amount(self, amount: Money) -> int:
         if not isinstance(amount, Money):
-            raise WrongCurrency(f"an amount is Money, not {amount!r}")
+            raise WrongType(
+                f"an amount is Money (e.g. Money.parse('5.00', {self.currency!r})),"
+                f" not {amount!r:.40}"
+            )
         if amount.currency != self.currency:
             raise WrongCurrency(f"the till works in {self.currency}, not {amount.currency}")
         if amount.minor <= 0:
-            raise WrongCurrency(f"the amount must be positive, not {amount}")
+            raise InvalidAmount(f"an amount must be positive, not {amount}")
         return amount.minor
 
     def _purse(self) -> Purse:
@@ -1032,6 +1096,11 @@ class Till:
         Raises:
             ReceiptConflict: `receipt_ref` was completed with another basket.
         """
+        if identity is not None and not isinstance(identity, Identity):
+            raise WrongType(
+                f"checkout's identity is what identify() returns, not {identity!r:.40}"
+                " (call till.identify(...) with the card UID, URL or number)"
+            )
         return Checkout(self, basket, identity, receipt_ref)
 
     # -- voids and refunds ----------------------------------------------------------------------
@@ -1089,6 +1158,18 @@ def sync_status_of(path: str | Path) -> dict[str, Any]:
         "last_ok": values.get("last_ok"),
         "update_problems": int(problems),
     }
+
+
+def _check_rules(rules: object) -> None:
+    if not isinstance(rules, RuleSet):
+        raise WrongType(
+            f"rules are a RuleSet, from loyaltysdk.load_rules(a path or a dict), not {rules!r:.40}"
+        )
+
+
+def _looks_like_uid(text: str) -> bool:
+    """7 or 4 bytes of hex, as a reader prints a UID."""
+    return len(text) in (8, 14) and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _uid(card_uid: bytes) -> str:

@@ -124,3 +124,52 @@ def test_the_background_loop_survives_what_it_cannot_handle(hub: Hub, tmp_path: 
     assert syncer.last_error is not None and "RuntimeError" in str(syncer.last_error)
     assert UpdateKind("rules") is UpdateKind.RULES
     till.close()
+
+
+def test_an_unreachable_hub_says_retry_and_the_loop_logs(
+    hub: Hub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Docs say "retry later" for a hub that does not answer: the error says so too, and the
+    background loop logs its failures and its recovery (never a credential)."""
+    import logging
+
+    import httpx
+    from loyaltysdk import HubUnreachable
+    from loyaltysdk.sync import HttpLink
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    credential = hub.register("S7-T1", hub.create_till("S7-T1"))
+    link = HttpLink(
+        "http://hub.invalid", credential, client=httpx.Client(transport=httpx.MockTransport(down))
+    )
+    with pytest.raises(HubUnreachable) as caught:
+        link.pull(0)
+    assert caught.value.should_retry and isinstance(caught.value, ConnectionError)
+
+    (till, syncer), _ = chain(hub, tmp_path)
+    real = syncer.link
+    syncer.link = DownLink()  # type: ignore[assignment]
+    caplog.set_level(logging.INFO, logger="loyaltysdk.sync")
+    syncer.start(interval=0.01, max_backoff=0.02)
+    give_up = time.monotonic() + 60  # a guard only: the log's progress decides
+    while DownLink.calls < 2 and time.monotonic() < give_up:
+        time.sleep(0.01)
+    syncer.link = real
+    while "works again" not in caplog.text and time.monotonic() < give_up:
+        time.sleep(0.01)
+    syncer.stop()
+    assert "sync failed, retrying" in caplog.text and "works again" in caplog.text
+    assert credential not in caplog.text and credential.split(".")[1] not in caplog.text
+    till.close()
+
+
+class DownLink:
+    calls = 0
+
+    def push(self, records: Any, *, head: int | None = None) -> Any:
+        DownLink.calls += 1
+        from loyaltysdk import HubUnreachable
+
+        raise HubUnreachable("no route to the hub")
