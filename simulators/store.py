@@ -82,9 +82,7 @@ class LossyLink:
             self.lost_replies += 1
             raise HubUnreachable("reply lost")
 
-    def push(
-        self, records: Sequence[tuple[int, str]], *, head: int | None = None
-    ) -> PushResult:
+    def push(self, records: Sequence[tuple[int, str]], *, head: int | None = None) -> PushResult:
         self._maybe_drop()
         batch = list(records)
         if len(batch) > 1 and self.rng.random() < self.loss:

@@ -134,6 +134,7 @@ def test_an_unreachable_hub_says_retry_and_the_loop_logs(
     import logging
 
     import httpx
+
     from loyaltysdk import HubUnreachable
     from loyaltysdk.sync import HttpLink
 
