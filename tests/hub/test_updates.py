@@ -151,6 +151,7 @@ def test_an_unreachable_hub_says_retry_and_the_loop_logs(
 
     (till, syncer), _ = chain(hub, tmp_path)
     real = syncer.link
+    DownLink.calls = 0  # the class counts across this test's engines
     syncer.link = DownLink()  # type: ignore[assignment]
     caplog.set_level(logging.INFO, logger="loyaltysdk.sync")
     syncer.start(interval=0.01, max_backoff=0.02)

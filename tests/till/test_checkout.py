@@ -12,7 +12,7 @@ import pytest
 from loyaltysdk.simulators.desfire import VirtualDesfire
 from loyaltysdk.simulators.reader import VirtualReader
 
-from loyaltysdk import Money
+from loyaltysdk import InvalidAmount, Money
 from loyaltysdk.rules import Basket, BasketError, Line
 from loyaltysdk.till import (
     CardBlocked,
@@ -160,7 +160,7 @@ def test_bad_input_is_typed_and_changes_nothing(
         sale.pay_wallet(Money(3_500, EUR))
     with pytest.raises(OverPayment):
         sale.pay_card(card.uid, Money(3_500, EUR))
-    with pytest.raises(WrongCurrency):
+    with pytest.raises(InvalidAmount):  # an amount, not a currency, is wrong
         sale.pay_wallet(Money(-5, EUR))
     assert state(till) == before
 
