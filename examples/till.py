@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from loyaltysdk.simulators.desfire import VirtualDesfire
@@ -22,7 +22,7 @@ from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk import Basket, Line, LoyaltyError, Money, Till, load_rules
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.purse import Purse
-from loyaltysdk.vouchers import IssuerKey, Keyring, VoucherIssuer, VoucherTemplate
+from loyaltysdk.vouchers import IssuerKey
 
 RULES = {
     "schema": 1,
@@ -79,7 +79,6 @@ def main() -> None:
         timezone="Europe/Berlin",
         rules=load_rules(RULES),
         purse=Purse(keys),
-        keyring=Keyring({"HQ-1": issuer.public_key}),
     )
     # 2. A member with a stored-value card, in a simulated reader.
     card, reader = VirtualDesfire(), VirtualReader()
@@ -87,11 +86,8 @@ def main() -> None:
     till.enrol("M-1", card_uid=card.uid, card_kind="purse")
     till.purse.issue(reader.connect(), card.uid)  # type: ignore[union-attr]
     till.top_up_card(reader.connect(), card.uid, Money(2_000, "EUR"), payment_ref="CASH-1")
-    now = datetime.now(UTC)
-    voucher = VoucherIssuer(issuer).issue(
-        VoucherTemplate("value", 300, "EUR", now, now + timedelta(days=30))
-    )
-    till.vouchers.register(voucher.terms)  # what the hub's sync does for issued vouchers
+    # Head office's key signs it; in a chain the hub issues it and tells every till.
+    voucher = till.issue_voucher(Money(300, "EUR"), key=issuer, valid_for=timedelta(days=30))
 
     lines: list[Line] = []
     identity = None

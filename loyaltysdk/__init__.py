@@ -103,3 +103,7 @@ __all__ = [
     "__version__",
     "load_rules",
 ]
+
+from ._public import present
+
+present(__name__, globals())

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = [
     "loyaltysdk",
     "loyaltysdk.ledger",
+    "loyaltysdk.cards",
     "loyaltysdk.cards.crypto",
     "loyaltysdk.cards.desfire",
     "loyaltysdk.cards.keystore",
@@ -25,6 +26,7 @@ PUBLIC_MODULES = [
     "loyaltysdk.hub",
     "loyaltysdk.reports",
     "loyaltysdk.rules",
+    "loyaltysdk.simulators",
     "loyaltysdk.sync",
     "loyaltysdk.till",
     "loyaltysdk.vouchers",
@@ -43,6 +45,19 @@ def test_all_is_sorted_and_resolvable(module_name: str) -> None:
     assert names == sorted(names, key=order), f"{module_name}.__all__ is not sorted"
     for name in names:
         assert hasattr(module, name), f"{module_name}.{name} is exported but missing"
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_names_show_under_a_public_module(module_name: str) -> None:
+    """`loyaltysdk.Till`, not `loyaltysdk.till._till.Till`, in reprs, tracebacks and help()."""
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if not (isinstance(value, type) or (callable(value) and hasattr(value, "__code__"))):
+            continue
+        shown = value.__module__
+        assert not any(part.startswith("_") for part in shown.split(".")), f"{name}: {shown}"
+        assert getattr(importlib.import_module(shown), value.__qualname__) is value, name
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)

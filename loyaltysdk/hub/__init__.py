@@ -39,3 +39,8 @@ def create_app(hub: Hub) -> FastAPI:
     from ._app import create_app as make
 
     return make(hub)
+
+
+from .._public import present  # noqa: E402
+
+present(__name__, globals())

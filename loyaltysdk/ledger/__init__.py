@@ -77,3 +77,7 @@ __all__ = [
     "UnknownAccount",
     "UnknownTransaction",
 ]
+
+from .._public import present
+
+present(__name__, globals())

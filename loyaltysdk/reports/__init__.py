@@ -103,3 +103,7 @@ __all__ = [
     "stores",
     "tier_mix",
 ]
+
+from .._public import present
+
+present(__name__, globals())

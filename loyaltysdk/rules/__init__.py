@@ -50,3 +50,7 @@ __all__ = [
     "load_rules",
     "period_of",
 ]
+
+from .._public import present
+
+present(__name__, globals())

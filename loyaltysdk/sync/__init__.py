@@ -60,3 +60,7 @@ __all__ = [
     "register",
     "update_message",
 ]
+
+from .._public import present
+
+present(__name__, globals())

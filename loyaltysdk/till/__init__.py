@@ -67,3 +67,7 @@ __all__ = [
     "WrongCurrency",
     "sync_status_of",
 ]
+
+from .._public import present
+
+present(__name__, globals())

@@ -36,7 +36,16 @@ from ..ledger._boundary import storage_boundary
 from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
 from ..sync import HubLink, Update
-from ..vouchers import Keyring, RedemptionPolicy, VoucherBook, VoucherRegistry
+from ..vouchers import (
+    IssuedVoucher,
+    IssuerKey,
+    Keyring,
+    RedemptionPolicy,
+    VoucherBook,
+    VoucherIssuer,
+    VoucherRegistry,
+    VoucherTemplate,
+)
 from ._capture import backfill
 from ._cards import CardJournal, Pending
 from ._chain import ChainView
@@ -167,6 +176,7 @@ class Till:
         #: A `loyaltysdk.sync.HubLink` for online holds, or None for a standalone till.
         self.hub = hub
         self.allowance = allowance or OfflineAllowance()
+        self._own_issuer: IssuerKey | None = None  # issue_voucher without a key
         self.vouchers = VoucherBook(
             ledger,
             keyring or Keyring(),
@@ -275,6 +285,53 @@ class Till:
             clock=clock,
             **options,
         )
+
+    def issue_voucher(
+        self,
+        value: Money | int,
+        *,
+        key: IssuerKey | None = None,
+        valid_for: timedelta = timedelta(days=30),
+        min_spend: Money | None = None,
+        mode: Literal["single", "partial"] = "single",
+        campaign: str = "",
+    ) -> IssuedVoucher:
+        """A signed e-voucher this till accepts, in one call: `value` as Money (a value
+        voucher) or an int (a percent-off voucher), valid from now for `valid_for`.
+
+        `key` is head office's issuer key; without one the till makes a key of its
+        own (kept only in memory) and trusts it: vouchers for a POS's tests, or a
+        goodwill voucher valid at this till alone. A chain issues its vouchers at
+        the hub (`POST /v1/admin/vouchers`), which tells every till.
+        Scan `.payload` (the QR form); `.code` is the human form.
+        """
+        if isinstance(value, Money):
+            kind: Literal["value", "percent"] = "value"
+            amount = self._amount(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            kind, amount = "percent", value
+        else:
+            raise WrongType(f"a voucher's value is Money, or an int percent, not {value!r:.40}")
+        spend = 0 if min_spend is None else self._amount(min_spend)
+        if key is None:
+            key = self._own_issuer or IssuerKey.generate(f"{self.till_id}-local")
+            self._own_issuer = key
+        self.vouchers.keyring.add(key.key_id, key.public_key)
+        now = self.now()
+        issued = VoucherIssuer(key).issue(
+            VoucherTemplate(
+                kind,
+                amount,
+                self.currency,
+                now,
+                now + valid_for,
+                min_spend=spend,
+                mode=mode,
+                campaign=campaign,
+            )
+        )
+        self.vouchers.register(issued.terms)
+        return issued
 
     def close(self) -> None:
         """Close the till's file; any later call raises `StorageClosed`."""

@@ -64,3 +64,7 @@ __all__ = [
     "parse_code",
     "read_payload",
 ]
+
+from .._public import present
+
+present(__name__, globals())

@@ -71,3 +71,7 @@ __all__ = [
     "VersionInfo",
     "aid_bytes",
 ]
+
+from ..._public import present
+
+present(__name__, globals())
