@@ -18,15 +18,15 @@ from __future__ import annotations
 import time
 
 from _common import parse_args, percentile, result
+
+from loyaltysdk.cards.keystore import SoftwareKeyStore
+from loyaltysdk.cards.purse import CardIntent, Kind, Purse
+from loyaltysdk.cards.reader import Reader
 from loyaltysdk.drivers.pcsc import PcscReader
 from loyaltysdk.simulators.desfire import VirtualDesfire
 from loyaltysdk.simulators.pcscd import PcscdProcess
 from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.simulators.vpcd import VpcdBridge
-
-from loyaltysdk.cards.keystore import SoftwareKeyStore
-from loyaltysdk.cards.purse import CardIntent, Kind, Purse
-from loyaltysdk.cards.reader import Reader
 
 GET_VERSION = bytes.fromhex("9060000000")
 

@@ -16,12 +16,11 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
-
 from loyaltysdk import Basket, Line, LoyaltyError, Money, Till, load_rules
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.purse import Purse
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.vouchers import IssuerKey
 
 RULES = {

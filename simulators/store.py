@@ -26,10 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.ntag424 import VirtualNtag424
-from loyaltysdk.simulators.reader import VirtualReader
-
 from loyaltysdk import Basket, Line, Money, Till
 from loyaltysdk._errors import CardError, HubUnreachable, LoyaltyError, SyncError
 from loyaltysdk.cards.keystore import SoftwareKeyStore
@@ -37,6 +33,9 @@ from loyaltysdk.cards.ntag424 import MemoryCounterStore, SunVerifier, read_sun_u
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.hub import Hub, HubStore, SQLiteHubStore
 from loyaltysdk.rules import load_rules
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.ntag424 import VirtualNtag424
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.sync import DirectLink, PushResult, Snapshot, Syncer, Update, UpdateKind
 from loyaltysdk.till import OfflineAllowance, TillPolicy
 from loyaltysdk.vouchers import (

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from loyaltysdk.simulators.pcscd import PcscdProcess, PcscdUnavailable, in_ci
 
 PG = os.environ.get("LOYALTY_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")

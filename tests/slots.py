@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 
+from loyaltysdk._errors import ReaderTimeout
+from loyaltysdk.cards.transport import Transport
 from loyaltysdk.drivers.pcsc import PcscReader
 from loyaltysdk.simulators.card import VirtualCard
 from loyaltysdk.simulators.pcscd import PcscdProcess
 from loyaltysdk.simulators.vpcd import VpcdBridge
-
-from loyaltysdk._errors import ReaderTimeout
-from loyaltysdk.cards.transport import Transport
 
 _EVENT_TIMEOUT = 60.0  # a bound against a hang; events decide
 

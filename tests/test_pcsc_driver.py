@@ -6,10 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from loyaltysdk.drivers import pcsc
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.pcscd import PcscdProcess
-from loyaltysdk.simulators.vpcd import VpcdBridge
 
 from loyaltysdk._errors import (
     CardMute,
@@ -22,6 +18,10 @@ from loyaltysdk._errors import (
 )
 from loyaltysdk.cards.desfire import DesfireClient
 from loyaltysdk.cards.reader import open_reader
+from loyaltysdk.drivers import pcsc
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.pcscd import PcscdProcess
+from loyaltysdk.simulators.vpcd import VpcdBridge
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.purse import Purse
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 
 from ..slots import PcscSlot
 

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import CardError
 from loyaltysdk._errors import (
@@ -30,6 +28,8 @@ from loyaltysdk.cards.desfire import (
     UnknownStatus,
 )
 from loyaltysdk.cards.transport import MockTransport
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 
 AID = 0x112233
 KEY1 = bytes(range(16))

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from loyaltysdk.simulators.ntag424 import VirtualNtag424
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk._errors import MalformedResponse
 from loyaltysdk.cards.ntag424 import (
@@ -22,6 +20,8 @@ from loyaltysdk.cards.ntag424 import (
     uri_record,
 )
 from loyaltysdk.cards.transport import MockTransport
+from loyaltysdk.simulators.ntag424 import VirtualNtag424
+from loyaltysdk.simulators.reader import VirtualReader
 
 META, FILE = b"M" * 16, b"F" * 16
 

@@ -8,9 +8,6 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.pcscd import PcscdProcess
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk._errors import CardAuthenticationFailed, CardRemoved
 from loyaltysdk.cards.desfire import DuplicateError
@@ -28,6 +25,9 @@ from loyaltysdk.cards.purse import (
     PurseError,
     PurseLayout,
 )
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.pcscd import PcscdProcess
+from loyaltysdk.simulators.reader import VirtualReader
 
 from ..slots import PcscSlot
 from .conftest import UID

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk._errors import CardRemoved, ConfigurationError, ReaderTimeout
 from loyaltysdk.cards.reader import open_reader
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 
 
 def test_events_in_order_and_stale_transports_refused() -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 import attrs
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import Till, TillPolicy, load_rules
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.hub import Hub, PostgresHubStore, SQLiteHubStore
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.sync import DirectLink, Syncer
 from loyaltysdk.vouchers import IssuerKey, Keyring
 

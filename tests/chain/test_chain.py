@@ -195,10 +195,10 @@ def test_what_one_till_learns_about_members_and_cards_reaches_the_other(chain: C
 
 def test_a_sun_tap_replayed_at_another_till_is_refused(chain: Chain) -> None:
     import pytest
-    from loyaltysdk.simulators.ntag424 import VirtualNtag424
-    from loyaltysdk.simulators.reader import VirtualReader
 
     from loyaltysdk.cards.ntag424 import MemoryCounterStore, SunReplayed, SunVerifier, read_sun_url
+    from loyaltysdk.simulators.ntag424 import VirtualNtag424
+    from loyaltysdk.simulators.reader import VirtualReader
 
     meta, file = b"M" * 16, b"F" * 16
     tag = VirtualNtag424(meta_read_key=meta, file_read_key=file)

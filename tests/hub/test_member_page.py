@@ -32,16 +32,16 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.ntag424 import VirtualNtag424
-from loyaltysdk.simulators.pcscd import in_ci
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.ntag424 import MemoryCounterStore, SunReplayed, SunVerifier, read_sun_url
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.hub import Hub, create_app
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.ntag424 import VirtualNtag424
+from loyaltysdk.simulators.pcscd import in_ci
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.sync import DirectLink, Syncer, UpdateKind
 
 from .test_hub import payload, registered

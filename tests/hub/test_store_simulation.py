@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
-from loyaltysdk.simulators.store import StoreSimulation
 
 from loyaltysdk.hub import PostgresHubStore
+from loyaltysdk.simulators.store import StoreSimulation
 
 SEEDS = int(os.environ.get("LOYALTY_SIM_SEEDS", "6"))
 

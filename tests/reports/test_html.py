@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from loyaltysdk.simulators.pcscd import in_ci
 
 from loyaltysdk.reports import connect, generate, html_report
+from loyaltysdk.simulators.pcscd import in_ci
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import Money
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.rules import load_rules
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.till import Till, TillPolicy
 from loyaltysdk.vouchers import IssuerKey, Keyring, RedemptionPolicy
 

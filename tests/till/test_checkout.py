@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import InvalidAmount, Money
 from loyaltysdk.rules import Basket, BasketError, Line
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.till import (
     CardBlocked,
     EmptyBasket,

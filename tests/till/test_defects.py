@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import InvalidAmount, Money, Points
 from loyaltysdk.hub import Hub, SQLiteHubStore
 from loyaltysdk.ledger import AccountFlags, BalanceOverflow, Ledger, Posting
 from loyaltysdk.rules import Basket, BasketError, Line, load_rules
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.sync import DirectLink, Syncer
 from loyaltysdk.till import CardBlocked, CardInUse, PaymentInterrupted, Till, UnknownTier
 

@@ -43,11 +43,11 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from loyaltysdk.simulators.desfire import VirtualDesfire
-from loyaltysdk.simulators.reader import VirtualReader
 
 from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.cards.purse import Purse
+from loyaltysdk.simulators.desfire import VirtualDesfire
+from loyaltysdk.simulators.reader import VirtualReader
 from loyaltysdk.till import (
     CardInUse,
     NotEnoughPoints,
