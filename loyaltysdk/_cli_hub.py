@@ -174,6 +174,37 @@ def till_group() -> None:
     """Till set-up."""
 
 
+@till_group.command("serve")
+@_CONFIG
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback unless you mean it.")
+@click.option("--port", type=int, default=8765, show_default=True)
+def till_serve(config_path: Path, host: str, port: int) -> None:
+    """Serve this till's checkout API over HTTP (OpenAPI at /openapi.json).
+
+    Clients send `Authorization: Bearer <token>`, the token read from the
+    config's token_file (made, mode 0600, on first start if missing).
+    """
+    import secrets
+
+    uvicorn = require("uvicorn", extra="hub", feature="loyalty till serve")
+    from .service import create_service_app
+
+    config = _config(config_path)
+    token_file = Path(config.get("token_file") or config_path.with_suffix(".token"))
+    if not token_file.is_absolute():
+        token_file = config_path.parent / token_file
+    if not token_file.exists():
+        token_file.touch(mode=0o600)
+        token_file.write_text(secrets.token_urlsafe(32) + "\n")
+        click.echo(f"made a token in {token_file}", err=True)
+    token = token_file.read_text().strip()
+    till = _till(config)
+    try:
+        uvicorn.run(create_service_app(till, token), host=host, port=port, access_log=False)
+    finally:
+        till.close()
+
+
 @till_group.command("register")
 @_CONFIG
 @click.option("--token", required=True, help="The enrolment token from `loyalty hub add-till`.")

@@ -26,6 +26,7 @@ PUBLIC_MODULES = [
     "loyaltysdk.hub",
     "loyaltysdk.reports",
     "loyaltysdk.rules",
+    "loyaltysdk.service",
     "loyaltysdk.simulators",
     "loyaltysdk.sync",
     "loyaltysdk.till",

@@ -1,0 +1,431 @@
+# SPDX-License-Identifier: Apache-2.0
+"""FastAPI routes of the till service: one route per call of the checkout API.
+
+Sessions live in this process (a restarted service lets go of their holds,
+as a reopened till does); what a POST answered is kept by its idempotency
+key in the till's file, in the same process, so a retry after a lost answer
+gets the same answer and changes nothing.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from typing import Annotated, Any
+
+import attrs
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .._errors import (
+    HubUnreachable,
+    InvalidAmount,
+    LoyaltyError,
+    StorageClosed,
+    StorageFull,
+    WrongType,
+)
+from .._money import Money
+from ..rules import Basket, BasketError, Line
+from ..till import (
+    Checkout,
+    CheckoutError,
+    InvalidName,
+    InvalidReference,
+    NotEnoughPoints,
+    OverPayment,
+    PaymentInterrupted,
+    PresenceRequired,
+    ReceiptConflict,
+    ReceiptNotFound,
+    RefundRefused,
+    Till,
+    UnknownCard,
+    UnknownMember,
+    VoidRefused,
+    WalletShort,
+    WrongCurrency,
+)
+from ..vouchers import VoucherError
+
+_PROBLEM = "application/problem+json"
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS service_idempotency (key TEXT PRIMARY KEY,"
+    " fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL)"
+)
+# HTTP status per refusal, most specific first.
+_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (UnknownMember, 404),
+    (UnknownCard, 404),
+    (ReceiptNotFound, 404),
+    (WrongType, 422),
+    (InvalidAmount, 422),
+    (BasketError, 422),
+    (InvalidReference, 422),
+    (InvalidName, 422),
+    (WrongCurrency, 422),
+    (PresenceRequired, 403),
+    (NotEnoughPoints, 409),
+    (WalletShort, 409),
+    (OverPayment, 409),
+    (ReceiptConflict, 409),
+    (RefundRefused, 409),
+    (VoidRefused, 409),
+    (PaymentInterrupted, 409),
+    (VoucherError, 409),
+    (CheckoutError, 409),
+    (HubUnreachable, 503),
+    (StorageFull, 507),
+    (StorageClosed, 503),
+)
+
+
+_Key = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every refusal; `title` is the SDK's error class."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    retry: bool  # the same request, later, may succeed
+    available: dict[str, Any] | None = None  # WalletShort: what the wallet holds
+
+
+_TITLES = {
+    400: "The body is not JSON",
+    401: "No or a wrong bearer token",
+    403: "The member must be present (a tap, a PIN or an OTP)",
+    404: "No such member, card, receipt or checkout",
+    409: "Refused: not enough, too much, already done, or a voucher refusal",
+    422: "Malformed: a wrong type, an invalid amount or a missing Idempotency-Key",
+    500: "The till could not store it",
+    503: "The hub did not answer, or the till is closed: retry",
+    507: "The till's disk is full: retry once space is freed",
+}
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": title} for code, title in _TITLES.items()
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LineIn(_Body):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=1_000_000)
+    unit_price: int = Field(ge=0, le=2**53 - 1)  # minor units of the till's currency
+    category: str = Field(default="", max_length=64)
+    brand: str = Field(default="", max_length=64)
+
+
+class Evidence(_Body):
+    """How the member was identified: a card UID in hex, or text (a SUN URL, QR, number)."""
+
+    card_uid: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{8,20}$")
+    text: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class CheckoutIn(_Body):
+    lines: list[LineIn] = Field(min_length=1, max_length=1000)
+    member: Evidence | None = None
+    receipt_ref: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class PointsIn(_Body):
+    points: int = Field(ge=0, le=2**53 - 1)
+    pin: str | None = Field(default=None, max_length=32)
+    otp: str | None = Field(default=None, max_length=32)
+
+
+class VoucherIn(_Body):
+    scanned: str = Field(min_length=1, max_length=4096)
+
+
+class AmountIn(_Body):
+    amount: int = Field(ge=1, le=2**53 - 1)  # minor units
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class CompleteIn(_Body):
+    receipt_ref: str = Field(min_length=1, max_length=100)
+
+
+class RefundIn(_Body):
+    refund_ref: str = Field(min_length=1, max_length=100)
+    lines: dict[str, int]  # line index (as JSON keys are text) -> quantity
+
+
+def _jsonable(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Money):
+        return {"minor": value.minor, "currency": value.currency}
+    if isinstance(value, int | str | float | bool) or value is None:
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _problem(error: Exception, status: int) -> JSONResponse:
+    kind = type(error).__name__
+    body: dict[str, Any] = {
+        "type": f"urn:loyaltysdk:error:{kind}",
+        "title": kind,
+        "status": status,
+        "detail": str(error)[:500],
+        "retry": bool(getattr(error, "should_retry", False)),
+    }
+    if isinstance(error, WalletShort):
+        body["available"] = _jsonable(error.available)
+    return JSONResponse(body, status_code=status, media_type=_PROBLEM)
+
+
+def create_app(till: Till, token: str) -> FastAPI:
+    app = FastAPI(
+        title="loyaltysdk till service",
+        version="1",
+        description="The checkout API of one till over HTTP on loopback. Every POST needs"
+        " an Idempotency-Key header; refusals are RFC 9457 problem documents.",
+    )
+    sessions: dict[str, Checkout] = {}
+    lock = threading.RLock()  # one till, one file: requests take turns
+    conn = till.ledger.store.connection  # type: ignore[attr-defined]
+    with till.ledger.atomic():
+        conn.execute(_TABLE)
+    expected = hashlib.sha256(token.encode()).digest()
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        given = (authorization or "").removeprefix("Bearer ")
+        if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected):
+            raise _Unauthorised
+
+    @app.exception_handler(LoyaltyError)
+    async def refused(request: Request, error: LoyaltyError) -> JSONResponse:
+        for kind, status in _STATUS:
+            if isinstance(error, kind):
+                return _problem(error, status)
+        return _problem(error, 500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in error.errors()
+        )
+        return _problem(WrongType(detail[:500]), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        body = {
+            "type": "about:blank",
+            "title": "Bad Request" if error.status_code == 400 else "HTTP error",
+            "status": error.status_code,
+            "detail": str(error.detail)[:500],
+            "retry": False,
+        }
+        return JSONResponse(body, status_code=error.status_code, media_type=_PROBLEM)
+
+    @app.exception_handler(_Unauthorised)
+    async def unauthorised(request: Request, error: Exception) -> JSONResponse:
+        response = _problem(_Unauthorised("missing or wrong bearer token"), 401)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def once(key: str | None, request_id: str, work: Any) -> JSONResponse:
+        """Run `work` once per idempotency key; a retry gets the stored answer."""
+        if not key or len(key) > 200:
+            return _problem(WrongType("every POST needs an Idempotency-Key header"), 422)
+        fingerprint = hashlib.sha256(request_id.encode()).hexdigest()
+        with lock:
+            found = conn.execute(
+                "SELECT fingerprint, status, body FROM service_idempotency WHERE key = ?", (key,)
+            ).fetchone()
+            if found is not None:
+                if found[0] != fingerprint:
+                    return _problem(
+                        WrongType(f"Idempotency-Key {key!r} was used for another request"), 422
+                    )
+                status = int(found[1])
+                return JSONResponse(
+                    json.loads(found[2]),
+                    status_code=status,
+                    media_type=_PROBLEM if status >= 400 else None,
+                )
+            try:
+                status, body = 200, _jsonable(work())
+            except LoyaltyError as error:
+                status = next((s for k, s in _STATUS if isinstance(error, k)), 500)
+                if getattr(error, "should_retry", False) or status >= 500:
+                    return _problem(error, status)  # not remembered: a retry may succeed
+                problem = _problem(error, status)
+                with till.ledger.atomic():
+                    conn.execute(
+                        "INSERT INTO service_idempotency VALUES (?, ?, ?, ?)",
+                        (key, fingerprint, status, bytes(problem.body).decode()),
+                    )
+                return problem
+            with till.ledger.atomic():
+                conn.execute(
+                    "INSERT INTO service_idempotency VALUES (?, ?, ?, ?)",
+                    (key, fingerprint, status, json.dumps(body)),
+                )
+            return JSONResponse(body, status_code=status)
+
+    def session(checkout_id: str) -> Checkout:
+        found = sessions.get(checkout_id)
+        if found is None:
+            raise ReceiptNotFound(f"no open checkout {checkout_id!r}")
+        return found
+
+    def identity(evidence: Evidence | None) -> Any:
+        if evidence is None:
+            return None
+        if evidence.card_uid is not None:
+            return till.identify(bytes.fromhex(evidence.card_uid))
+        if evidence.text is not None:
+            return till.identify(evidence.text)
+        raise WrongType("member: give card_uid or text")
+
+    auth = [Depends(authorised)]
+    routes: dict[str, Any] = {"dependencies": auth, "responses": _REFUSALS}
+
+    @app.post("/v1/identify", **routes)
+    def identify(body: Evidence, idempotency_key: _Key = None) -> JSONResponse:
+        """Who is buying (a card UID, a SUN URL, a member QR or a typed number)."""
+        return once(idempotency_key, f"identify {body.model_dump_json()}", lambda: identity(body))
+
+    @app.post("/v1/checkouts", **routes)
+    def open_checkout(body: CheckoutIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Start a checkout session; answers its id and first quote."""
+
+        def work() -> dict[str, Any]:
+            basket = Basket(
+                till.currency,
+                [
+                    Line(x.sku, x.quantity, x.unit_price, category=x.category, brand=x.brand)
+                    for x in body.lines
+                ],
+            )
+            sale = till.checkout(basket, identity(body.member), receipt_ref=body.receipt_ref)
+            checkout_id = secrets.token_urlsafe(12)
+            sessions[checkout_id] = sale
+            return {"checkout_id": checkout_id, "quote": _jsonable(sale.quote())}
+
+        return once(idempotency_key, f"open {body.model_dump_json()}", work)
+
+    @app.get("/v1/checkouts/{checkout_id}", **routes)
+    def quote(checkout_id: str) -> Any:
+        """The session's quote: points to earn and why, balances, what is due."""
+        with lock:
+            return _jsonable(session(checkout_id).quote())
+
+    @app.post("/v1/checkouts/{checkout_id}/points", **routes)
+    def points(checkout_id: str, body: PointsIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Pay with points (replacing any earlier amount), held until complete."""
+        return once(
+            idempotency_key,
+            f"points {checkout_id} {body.model_dump_json()}",
+            lambda: session(checkout_id).redeem_points(body.points, pin=body.pin, otp=body.otp),
+        )
+
+    @app.post("/v1/checkouts/{checkout_id}/vouchers", **routes)
+    def voucher(checkout_id: str, body: VoucherIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Apply a scanned e-voucher (QR payload or typed code)."""
+
+        def work() -> dict[str, Any]:
+            sale = session(checkout_id)
+            use = sale.apply_voucher(body.scanned)
+            return {"voucher": _jsonable(use), "quote": _jsonable(sale.quote())}
+
+        return once(idempotency_key, f"voucher {checkout_id} {body.scanned}", work)
+
+    @app.post("/v1/checkouts/{checkout_id}/wallet", **routes)
+    def wallet(checkout_id: str, body: AmountIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Pay from the member's wallet (held until complete)."""
+        return once(
+            idempotency_key,
+            f"wallet {checkout_id} {body.model_dump_json()}",
+            lambda: session(checkout_id).pay_wallet(Money(body.amount, body.currency)),
+        )
+
+    @app.post("/v1/checkouts/{checkout_id}/complete", **routes)
+    def complete(checkout_id: str, body: CompleteIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Post everything in one durable commit; idempotent by receipt number too."""
+
+        def work() -> Any:
+            receipt = session(checkout_id).complete(body.receipt_ref)
+            sessions.pop(checkout_id, None)
+            return receipt
+
+        return once(idempotency_key, f"complete {checkout_id} {body.receipt_ref}", work)
+
+    @app.post("/v1/checkouts/{checkout_id}/cancel", **routes)
+    def cancel(checkout_id: str, idempotency_key: _Key = None) -> JSONResponse:
+        """Leave the session; its holds are let go."""
+
+        def work() -> dict[str, str]:
+            sale = sessions.pop(checkout_id, None)
+            if sale is not None:
+                sale.cancel()
+            return {"checkout_id": checkout_id, "status": "cancelled"}
+
+        return once(idempotency_key, f"cancel {checkout_id}", work)
+
+    @app.post("/v1/receipts/{receipt_ref}/void", **routes)
+    def void(receipt_ref: str, idempotency_key: _Key = None) -> JSONResponse:
+        """Undo a whole receipt on its day."""
+        return once(idempotency_key, f"void {receipt_ref}", lambda: till.void(receipt_ref))
+
+    @app.post("/v1/receipts/{receipt_ref}/refunds", **routes)
+    def refund(receipt_ref: str, body: RefundIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Refund some lines (index -> quantity); idempotent by refund_ref too."""
+
+        def work() -> Any:
+            try:
+                lines = {int(k): v for k, v in body.lines.items()}
+            except ValueError:
+                raise WrongType("refund lines are keyed by line index") from None
+            return till.refund(receipt_ref, lines, refund_ref=body.refund_ref)
+
+        return once(idempotency_key, f"refund {receipt_ref} {body.model_dump_json()}", work)
+
+    @app.get("/v1/members/{member_id}/balance", **routes)
+    def balance(member_id: str) -> Any:
+        """A member's points, pending points, next expiry and wallet."""
+        with lock:
+            return _jsonable(till.balance(member_id))
+
+    def openapi() -> dict[str, Any]:
+        # Refusals are application/problem+json (FastAPI would call them application/json).
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    for code, response in operation["responses"].items():
+                        content = response.get("content", {})
+                        if code != "200" and "application/json" in content:
+                            response["content"] = {_PROBLEM: content.pop("application/json")}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+class _Unauthorised(Exception):
+    pass
