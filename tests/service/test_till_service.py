@@ -174,7 +174,17 @@ def test_loyalty_till_serve_makes_a_token_and_serves(tmp_path: Path) -> None:
         'timezone = "UTC"\nrules = "rules.json"\ntoken_file = "till.token"\n'
     )
     serve = subprocess.Popen(
-        [sys.executable, "-m", "loyaltysdk", "till", "serve", "--config", str(config), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "loyaltysdk",
+            "till",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
