@@ -22,7 +22,6 @@ import attrs
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -30,6 +29,7 @@ from starlette.exceptions import HTTPException
 from .._errors import UnknownCurrency
 from .._ids import NAME_PATTERN, is_id, is_text
 from .._money import exponent
+from .._openapi import PROBLEM, problems_as_problem_json
 from .._version import __version__
 from ..cards.ntag424 import CounterStore, SunVerifier
 from ..sync import (
@@ -46,7 +46,6 @@ from ._reports_page import report_page
 from ._service import Hub, Principal
 
 _log = logging.getLogger("loyaltysdk.hub")
-_PROBLEM = "application/problem+json"
 
 
 def _id(value: str) -> str:
@@ -209,7 +208,7 @@ def _html_responses(description: str, *codes: int) -> dict[int | str, dict[str, 
         **{
             code: {
                 "description": declared["description"],
-                "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
             }
             for code, declared in _responses(*codes).items()
         },
@@ -237,7 +236,7 @@ def _day(name: str, value: str) -> date | None:
 
 def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = Problem(title=title, status=status, detail=detail[:1000], **extra)
-    return JSONResponse(body.model_dump(exclude_none=True), status, media_type=_PROBLEM)
+    return JSONResponse(body.model_dump(exclude_none=True), status, media_type=PROBLEM)
 
 
 class _BodyLimit:
@@ -563,7 +562,7 @@ def create_app(hub: Hub) -> FastAPI:
             **{
                 code: {
                     "description": declared["description"],
-                    "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
                 }
                 for code, declared in _responses(404, 422).items()
             },
@@ -586,23 +585,5 @@ def create_app(hub: Hub) -> FastAPI:
         page = used_page() if figures is None else member_page(figures)
         return HTMLResponse(page, headers=dict(PAGE_HEADERS))
 
-    def openapi() -> dict[str, Any]:
-        # Refusals are application/problem+json (FastAPI would call them application/json).
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            for operations in schema["paths"].values():
-                for operation in operations.values():
-                    for code, response in operation["responses"].items():
-                        content = response.get("content", {})
-                        if code != "200" and "application/json" in content:
-                            response["content"] = {_PROBLEM: content.pop("application/json")}
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    problems_as_problem_json(app)
     return app

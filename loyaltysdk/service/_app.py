@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import attrs
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,6 +30,7 @@ from .._errors import (
     WrongType,
 )
 from .._money import Money
+from .._openapi import PROBLEM, problems_as_problem_json
 from ..rules import Basket, BasketError, Line
 from ..till import (
     Checkout,
@@ -53,7 +53,6 @@ from ..till import (
 )
 from ..vouchers import VoucherError
 
-_PROBLEM = "application/problem+json"
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS service_idempotency (key TEXT PRIMARY KEY,"
     " fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL)"
@@ -164,6 +163,10 @@ class RefundIn(_Body):
     lines: dict[str, int]  # line index (as JSON keys are text) -> quantity
 
 
+def _status_of(error: Exception) -> int:
+    return next((status for kind, status in _STATUS if isinstance(error, kind)), 500)
+
+
 def _jsonable(value: Any) -> Any:
     if attrs.has(type(value)):
         return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items()}
@@ -191,7 +194,7 @@ def _problem(error: Exception, status: int) -> JSONResponse:
     }
     if isinstance(error, WalletShort):
         body["available"] = _jsonable(error.available)
-    return JSONResponse(body, status_code=status, media_type=_PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 def create_app(till: Till, token: str) -> FastAPI:
@@ -215,10 +218,7 @@ def create_app(till: Till, token: str) -> FastAPI:
 
     @app.exception_handler(LoyaltyError)
     async def refused(request: Request, error: LoyaltyError) -> JSONResponse:
-        for kind, status in _STATUS:
-            if isinstance(error, kind):
-                return _problem(error, status)
-        return _problem(error, 500)
+        return _problem(error, _status_of(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -236,7 +236,7 @@ def create_app(till: Till, token: str) -> FastAPI:
             "detail": str(error.detail)[:500],
             "retry": False,
         }
-        return JSONResponse(body, status_code=error.status_code, media_type=_PROBLEM)
+        return JSONResponse(body, status_code=error.status_code, media_type=PROBLEM)
 
     @app.exception_handler(_Unauthorised)
     async def unauthorised(request: Request, error: Exception) -> JSONResponse:
@@ -262,12 +262,12 @@ def create_app(till: Till, token: str) -> FastAPI:
                 return JSONResponse(
                     json.loads(found[2]),
                     status_code=status,
-                    media_type=_PROBLEM if status >= 400 else None,
+                    media_type=PROBLEM if status >= 400 else None,
                 )
             try:
                 status, body = 200, _jsonable(work())
             except LoyaltyError as error:
-                status = next((s for k, s in _STATUS if isinstance(error, k)), 500)
+                status = _status_of(error)
                 if getattr(error, "should_retry", False) or status >= 500:
                     return _problem(error, status)  # not remembered: a retry may succeed
                 problem = _problem(error, status)
@@ -408,22 +408,7 @@ def create_app(till: Till, token: str) -> FastAPI:
         with lock:
             return _jsonable(till.balance(member_id))
 
-    def openapi() -> dict[str, Any]:
-        # Refusals are application/problem+json (FastAPI would call them application/json).
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            for operations in schema["paths"].values():
-                for operation in operations.values():
-                    for code, response in operation["responses"].items():
-                        content = response.get("content", {})
-                        if code != "200" and "application/json" in content:
-                            response["content"] = {_PROBLEM: content.pop("application/json")}
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    problems_as_problem_json(app)
     return app
 
 
