@@ -61,10 +61,6 @@ balance
 """
 
 
-def eur(minor: int) -> str:
-    return Money(minor, "EUR").format()
-
-
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="loyalty-till-"))
     # 1. Set-up a chain would do once: keys, a voucher, the till's file.
@@ -111,7 +107,7 @@ def main() -> None:
             elif word == "member":
                 identity = till.identify(args[0])
             elif word == "add":
-                price = Money.parse(args[2], "EUR").minor
+                price = Money.parse(args[2], "EUR")
                 lines.append(
                     Line(args[0], int(args[1]), price, category=args[3] if len(args) > 3 else "")
                 )
@@ -121,7 +117,7 @@ def main() -> None:
                     session = till.checkout(Basket("EUR", lines), identity)
                 if word == "voucher":
                     use = session.apply_voucher(args[0])
-                    print(f"voucher {use.code}: {Money(use.amount, 'EUR').format()}")
+                    print(f"voucher {use.code}: {use.amount}")
                 elif word == "points":
                     session.redeem_points(int(args[0]))
                 elif word == "wallet":
@@ -139,7 +135,7 @@ def main() -> None:
                 else:
                     quote = session.quote()
                     print(
-                        f"total {eur(quote.total)}, due {eur(quote.due)}, earns"
+                        f"total {quote.total}, due {quote.due}, earns"
                         f" {quote.points_to_earn} pts; can redeem {quote.max_redeemable}"
                     )
             elif word == "refund":
@@ -147,15 +143,16 @@ def main() -> None:
                     args[0], {int(args[1]): int(args[2])}, refund_ref=f"{args[0]}-F"
                 )
                 print(
-                    f"refunded {eur(refund.amount)}: cash {eur(refund.cash_due)}, points back"
+                    f"refunded {refund.amount}: cash {refund.cash_due}, points back"
                     f" {refund.points_reinstated}, points taken {refund.points_clawed_back}"
                 )
             elif word == "balance":
                 member = identity.member.id if identity else "M-1"
                 balance = till.balance(member)
+                cards = ", ".join(f"{uid} {value}" for uid, value in balance.cards)
                 print(
-                    f"{member}: {balance.points_available} points, wallet"
-                    f" {eur(balance.wallet_available)}, cards {balance.cards}"
+                    f"{member}: {balance.points_available} points,"
+                    f" wallet {balance.wallet_available}, cards: {cards or 'none'}"
                 )
             else:
                 print(__doc__.split("\n\n")[2])

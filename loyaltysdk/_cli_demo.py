@@ -284,20 +284,20 @@ def _one_receipt(
             except LoyaltyError as error:
                 outcomes[f"vouchers refused: {type(error).__name__}"] += 1
     transport = None
-    if member in day.cards and sale.due > 0 and rng.random() < 0.3:
-        balance = dict(till.balance(member).cards).get(day.uids[member].hex().upper(), 0)
-        amount = min(balance, sale.due)
-        if amount > 0:
-            sale.pay_card(day.uids[member], Money(amount, "EUR"))
+    if member in day.cards and sale.due and rng.random() < 0.3:
+        balance = dict(till.balance(member).cards).get(day.uids[member].hex().upper())
+        amount = min(balance, sale.due) if balance is not None else None
+        if amount:
+            sale.pay_card(day.uids[member], amount)
             card = day.cards[member]
             day.tap(card)
             transport = day.reader.connect()
             if rng.random() < 0.05:  # pulled away too early
                 card.faults.tear_before = card.apdu_count + rng.randint(0, 6)
-    elif member and sale.due > 0 and rng.random() < 0.2:
+    elif member and sale.due and rng.random() < 0.2:
         available = till.wallet_available(member)
-        if available > 0:
-            sale.pay_wallet(Money(min(available, sale.due), "EUR"))
+        if available.minor > 0:
+            sale.pay_wallet(min(available, sale.due))
     try:
         receipt = sale.complete(ref, card=transport)
     except PaymentInterrupted:
@@ -309,7 +309,7 @@ def _one_receipt(
     if receipt.card_paid:
         outcomes["paid with card value"] += 1
     if member:
-        spend[member] += receipt.total
+        spend[member] += receipt.total.minor
     completed.append(ref)
 
 

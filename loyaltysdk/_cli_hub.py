@@ -22,7 +22,8 @@ _CONFIG = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
     help="The till's TOML config: db, store, till_id, currency, timezone, rules, hub_url,"
-    " credential_file.",
+    " credential_file; for cards keystore (passphrase from $LOYALTY_KEYSTORE_PASSPHRASE)"
+    " and, for `till serve`, reader.",
 )
 
 
@@ -145,7 +146,7 @@ def tills(db: str, offline_after: int, as_json: bool) -> None:
 def _config(path: Path) -> dict[str, Any]:
     data = tomllib.loads(path.read_text())
     base = path.parent
-    for key in ("db", "rules", "credential_file"):
+    for key in ("db", "rules", "credential_file", "keystore"):
         if key in data and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     return data
@@ -155,6 +156,13 @@ def _till(config: dict[str, Any]) -> Any:
     from . import Till, load_rules
 
     try:
+        purse = None
+        if "keystore" in config:  # the chain's card keys: stored-value cards at this till
+            from ._cli_cards import _passphrase
+            from .cards.keystore import SoftwareKeyStore
+            from .cards.purse import Purse
+
+            purse = Purse(SoftwareKeyStore.open(config["keystore"], _passphrase()))
         return Till.open(
             config["db"],
             store=config["store"],
@@ -162,6 +170,7 @@ def _till(config: dict[str, Any]) -> Any:
             currency=config["currency"],
             timezone=config["timezone"],
             rules=load_rules(config["rules"]),
+            purse=purse,
         )
     except KeyError as error:
         raise click.ClickException(f"the till config lacks {error}") from error
@@ -198,11 +207,22 @@ def till_serve(config_path: Path, host: str, port: int) -> None:
         token_file.write_text(secrets.token_urlsafe(32) + "\n")
         click.echo(f"made a token in {token_file}", err=True)
     token = token_file.read_text().strip()
+    reader = None
+    if config.get("reader"):
+        from .cards import open_reader
+
+        try:
+            reader = open_reader(config["reader"])
+        except LoyaltyError as error:
+            raise _fail(error) from error
     till = _till(config)
     try:
-        uvicorn.run(create_service_app(till, token), host=host, port=port, access_log=False)
+        app = create_service_app(till, token, reader)
+        uvicorn.run(app, host=host, port=port, access_log=False)
     finally:
         till.close()
+        if reader is not None:
+            reader.close()
 
 
 @till_group.command("register")

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loyaltysdk import Basket, Line, Money, Till
+from loyaltysdk import Basket, Line, Money, Receipt, Refund, Till
 from loyaltysdk._errors import CardError, HubUnreachable, LoyaltyError, SyncError
 from loyaltysdk.cards.keystore import SoftwareKeyStore
 from loyaltysdk.cards.ntag424 import MemoryCounterStore, SunVerifier, read_sun_url
@@ -309,7 +309,7 @@ class StoreSimulation:
             transport = self._present(new)
         aid = till.purse.layout.aid  # type: ignore[union-attr]
         on_chip = old.value_of(aid, 1) if old.apps else 0
-        moved = till.replace_card(old.uid, new.uid, transport=transport)
+        moved = till.replace_card(old.uid, new.uid, transport=transport).minor
         # The member keeps what the lost chip held: what this till moved (to
         # the new card or the wallet), and what the hub finds left on the old
         # card once it knows everything (it moves that to the wallet).
@@ -371,22 +371,22 @@ class StoreSimulation:
                 with contextlib.suppress(LoyaltyError, SyncError):
                     sale.apply_voucher(rng.choice(spendable).payload)
         wallet = till.wallet_available(member)
-        if wallet and sale.due > 0 and rng.random() < 0.4:
-            sale.pay_wallet(Money(min(wallet, sale.due, 2_000), EUR))
+        if wallet.minor > 0 and sale.due.minor > 0 and rng.random() < 0.4:
+            sale.pay_wallet(min(wallet, sale.due, Money(2_000, EUR)))
         card = self.cards.get(member)
-        if card is not None and sale.due > 0 and rng.random() < 0.5:
+        if card is not None and sale.due.minor > 0 and rng.random() < 0.5:
             on_chip = card.value_of(till.purse.layout.aid, 1) if card.apps else 0  # type: ignore[union-attr]
             if on_chip:
-                sale.pay_card(card.uid, Money(min(on_chip, sale.due), EUR))
+                sale.pay_card(card.uid, Money(min(on_chip, sale.due.minor), EUR))
         return sale.complete(ref, card=self._present(card) if card is not None else None)
 
-    def _book_sale(self, till: Till, receipt: Any) -> None:
+    def _book_sale(self, till: Till, receipt: Receipt) -> None:
         member = receipt.member
         offline = receipt.mode == "offline"
         if member:
             points = till.points_account(member)
             self.model[points] += receipt.points_earned - receipt.points_redeemed
-            self.model[till.wallet_account(member)] -= receipt.wallet_paid
+            self.model[till.wallet_account(member)] -= receipt.wallet_paid.minor
             if offline and (receipt.points_redeemed or receipt.wallet_paid):
                 self.offline_use |= {points, till.wallet_account(member)}
         for use in receipt.vouchers:
@@ -408,14 +408,14 @@ class StoreSimulation:
             if line[3] == "gift-card":
                 self.model[f"voucher:{line[6]}"] += line[1] * line[2] - line[5]
 
-    def _book_refund(self, till: Till, receipt: Any, result: Any) -> None:
+    def _book_refund(self, till: Till, receipt: Receipt, result: Refund) -> None:
         member = receipt.member
         if member:
             points = till.points_account(member)
             self.model[points] += result.points_reinstated - result.points_clawed_back
-            self.model[till.wallet_account(member)] += result.wallet_credited
+            self.model[till.wallet_account(member)] += result.wallet_credited.minor
         for use in receipt.vouchers:  # at most one voucher a sale here
-            self.model[f"voucher:{use.code}"] += result.vouchers_reinstated
+            self.model[f"voucher:{use.code}"] += result.vouchers_reinstated.minor
 
     def sync(self, till_id: str) -> None:
         with contextlib.suppress(SyncError):
@@ -449,7 +449,7 @@ class StoreSimulation:
         sale = two.checkout(Basket(EUR, [Line("X", 1, 2_500)]), two.identify(carded))
         sale.apply_voucher(gift.payload)
         card = self.cards[carded]
-        sale.pay_card(card.uid, Money(min(500, sale.due), EUR))
+        sale.pay_card(card.uid, min(Money(500, EUR), sale.due))
         receipt = sale.complete("PLAY-R2", card=self._present(card))
         self._book_sale(two, receipt)
         self.seen["card paid at another store than it was loaded"] += 1

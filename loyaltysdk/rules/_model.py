@@ -10,7 +10,7 @@ from fractions import Fraction
 import attrs
 
 from .._errors import RulesError
-from .._money import MAX_AMOUNT
+from .._money import MAX_AMOUNT, Money
 
 
 class BasketError(RulesError, ValueError):
@@ -27,18 +27,25 @@ def _whole(name: str, value: object, *, minimum: int = 0) -> int:
     return value
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class Line:
-    """One basket line, amounts in minor units of the basket's currency.
+    """One basket line.
+
+    Prices are `Money` (``Line("A", 2, Money(1250, "EUR"))``), or ints in
+    minor units of the basket's currency (the rules' own compact form, as in
+    rules files and tests). Either way the attributes hold minor units, which
+    is what the rules compute with; a `Money` price in another currency than
+    the basket's is refused when the basket is made.
 
     Attributes:
         sku, category, brand: what was bought.
         quantity: units (a positive integer).
-        unit_price: price per unit before discount.
+        unit_price: price per unit before discount, in minor units.
         discount: discount on the whole line (0 or more, at most the gross).
         reference: what the line sells when it is value itself: the voucher
             code a gift-card line activates, or the member a stored-value
             top-up line credits (see the till's checkout).
+        currency: the currency the prices were given in as `Money`, else None.
     """
 
     sku: str
@@ -48,6 +55,34 @@ class Line:
     brand: str = ""
     discount: int = 0
     reference: str = ""
+    currency: str | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __init__(
+        self,
+        sku: str,
+        quantity: int,
+        unit_price: int | Money,
+        category: str = "",
+        brand: str = "",
+        discount: int | Money = 0,
+        reference: str = "",
+        currency: str | None = None,
+    ) -> None:
+        for value in (unit_price, discount):
+            if isinstance(value, Money):
+                if currency is not None and value.currency != currency:
+                    raise BasketError(f"line {sku}: prices in {currency} and {value.currency}")
+                currency = value.currency
+        self.__attrs_init__(
+            sku,
+            quantity,
+            unit_price.minor if isinstance(unit_price, Money) else unit_price,
+            category,
+            brand,
+            discount.minor if isinstance(discount, Money) else discount,
+            reference,
+            currency,
+        )
 
     def __attrs_post_init__(self) -> None:
         _whole("quantity", self.quantity, minimum=1)
@@ -94,11 +129,16 @@ class Basket:
         for line in self.lines:
             if not isinstance(line, Line):
                 raise BasketError(f"a basket holds Line values, not {line!r}")
+            if line.currency is not None and line.currency != self.currency:
+                raise BasketError(
+                    f"line {line.sku} is priced in {line.currency}, the basket in {self.currency}"
+                )
         if self.total > MAX_AMOUNT:
             raise BasketError(f"the basket's total is beyond the maximum amount {MAX_AMOUNT}")
 
     @property
     def total(self) -> int:
+        """The lines' net total in minor units (the rules' view; a checkout's `total` is Money)."""
         return sum(line.net for line in self.lines)
 
 

@@ -22,15 +22,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._errors import (
+    CardError,
+    CurrencyMismatch,
     HubUnreachable,
     InvalidAmount,
     LoyaltyError,
+    NoReader,
+    ReaderError,
+    ReaderTimeout,
     StorageClosed,
     StorageFull,
+    UnknownCurrency,
     WrongType,
 )
 from .._money import Money
 from .._openapi import PROBLEM, problems_as_problem_json
+from ..cards import Reader, Transport
+from ..cards.ntag424 import read_sun_url
 from ..rules import Basket, BasketError, Line
 from ..till import (
     Checkout,
@@ -64,6 +72,8 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (ReceiptNotFound, 404),
     (WrongType, 422),
     (InvalidAmount, 422),
+    (UnknownCurrency, 422),
+    (CurrencyMismatch, 422),
     (BasketError, 422),
     (InvalidReference, 422),
     (InvalidName, 422),
@@ -78,6 +88,10 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (PaymentInterrupted, 409),
     (VoucherError, 409),
     (CheckoutError, 409),
+    (NoReader, 409),
+    (ReaderTimeout, 409),
+    (CardError, 409),
+    (ReaderError, 503),
     (HubUnreachable, 503),
     (StorageFull, 507),
     (StorageClosed, 503),
@@ -103,10 +117,10 @@ _TITLES = {
     401: "No or a wrong bearer token",
     403: "The member must be present (a tap, a PIN or an OTP)",
     404: "No such member, card, receipt or checkout",
-    409: "Refused: not enough, too much, already done, or a voucher refusal",
+    409: "Refused: not enough, too much, already done, a voucher or card refusal, no card",
     422: "Malformed: a wrong type, an invalid amount or a missing Idempotency-Key",
     500: "The till could not store it",
-    503: "The hub did not answer, or the till is closed: retry",
+    503: "The hub or the reader did not answer, or the till is closed: retry",
     507: "The till's disk is full: retry once space is freed",
 }
 _REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -118,19 +132,33 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class MoneyIn(_Body):
+    """An amount of money, as the SDK's `Money`: minor units and an ISO 4217 code."""
+
+    minor: int = Field(ge=0, le=2**53 - 1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+    def money(self) -> Money:
+        return Money(self.minor, self.currency)
+
+
 class LineIn(_Body):
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=1_000_000)
-    unit_price: int = Field(ge=0, le=2**53 - 1)  # minor units of the till's currency
+    unit_price: MoneyIn
+    discount: MoneyIn | None = None  # on the whole line
     category: str = Field(default="", max_length=64)
     brand: str = Field(default="", max_length=64)
 
 
 class Evidence(_Body):
-    """How the member was identified: a card UID in hex, or text (a SUN URL, QR, number)."""
+    """Who is buying: a card UID in hex, text (a SUN URL, QR, number), or a tap on the
+    service's reader (`tap`, waiting up to `wait_seconds` for the card)."""
 
     card_uid: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{8,20}$")
     text: str | None = Field(default=None, min_length=1, max_length=2048)
+    tap: bool = False
+    wait_seconds: float = Field(default=10, ge=0, le=60)
 
 
 class CheckoutIn(_Body):
@@ -150,15 +178,27 @@ class VoucherIn(_Body):
 
 
 class AmountIn(_Body):
-    amount: int = Field(ge=1, le=2**53 - 1)  # minor units
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount: MoneyIn
+
+
+class CardIn(_Body):
+    amount: MoneyIn
+    wait_seconds: float = Field(default=10, ge=0, le=60)  # for the card to be presented
 
 
 class CompleteIn(_Body):
     receipt_ref: str = Field(min_length=1, max_length=100)
+    wait_seconds: float = Field(default=10, ge=0, le=60)  # for a card paying the sale
 
 
-class RefundIn(_Body):
+class ToCard(_Body):
+    """Give card value back onto the card on the service's reader (else to the wallet)."""
+
+    to_card: bool = False
+    wait_seconds: float = Field(default=10, ge=0, le=60)
+
+
+class RefundIn(ToCard):
     refund_ref: str = Field(min_length=1, max_length=100)
     lines: dict[str, int]  # line index (as JSON keys are text) -> quantity
 
@@ -197,7 +237,7 @@ def _problem(error: Exception, status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def create_app(till: Till, token: str) -> FastAPI:
+def create_app(till: Till, token: str, reader: Reader | None = None) -> FastAPI:
     app = FastAPI(
         title="loyaltysdk till service",
         version="1",
@@ -290,14 +330,38 @@ def create_app(till: Till, token: str) -> FastAPI:
             raise ReceiptNotFound(f"no open checkout {checkout_id!r}")
         return found
 
+    def card_in_field(wait_seconds: float) -> tuple[bytes, Transport]:
+        """The UID of the card on the service's reader (waiting for it) and a transport to it."""
+        if reader is None:
+            raise NoReader("this till service has no reader attached (the config's `reader`)")
+        info = reader.wait_for_card(timeout=wait_seconds)
+        transport = reader.connect()
+        uid = info.uid
+        if uid is None:
+            transport.close()
+            raise CardError("the reader could not read the card's UID; tap it again")
+        return uid, transport
+
+    def tapped(wait_seconds: float) -> Any:
+        uid, transport = card_in_field(wait_seconds)
+        with transport:
+            if till.sun is not None:
+                try:  # a tag with a SUN URL proves the tap; any other card is its UID
+                    return till.identify(read_sun_url(transport))
+                except CardError:
+                    pass
+            return till.identify(uid)
+
     def identity(evidence: Evidence | None) -> Any:
         if evidence is None:
             return None
+        if evidence.tap:
+            return tapped(evidence.wait_seconds)
         if evidence.card_uid is not None:
             return till.identify(bytes.fromhex(evidence.card_uid))
         if evidence.text is not None:
             return till.identify(evidence.text)
-        raise WrongType("member: give card_uid or text")
+        raise WrongType("member: give card_uid, text, or tap")
 
     auth = [Depends(authorised)]
     routes: dict[str, Any] = {"dependencies": auth, "responses": _REFUSALS}
@@ -315,7 +379,14 @@ def create_app(till: Till, token: str) -> FastAPI:
             basket = Basket(
                 till.currency,
                 [
-                    Line(x.sku, x.quantity, x.unit_price, category=x.category, brand=x.brand)
+                    Line(
+                        x.sku,
+                        x.quantity,
+                        x.unit_price.money(),
+                        category=x.category,
+                        brand=x.brand,
+                        discount=x.discount.money() if x.discount else 0,
+                    )
                     for x in body.lines
                 ],
             )
@@ -358,15 +429,41 @@ def create_app(till: Till, token: str) -> FastAPI:
         return once(
             idempotency_key,
             f"wallet {checkout_id} {body.model_dump_json()}",
-            lambda: session(checkout_id).pay_wallet(Money(body.amount, body.currency)),
+            lambda: session(checkout_id).pay_wallet(body.amount.money()),
         )
+
+    @app.post("/v1/checkouts/{checkout_id}/card", **routes)
+    def card(checkout_id: str, body: CardIn, idempotency_key: _Key = None) -> JSONResponse:
+        """Pay from the stored-value card on the service's reader (waiting for its tap).
+
+        The card is debited at complete, with the card still on the reader.
+        """
+
+        def work() -> Any:
+            sale = session(checkout_id)
+            uid, transport = card_in_field(body.wait_seconds)
+            transport.close()
+            return sale.pay_card(uid, body.amount.money())
+
+        return once(idempotency_key, f"card {checkout_id} {body.model_dump_json()}", work)
 
     @app.post("/v1/checkouts/{checkout_id}/complete", **routes)
     def complete(checkout_id: str, body: CompleteIn, idempotency_key: _Key = None) -> JSONResponse:
-        """Post everything in one durable commit; idempotent by receipt number too."""
+        """Post everything in one durable commit; idempotent by receipt number too.
+
+        With a card payment the card is debited here, on the service's reader;
+        a `PaymentInterrupted` (the card left) asks for the card again and
+        the same request again: the card's log decides, never paid twice.
+        """
 
         def work() -> Any:
-            receipt = session(checkout_id).complete(body.receipt_ref)
+            sale = session(checkout_id)
+            if sale.quote().card_paid and reader is not None:
+                reader.wait_for_card(timeout=body.wait_seconds)
+                with reader.connect() as transport:
+                    receipt = sale.complete(body.receipt_ref, card=transport)
+            else:
+                receipt = sale.complete(body.receipt_ref)
             sessions.pop(checkout_id, None)
             return receipt
 
@@ -384,10 +481,27 @@ def create_app(till: Till, token: str) -> FastAPI:
 
         return once(idempotency_key, f"cancel {checkout_id}", work)
 
+    def on_card(body: ToCard | None, give_back: Any) -> Any:
+        """Run a refund or void, with the card on the reader when the POS asks for it."""
+        if body is None or not body.to_card:
+            return give_back(None)
+        if reader is None:
+            raise NoReader("this till service has no reader attached (the config's `reader`)")
+        reader.wait_for_card(timeout=body.wait_seconds)
+        with reader.connect() as transport:
+            return give_back(transport)
+
     @app.post("/v1/receipts/{receipt_ref}/void", **routes)
-    def void(receipt_ref: str, idempotency_key: _Key = None) -> JSONResponse:
+    def void(
+        receipt_ref: str, body: ToCard | None = None, idempotency_key: _Key = None
+    ) -> JSONResponse:
         """Undo a whole receipt on its day."""
-        return once(idempotency_key, f"void {receipt_ref}", lambda: till.void(receipt_ref))
+        shown = body.model_dump_json() if body else ""
+        return once(
+            idempotency_key,
+            f"void {receipt_ref} {shown}",
+            lambda: on_card(body, lambda card: till.void(receipt_ref, card=card)),
+        )
 
     @app.post("/v1/receipts/{receipt_ref}/refunds", **routes)
     def refund(receipt_ref: str, body: RefundIn, idempotency_key: _Key = None) -> JSONResponse:
@@ -398,7 +512,10 @@ def create_app(till: Till, token: str) -> FastAPI:
                 lines = {int(k): v for k, v in body.lines.items()}
             except ValueError:
                 raise WrongType("refund lines are keyed by line index") from None
-            return till.refund(receipt_ref, lines, refund_ref=body.refund_ref)
+            return on_card(
+                body,
+                lambda card: till.refund(receipt_ref, lines, refund_ref=body.refund_ref, card=card),
+            )
 
         return once(idempotency_key, f"refund {receipt_ref} {body.model_dump_json()}", work)
 

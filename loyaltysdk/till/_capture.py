@@ -54,7 +54,7 @@ def sale_record(
         _line(line, points) for line, points in zip(plan["lines"], receipt.line_points, strict=True)
     ]
     vouchers = [
-        {"code": use.code, "campaign": campaigns.get(use.code, ""), "amount": use.amount}
+        {"code": use.code, "campaign": campaigns.get(use.code, ""), "amount": use.amount.minor}
         for use in receipt.vouchers
     ]
     return {
@@ -67,16 +67,16 @@ def sale_record(
         **_when(till, at),
         "member": receipt.member,
         "currency": receipt.currency,
-        "total": receipt.total,
+        "total": receipt.total.minor,
         "lines": lines,
         "points_earned": receipt.points_earned,
         "points_redeemed": receipt.points_redeemed,
         "tenders": {
-            "points": receipt.points_value,
+            "points": receipt.points_value.minor,
             "vouchers": vouchers,
-            "wallet": receipt.wallet_paid,
-            "card": receipt.card_paid,
-            "cash": receipt.to_pay,
+            "wallet": receipt.wallet_paid.minor,
+            "card": receipt.card_paid.minor,
+            "cash": receipt.to_pay.minor,
         },
     }
 
@@ -109,16 +109,16 @@ def refund_record(
         **_when(till, at or till.now()),
         "member": receipt.member,
         "currency": receipt.currency,
-        "total": -refund.amount,
+        "total": -refund.amount.minor,
         "lines": lines,
         "points_earned": -refund.points_clawed_back,
         "points_redeemed": -refund.points_reinstated,
         "tenders": {
             "points": 0,
             "vouchers": vouchers,
-            "wallet": -refund.wallet_credited,
-            "card": -refund.card_credited,
-            "cash": -refund.cash_due,
+            "wallet": -refund.wallet_credited.minor,
+            "card": -refund.card_credited.minor,
+            "cash": -refund.cash_due.minor,
         },
     }
 
@@ -152,7 +152,7 @@ def backfill(till: Till) -> int:
             "vouchers": [],
             "void": refund_ref.startswith("void:"),
         }
-        refund = Refund(**json.loads(result))
+        refund = Refund.from_json(json.loads(result), till.currency)
         at = datetime.fromisoformat(plan["at"])
         till._event("receipt", refund_record(till, pseudo, plan, refund, receipt, at=at))
         made += 1

@@ -119,23 +119,31 @@ class Checkout:
     # -- views ---------------------------------------------------------------------------
 
     @property
-    def total(self) -> int:
-        return self._total
+    def total(self) -> Money:
+        """The basket's total."""
+        return self.till.money(self._total)
+
+    @property
+    def points_value(self) -> Money:
+        """What the redeemed points pay: their value, capped at what is left to pay."""
+        return self.till.money(self._points_value())
+
+    @property
+    def due(self) -> Money:
+        """What is left for the POS to collect."""
+        return self.till.money(self._due())
 
     def _others(self) -> int:
-        vouchers = sum(use.amount for _, use in self._vouchers)
+        vouchers = sum(use.amount.minor for _, use in self._vouchers)
         card = self._card[1] if self._card else 0
         return vouchers + self._wallet + card
 
-    @property
-    def points_value(self) -> int:
-        """What the redeemed points pay: their value, capped at what is left to pay."""
+    def _points_value(self) -> int:
         value = math.floor(self._points * self.till.policy.minor_per_point)
-        return max(0, min(value, self.total - self._others()))
+        return max(0, min(value, self._total - self._others()))
 
-    @property
-    def due(self) -> int:
-        return self.total - self.points_value - self._others()
+    def _due(self) -> int:
+        return self._total - self._points_value() - self._others()
 
     def _member_id(self) -> str:
         if self.identity is None:
@@ -152,24 +160,25 @@ class Checkout:
         if self.identity is not None:
             member_id = self.identity.member.id
             available = self.till.points_available(member_id) + self._points
-            wallet = self.till.wallet_available(member_id) + self._wallet
+            wallet = self.till._wallet_minor(member_id) + self._wallet
         per_point = self.till.policy.minor_per_point
-        rest = self.due + self.points_value
+        rest = self._due() + self._points_value()
         max_redeemable = min(available, math.ceil(Fraction(rest) / per_point)) if rest > 0 else 0
+        money = self.till.money
         return Quote(
             self.till.currency,
-            self.total,
+            money(self._total),
             self._earn.points,
             self._earn_lines,
             available,
             self._points,
-            self.points_value,
+            money(self._points_value()),
             max_redeemable,
             tuple(use for _, use in self._vouchers),
-            wallet,
-            self._wallet,
-            self._card[1] if self._card else 0,
-            self.due,
+            money(wallet),
+            money(self._wallet),
+            money(self._card[1] if self._card else 0),
+            money(self._due()),
             self._mode,
         )
 
@@ -209,10 +218,13 @@ class Checkout:
                 raise PresenceRequired("redeeming points needs a card tap, a PIN or an OTP")
         # Points may cover the exact total: the last point may be worth more
         # than the cent or two left, so the most is the ceiling of what is due.
-        payable = self.total - self._others()
+        payable = self._total - self._others()
         most = math.ceil(Fraction(payable) / self.till.policy.minor_per_point) if payable > 0 else 0
         if points > most:
-            raise OverPayment(f"{points} points pay more than the {payable} due ({most} at most)")
+            raise OverPayment(
+                f"{points} points pay more than the {self.till.money(max(payable, 0))} due"
+                f" ({most} at most)"
+            )
         # Check before letting go of the points this session already holds,
         # so a refused change leaves the earlier redemption in place.
         available = self.till.points_available(member_id) + self._points
@@ -311,13 +323,17 @@ class Checkout:
             key = f"{SESSION_HOLD}{self.session}:voucher:{self._holds_made}"
             account = f"voucher:{terms.code}"
             try:
-                self._authorise(account, account, terms.currency, use.amount, key, use.amount)
+                self._authorise(
+                    account, account, terms.currency, use.amount.minor, key, use.amount.minor
+                )
             except OnlineRefused:
                 # Spent elsewhere since this till last heard: take what the hub says is left.
                 if self.till._chain.refresh(accounts=[account]) is None:
                     raise
                 use = self._voucher_use(terms, eligible, True)
-                self._authorise(account, account, terms.currency, use.amount, key, use.amount)
+                self._authorise(
+                    account, account, terms.currency, use.amount.minor, key, use.amount.minor
+                )
         self._vouchers.append((scanned, use))
         return use
 
@@ -333,12 +349,15 @@ class Checkout:
                 raise VoucherExhausted(f"voucher {terms.code} has nothing left")
             amount = min(eligible, balance)
             remaining = balance - amount if terms.mode == "partial" else 0
-        amount = min(amount, max(self.due, 0))
+        amount = min(amount, max(self._due(), 0))
         if amount <= 0:
             raise OverPayment("nothing is left to pay with a voucher")
         if not known:
             book.allow_offline(terms, terms.amount if terms.kind == "value" else amount)
-        return VoucherUse(terms.code, amount, remaining, not known, terms.mode == "partial")
+        money = self.till.money
+        return VoucherUse(
+            terms.code, money(amount), money(remaining), not known, terms.mode == "partial"
+        )
 
     def remove_voucher(self, code: str) -> None:
         self._vouchers = [(s, use) for s, use in self._vouchers if use.code != code]
@@ -353,8 +372,8 @@ class Checkout:
         minor = self.till._amount(amount)
         if self._replayed is not None:
             return self.quote()
-        if minor > self.due + self._wallet:
-            due = self.till.money(self.due + self._wallet)
+        if minor > self._due() + self._wallet:
+            due = self.till.money(self._due() + self._wallet)
             raise OverPayment(f"{amount} is more than the {due} due")
         self.remove_wallet()
         self._holds_made += 1
@@ -395,7 +414,7 @@ class Checkout:
         self.till._card(uid)
         if self._replayed is not None:
             return self.quote()
-        if minor > self.due + (self._card[1] if self._card else 0):
+        if minor > self._due() + (self._card[1] if self._card else 0):
             raise OverPayment(f"{amount} is more than is due")
         self._card = (uid, minor)
         return self.quote()
@@ -470,11 +489,11 @@ class Checkout:
             "lines": self._lines,
             "fingerprint": self._fingerprint,
             "points": self._points,
-            "points_value": self.points_value,
+            "points_value": self._points_value(),
             "points_hold": self._points_hold,
             "wallet": self._wallet,
             "wallet_hold": self._wallet_hold,
-            "vouchers": [[scanned, use.amount] for scanned, use in self._vouchers],
+            "vouchers": [[scanned, use.amount.minor] for scanned, use in self._vouchers],
             "card": list(self._card) if self._card else None,
             "mode": self._mode,
             "offline_worth": self.till._offline.session_worth(self.session),

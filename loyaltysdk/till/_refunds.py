@@ -30,8 +30,6 @@ import json
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from .._money import Money, Points
 from ..cards.purse import Kind
 from ..cards.transport import Transport
@@ -50,13 +48,13 @@ STORED_VALUE = "stored-value"
 
 
 def tenders(receipt: Receipt) -> dict[str, int]:
-    """What paid the receipt, by tender name; the values sum to its total."""
-    paid = {"points": receipt.points_value}
+    """What paid the receipt, by tender name, in minor units; the values sum to its total."""
+    paid = {"points": receipt.points_value.minor}
     for use in receipt.vouchers:
-        paid[f"voucher:{use.code}"] = paid.get(f"voucher:{use.code}", 0) + use.amount
-    paid["wallet"] = receipt.wallet_paid
-    paid["card"] = receipt.card_paid
-    paid["cash"] = receipt.total - sum(paid.values())
+        paid[f"voucher:{use.code}"] = paid.get(f"voucher:{use.code}", 0) + use.amount.minor
+    paid["wallet"] = receipt.wallet_paid.minor
+    paid["card"] = receipt.card_paid.minor
+    paid["cash"] = receipt.total.minor - sum(paid.values())
     return paid
 
 
@@ -126,7 +124,7 @@ class Refunds:
             return None
         if json.loads(row[0]) != {str(k): v for k, v in lines.items()}:
             raise RefundRefused(f"refund {refund_ref} was made for other lines")
-        return Refund(**json.loads(row[1]))
+        return Refund.from_json(json.loads(row[1]), self._till.currency)
 
     def resume(self, pending: Pending, card: Transport) -> Refund:
         """A refund whose card credit was interrupted: settle it with the card here."""
@@ -187,7 +185,7 @@ class Refunds:
         amount = nominal - not_refunded
         paid = tenders(receipt)
         names = list(paid)
-        total = receipt.total
+        total = receipt.total.minor
         before = [previous_shares.get(name, 0) for name in names]
         shares = allocate([paid[n] for n in names], total, refunded_before + amount, before)
         step = {n: shares[i] - before[i] for i, n in enumerate(names)}
@@ -261,7 +259,9 @@ class Refunds:
         if legacy:
             paid = tenders(receipt)
             names = list(paid)
-            rebuilt = allocate([paid[n] for n in names], receipt.total, refunded, [0] * len(names))
+            rebuilt = allocate(
+                [paid[n] for n in names], receipt.total.minor, refunded, [0] * len(names)
+            )
             shares = dict(zip(names, rebuilt, strict=True))
         return quantities, shares, refunded
 
@@ -289,7 +289,8 @@ class Refunds:
                 for i, line in enumerate(sold)
             )
             bonus = receipt.points_earned - sum(receipt.line_points)
-            return int(by_line + (bonus * value // receipt.total if receipt.total else 0))
+            total = receipt.total.minor
+            return int(by_line + (bonus * value // total if total else 0))
 
         wanted = target(after, whole) - target(before, False)
         pending = self._conn.execute(
@@ -435,20 +436,21 @@ class Refunds:
             # A take-back whose hold lapsed while the card was away may take
             # less: what it did not take is not paid out in cash either.
             missing = sum(t[4] for t in plan["takebacks"]) - taken_back
+            money = till.money
             result = Refund(
                 ref=refund_ref,
                 receipt=ref,
-                amount=plan["amount"] - missing,
+                amount=money(plan["amount"] - missing),
                 points_clawed_back=taken,
                 points_shortfall=claw["wanted"] - taken,
                 points_reinstated=plan["points_back"],
-                vouchers_reinstated=vouchers_back,
-                voucher_forfeited=forfeited,
-                wallet_credited=wallet,
-                card_credited=plan["card"],
-                cash_due=max(0, plan["cash"] - missing),
-                value_taken_back=taken_back,
-                value_not_refunded=plan["value_not_refunded"] + missing,
+                vouchers_reinstated=money(vouchers_back),
+                voucher_forfeited=money(forfeited),
+                wallet_credited=money(wallet),
+                card_credited=money(plan["card"]),
+                cash_due=money(max(0, plan["cash"] - missing)),
+                value_taken_back=money(taken_back),
+                value_not_refunded=money(plan["value_not_refunded"] + missing),
             )
             if member:
                 till._directory.record_refund(
@@ -467,7 +469,7 @@ class Refunds:
                     refund_ref,
                     ref,
                     json.dumps(plan["lines"]),
-                    json.dumps(attrs.asdict(result)),
+                    json.dumps(result.to_json()),
                     json.dumps(plan["shares"]),
                 ),
             )
@@ -539,11 +541,12 @@ class Refunds:
 
 def _points_for(receipt: Receipt, share: int, whole: bool) -> int:
     """Redeemed points that come back when the points' tender has returned `share` of its value."""
-    if receipt.points_value == 0:
+    value = receipt.points_value.minor
+    if value == 0:
         return receipt.points_redeemed if whole else 0
-    if share >= receipt.points_value:
+    if share >= value:
         return receipt.points_redeemed
-    return receipt.points_redeemed * share // receipt.points_value
+    return receipt.points_redeemed * share // value
 
 
 __all__ = ["GIFT_CARD", "STORED_VALUE", "Refunds", "tenders"]

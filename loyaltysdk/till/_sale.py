@@ -128,8 +128,8 @@ def finish_sale(
             uses.append(
                 VoucherUse(
                     redemption.code,
-                    redemption.amount,
-                    redemption.remaining,
+                    Money(redemption.amount, currency),
+                    Money(redemption.remaining, currency),
                     redemption.offline,
                     redemption.partial,
                 )
@@ -149,7 +149,7 @@ def finish_sale(
             )
         _sell_value(till, ref, basket, member_id)
         points_earned = earn.points if member_id else 0
-        voucher_total = sum(use.amount for use in uses)
+        voucher_total = sum(use.amount.minor for use in uses)
         if points_earned:
             summary = {"total": basket.total, "redeemed": points, "vouchers": voucher_total}
             _credit_points(till, ref, member_id, points_earned, earn, at, summary)
@@ -166,11 +166,12 @@ def finish_sale(
             record_offline(till, ref, member_id, plan.get("offline_worth", 0), at)
         total = basket.total
         to_pay = total - points_value - voucher_total - wallet_paid - card_paid
+        money = till.money
         receipt = Receipt(
             ref=ref,
             member=member_id,
             currency=currency,
-            total=total,
+            total=money(total),
             points_earned=points_earned,
             line_points=tuple(line.points for line in earn.lines)
             if member_id
@@ -178,17 +179,17 @@ def finish_sale(
             earn_lines=tuple(earn.explain()) if member_id else (),  # for the printer
             spendable_on=earn.spendable_on if member_id and till.rules.pending_days else None,
             points_redeemed=points,
-            points_value=points_value,
+            points_value=money(points_value),
             vouchers=tuple(uses),
-            wallet_paid=wallet_paid,
-            card_paid=card_paid,
+            wallet_paid=money(wallet_paid),
+            card_paid=money(card_paid),
             card_uid=card_uid,
             mode=plan.get("mode", "standalone"),
-            to_pay=max(to_pay, 0),
+            to_pay=money(max(to_pay, 0)),
             points_balance=till.points_available(member_id) if member_id else None,
             wallet_balance=till.wallet_available(member_id) if member_id else None,
             card_balance=(
-                till._minor(till.ledger.balance(till.card_account(card_uid)).posted)
+                money(till._minor(till.ledger.balance(till.card_account(card_uid)).posted))
                 if card_uid
                 else None
             ),

@@ -552,7 +552,7 @@ class Till:
 
     def replace_card(
         self, lost_uid: bytes, new_uid: bytes, *, transport: Transport | None = None
-    ) -> int:
+    ) -> Money:
         """Block a lost card and give its member a new one; returns the value moved.
 
         The lost card's stored value can never be spent again (the card is
@@ -567,6 +567,9 @@ class Till:
             PaymentInterrupted: the new card left while its value was loaded;
                 call again with the card presented.
         """
+        return self.money(self._replace_card(lost_uid, new_uid, transport))
+
+    def _replace_card(self, lost_uid: bytes, new_uid: bytes, transport: Transport | None) -> int:
         lost, new = _uid(lost_uid), _uid(new_uid)
         ref = f"replace:{lost}"
         with self.ledger.atomic():
@@ -683,7 +686,7 @@ class Till:
             expiring = sum(lot.remaining for lot in lots if lot.expires_at == first)
             next_expiry = (expiring, first.astimezone(self.zone).date())
         cards = tuple(
-            (uid, self._minor(self.ledger.balance(self.card_account(uid)).posted))
+            (uid, self.money(self._minor(self.ledger.balance(self.card_account(uid)).posted)))
             for (uid,) in self._conn.execute(
                 "SELECT uid FROM till_cards WHERE member = ? AND kind = 'purse' AND status ="
                 " 'active' ORDER BY uid",
@@ -697,8 +700,8 @@ class Till:
             self._minor(points.available),
             self._minor(pending.posted),
             next_expiry,
-            self._minor(wallet.posted),
-            self._minor(wallet.available),
+            self.money(self._minor(wallet.posted)),
+            self.money(self._minor(wallet.available)),
             cards,
         )
 
@@ -706,7 +709,11 @@ class Till:
         """Points the member can spend now (held and expired points are not)."""
         return self._minor(self.ledger.balance(self.points_account(member_id)).available)
 
-    def wallet_available(self, member_id: str) -> int:
+    def wallet_available(self, member_id: str) -> Money:
+        """What the member's wallet can pay now (held amounts are not)."""
+        return self.money(self._wallet_minor(member_id))
+
+    def _wallet_minor(self, member_id: str) -> int:
         return self._minor(self.ledger.balance(self.wallet_account(member_id)).available)
 
     def member_view(self, record: MemberRecord, at: datetime | None = None) -> Member:
@@ -715,8 +722,11 @@ class Till:
 
     # -- stored value ------------------------------------------------------------------------
 
-    def top_up(self, member_id: str, amount: Money, *, payment_ref: str) -> int:
-        """Add stored value to a member's wallet, paid by cash or card (`payment_ref`)."""
+    def top_up(self, member_id: str, amount: Money, *, payment_ref: str) -> Money:
+        """Add stored value to a member's wallet, paid by cash or card (`payment_ref`).
+
+        Returns the amount loaded (the same again for a repeated `payment_ref`).
+        """
         payment_ref = reference(payment_ref, "payment reference")
         minor = self._amount(amount)
         self.member(member_id)
@@ -728,7 +738,7 @@ class Till:
             ],
             memo=json.dumps({"topup": payment_ref, "member": member_id}),
         )
-        return minor
+        return self.money(minor)
 
     def _amount(self, amount: Money) -> int:
         if not isinstance(amount, Money):
@@ -803,8 +813,10 @@ class Till:
 
     def top_up_card(
         self, transport: Transport, card_uid: bytes, amount: Money, *, payment_ref: str
-    ) -> int:
+    ) -> Money:
         """Load value onto a card: intent, card commit, ledger post. Repeating it is harmless.
+
+        Returns the amount loaded.
 
         Raises:
             PaymentInterrupted: the card left; call again with the card presented.
@@ -823,9 +835,9 @@ class Till:
         elif pending.status == "pending":
             record = self._journal.settle(transport, pending)
         else:
-            return minor
+            return amount
         self._finish_topup(pending.plan, pending.id, record.balance_after)
-        return minor
+        return amount
 
     def _finish_topup(self, plan: dict[str, Any], intent_id: str, chip: int | None) -> None:
         with self.ledger.atomic():

@@ -13,6 +13,12 @@ from loyaltysdk.sync import UpdateKind
 from .conftest import Chain, card_reader
 
 EUR = "EUR"
+
+
+def eur(minor: int) -> Money:
+    return Money(minor, EUR)
+
+
 UID = bytes.fromhex("04C0FFEE000001")
 
 
@@ -33,7 +39,7 @@ def test_a_card_loaded_at_one_store_pays_at_another(chain: Chain) -> None:
     sale = two.checkout(Basket(EUR, [Line("X", 1, 500)]), two.identify(UID))
     sale.pay_card(UID, Money(500, EUR))
     receipt = sale.complete("S2-R1", card=reader.connect())
-    assert receipt.card_paid == 500 and receipt.card_balance == 2_500
+    assert receipt.card_paid == eur(500) and receipt.card_balance == eur(2_500)
     aid = one.purse.layout.aid  # type: ignore[union-attr]
     assert card.value_of(aid, 1) == 2_500
     assert two.pending_card_intents() == []
@@ -58,15 +64,15 @@ def test_points_and_wallet_from_one_store_are_spent_at_another(chain: Chain) -> 
     sale.redeem_points(300)
     sale.pay_wallet(Money(2_000, EUR))
     receipt = sale.complete("S2-R1")
-    assert (receipt.points_redeemed, receipt.wallet_paid) == (300, 2_000)
+    assert (receipt.points_redeemed, receipt.wallet_paid) == (300, eur(2_000))
     assert receipt.mode == "online"
     chain.sync()
     wallet = chain.hub.balance(f"member:M1:wallet:{EUR}")
     assert wallet is not None and wallet[2] - wallet[1] == 0  # spent once, chain-wide
     points = chain.hub.balance("member:M1:points")
     assert points is not None and points[2] - points[1] == 25  # 300 earned, 300 spent, 25 earned
-    assert two.identify("M1").online and two.wallet_available("M1") == 0
-    assert one.identify("M1").online and one.wallet_available("M1") == 0  # store 1 knows too
+    assert two.identify("M1").online and two.wallet_available("M1") == eur(0)
+    assert one.identify("M1").online and one.wallet_available("M1") == eur(0)  # store 1 knows too
     assert not chain.hub.exceptions()
 
 
@@ -88,7 +94,7 @@ def test_a_voucher_head_office_issued_is_funded_once_and_spent_once(chain: Chain
     assert liability is not None and liability[2] - liability[1] == 5_000  # funded once
     one, two = chain.s1.till, chain.s2.till
     first = one.checkout(Basket(EUR, [Line("A", 1, 5_000)]))
-    assert first.apply_voucher(gift.payload).amount == 5_000
+    assert first.apply_voucher(gift.payload).amount == eur(5_000)
     second = two.checkout(Basket(EUR, [Line("B", 1, 5_000)]))
     import pytest
 
@@ -265,7 +271,7 @@ def test_an_online_checkout_calls_the_hub_once_to_identify_and_once_per_tender(
     sale.pay_wallet(Money(2_000, EUR))
     sale.pay_card(UID, Money(500, EUR))
     receipt = sale.complete("S2-R1", card=reader.connect())
-    assert receipt.mode == "online" and receipt.card_paid == 500
+    assert receipt.mode == "online" and receipt.card_paid == eur(500)
     # identify; then the points, the voucher and the wallet are each held once (the card's
     # value is on the card); completing settles the holds by the records it pushes later.
     assert calls == ["snapshot", "take_hold", "take_hold", "take_hold"]

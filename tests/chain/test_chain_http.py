@@ -127,7 +127,11 @@ def test_one_account_across_the_chain_over_http(http_chain: HttpChain) -> None:
     sale.pay_wallet(Money(2_000, EUR))
     sale.pay_card(uid, Money(500, EUR))
     receipt = sale.complete("S2-R1", card=reader.connect())
-    assert (receipt.points_redeemed, receipt.wallet_paid, receipt.card_paid) == (300, 2_000, 500)
+    assert (receipt.points_redeemed, receipt.wallet_paid, receipt.card_paid) == (
+        300,
+        Money(2_000, EUR),
+        Money(500, EUR),
+    )
     assert receipt.mode == "online"
     # A voucher head office issued: the first online till holds it, the second is refused.
     start = http_chain.clock.now

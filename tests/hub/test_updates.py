@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from loyaltysdk import Basket, Line, Till, load_rules
+from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.hub import Hub
 from loyaltysdk.sync import BadRecord, DirectLink, Syncer, Update, UpdateKind
 from loyaltysdk.vouchers import IssuerKey, Keyring
@@ -180,15 +180,14 @@ class DownLink:
 def test_a_voucher_in_one_call_and_where_it_is_good(hub: Hub, tmp_path: Path) -> None:
     """`Till.issue_voucher`: one call, no imports. Without head office's key it is good at
     the till that made it (once) and refused at the chain's other till."""
-    from loyaltysdk import Money
     from loyaltysdk.vouchers import UnknownIssuerKey, VoucherExhausted
 
     (first, sync_first), (second, sync_second) = chain(hub, tmp_path)
     voucher = first.issue_voucher(Money(300, "EUR"))
     basket = Basket("EUR", [Line("A", 1, 1_000)])
     sale = first.checkout(basket)
-    assert sale.apply_voucher(voucher.payload).amount == 300
-    assert sale.complete("R-1").to_pay == 700
+    assert sale.apply_voucher(voucher.payload).amount == Money(300, "EUR")
+    assert sale.complete("R-1").to_pay == Money(700, "EUR")
     with pytest.raises(VoucherExhausted):  # its value is spent
         first.checkout(basket).apply_voucher(voucher.payload)
     sync_first.run_once()

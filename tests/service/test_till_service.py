@@ -44,6 +44,11 @@ def service(tmp_path: Path) -> Iterator[tuple[TestClient, Till]]:
     till.close()
 
 
+def eur(minor: int) -> dict[str, Any]:
+    """Money as the service's JSON has it."""
+    return {"minor": minor, "currency": "EUR"}
+
+
 def _post(client: TestClient, path: str, body: Any, key: str) -> Any:
     return client.post(path, json=body, headers={"Idempotency-Key": key})
 
@@ -53,18 +58,19 @@ def test_a_sale_refund_and_void_over_http(service: tuple[TestClient, Till]) -> N
     opened = _post(
         client,
         "/v1/checkouts",
-        {"lines": [{"sku": "A", "quantity": 2, "unit_price": 1_000}], "member": {"card_uid": UID}},
+        {
+            "lines": [{"sku": "A", "quantity": 2, "unit_price": eur(1_000)}],
+            "member": {"card_uid": UID},
+        },
         "k-open",
     )
     assert opened.status_code == 200, opened.text
     checkout = opened.json()["checkout_id"]
-    assert opened.json()["quote"]["due"] == 2_000
-    paid = _post(
-        client, f"/v1/checkouts/{checkout}/wallet", {"amount": 500, "currency": "EUR"}, "k-w"
-    )
-    assert paid.json()["due"] == 1_500
+    assert opened.json()["quote"]["due"] == eur(2_000)
+    paid = _post(client, f"/v1/checkouts/{checkout}/wallet", {"amount": eur(500)}, "k-w")
+    assert paid.json()["due"] == eur(1_500)
     done = _post(client, f"/v1/checkouts/{checkout}/complete", {"receipt_ref": "R-1"}, "k-done")
-    assert done.status_code == 200 and done.json()["to_pay"] == 1_500
+    assert done.status_code == 200 and done.json()["to_pay"] == eur(1_500)
     again = _post(client, f"/v1/checkouts/{checkout}/complete", {"receipt_ref": "R-1"}, "k-done")
     assert again.json() == done.json()  # a retry after a lost answer: the same answer
     refunded = _post(
@@ -76,7 +82,10 @@ def test_a_sale_refund_and_void_over_http(service: tuple[TestClient, Till]) -> N
     assert till.balance("M-1").points_posted == balance["points_posted"]
     # A second sale, voided.
     second = _post(
-        client, "/v1/checkouts", {"lines": [{"sku": "B", "quantity": 1, "unit_price": 300}]}, "k-2"
+        client,
+        "/v1/checkouts",
+        {"lines": [{"sku": "B", "quantity": 1, "unit_price": eur(300)}]},
+        "k-2",
     )
     cid = second.json()["checkout_id"]
     _post(client, f"/v1/checkouts/{cid}/complete", {"receipt_ref": "R-2"}, "k-2c")
@@ -90,22 +99,26 @@ def test_refusals_are_problem_documents(service: tuple[TestClient, Till]) -> Non
     opened = _post(
         client,
         "/v1/checkouts",
-        {"lines": [{"sku": "A", "quantity": 1, "unit_price": 1_000}], "member": {"card_uid": UID}},
+        {
+            "lines": [{"sku": "A", "quantity": 1, "unit_price": eur(1_000)}],
+            "member": {"card_uid": UID},
+        },
         "k-1",
     )
     cid = opened.json()["checkout_id"]
-    short = _post(client, f"/v1/checkouts/{cid}/wallet", {"amount": 900, "currency": "EUR"}, "k-2")
+    short = _post(client, f"/v1/checkouts/{cid}/wallet", {"amount": eur(900)}, "k-2")
     assert short.status_code == 200
-    too_much = _post(
-        client, f"/v1/checkouts/{cid}/wallet", {"amount": 5_000, "currency": "EUR"}, "k-3"
-    )
+    too_much = _post(client, f"/v1/checkouts/{cid}/wallet", {"amount": eur(5_000)}, "k-3")
     assert too_much.status_code == 409
     assert too_much.headers["content-type"].startswith("application/problem+json")
     assert too_much.json()["title"] == "OverPayment"
     unknown = _post(client, "/v1/identify", {"text": "M-404"}, "k-4")
     assert unknown.status_code == 404 and unknown.json()["title"] == "UnknownMember"
     bad = _post(
-        client, "/v1/checkouts", {"lines": [{"sku": "A", "quantity": -1, "unit_price": 1}]}, "k-5"
+        client,
+        "/v1/checkouts",
+        {"lines": [{"sku": "A", "quantity": -1, "unit_price": eur(1)}]},
+        "k-5",
     )
     assert bad.status_code == 422 and bad.json()["title"] == "WrongType"
     no_key = client.post("/v1/identify", json={"text": "M-1"})
@@ -172,6 +185,7 @@ def test_loyalty_till_serve_makes_a_token_and_serves(tmp_path: Path) -> None:
     config.write_text(
         'db = "till.db"\nstore = "S1"\ntill_id = "S1-T1"\ncurrency = "EUR"\n'
         'timezone = "UTC"\nrules = "rules.json"\ntoken_file = "till.token"\n'
+        'reader = "sim:desfire"\n'  # a reader attached to the service: a virtual card on it
     )
     serve = subprocess.Popen(
         [
@@ -203,6 +217,12 @@ def test_loyalty_till_serve_makes_a_token_and_serves(tmp_path: Path) -> None:
         )
         assert answer.status_code == 404 and answer.json()["title"] == "UnknownMember"
         assert httpx.get(f"http://127.0.0.1:{port}/v1/members/M-1/balance").status_code == 401
+        tap = httpx.post(
+            f"http://127.0.0.1:{port}/v1/identify",
+            json={"tap": True, "wait_seconds": 1},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "tap-1"},
+        )
+        assert tap.status_code == 404 and tap.json()["title"] == "UnknownCard"  # read, unknown
     finally:
         serve.terminate()
         serve.wait(timeout=30)

@@ -35,6 +35,10 @@ from .conftest import ISSUER, Clock, open_till
 EUR = "EUR"
 
 
+def eur(minor: int) -> Money:
+    return Money(minor, EUR)
+
+
 def basket(*lines: Line) -> Basket:
     return Basket(
         EUR, lines or (Line("COFFEE", 2, 1_250, category="coffee"), Line("BREAD", 1, 999))
@@ -50,7 +54,7 @@ def state(till: Till) -> Any:
 def card_agrees(till: Till, card: VirtualDesfire) -> None:
     aid = till.purse.layout.aid  # type: ignore[union-attr]
     shadow = till.balance("M1").cards[0][1]
-    assert card.value_of(aid, 1) == shadow
+    assert card.value_of(aid, 1) == shadow.minor
     till.ledger.check()
 
 
@@ -61,14 +65,14 @@ def test_quote_redeem_pay_complete_and_print(
     who = till.identify(card.uid)  # a tap: present
     sale = till.checkout(basket(), who)
     quote = sale.quote()
-    assert quote.total == 3_499 and quote.points_to_earn == 59  # 25 x2 coffee + 9
+    assert quote.total == eur(3_499) and quote.points_to_earn == 59  # 25 x2 coffee + 9
     assert "COFFEE: 25 pts - double on coffee" in quote.earn_lines
     sale.redeem_points(150)
     sale.pay_wallet(Money(1_000, EUR))
     sale.pay_card(card.uid, Money(500, EUR))
-    assert sale.quote().due == 3_499 - 150 - 1_000 - 500
+    assert sale.quote().due == eur(3_499 - 150 - 1_000 - 500)
     receipt = sale.complete("R-1", card=reader.connect())
-    assert (receipt.points_earned, receipt.points_redeemed, receipt.to_pay) == (59, 150, 1_849)
+    assert (receipt.points_earned, receipt.points_redeemed, receipt.to_pay) == (59, 150, eur(1_849))
     assert receipt.points_balance == 200 - 150 + 59
     printed = "\n".join(receipt.lines())
     assert "Points earned: 59" in printed and "Card balance: 25.00" in printed
@@ -80,10 +84,10 @@ def test_points_cover_the_exact_total(till: Till, member: str, card: VirtualDesf
     sale = till.checkout(basket(Line("X", 1, 743)), till.identify(card.uid))
     assert sale.quote().max_redeemable == 743
     sale.redeem_points(743)
-    assert sale.quote().due == 0
+    assert sale.quote().due == eur(0)
     with pytest.raises(OverPayment):
         sale.redeem_points(744)
-    assert sale.complete("R-1").to_pay == 0
+    assert sale.complete("R-1").to_pay == eur(0)
 
 
 def test_redemption_needs_presence(till: Till, member: str) -> None:
@@ -128,9 +132,9 @@ def test_vouchers_at_the_till(till: Till, member: str) -> None:
     )
     sale = till.checkout(basket(), till.identify("M1"))
     use = sale.apply_voucher(gift.payload)
-    assert (use.amount, use.remaining, use.offline) == (3_499, 1_501, True)
+    assert (use.amount, use.remaining, use.offline) == (eur(3_499), eur(1_501), True)
     receipt = sale.complete("R-1")
-    assert receipt.to_pay == 0 and receipt.vouchers[0].remaining == 1_501
+    assert receipt.to_pay == eur(0) and receipt.vouchers[0].remaining == eur(1_501)
     assert "Voucher" in "\n".join(receipt.lines())
     usd = issuer.issue(VoucherTemplate("value", 500, "USD", now, now.replace(year=2027)))
     before = state(till)
@@ -175,14 +179,14 @@ def test_refund_in_parts_and_refuse_a_second_refund(
     sale.pay_card(card.uid, Money(1_000, EUR))
     receipt = sale.complete("R-1", card=reader.connect())
     first = till.refund("R-1", {0: 1}, refund_ref="F-1", card=reader.connect())
-    assert first.amount == 1_250 and first.points_clawed_back == 25
+    assert first.amount == eur(1_250) and first.points_clawed_back == 25
     total_back = (
-        first.points_reinstated + first.wallet_credited + first.card_credited + first.cash_due
+        eur(first.points_reinstated) + first.wallet_credited + first.card_credited + first.cash_due
     )
     assert total_back == first.amount  # one point is one cent here
     assert till.refund("R-1", {0: 1}, refund_ref="F-1") == first  # idempotent
     second = till.refund("R-1", {0: 1, 1: 1}, refund_ref="F-2")  # card not here: to the wallet
-    assert second.card_credited == 0 and second.wallet_credited > 0
+    assert second.card_credited == eur(0) and second.wallet_credited.minor > 0
     with pytest.raises(RefundRefused):
         till.refund("R-1", {0: 1}, refund_ref="F-3")
     expected = 200 - 100 + receipt.points_earned
@@ -220,7 +224,7 @@ def test_void_same_day_only(till: Till, member: str, clock: Clock) -> None:
 
 def test_lost_card_blocked_and_value_moved(till: Till, member: str, card: VirtualDesfire) -> None:
     moved = till.replace_card(card.uid, bytes.fromhex("04FFEEDDCCBBAA"))
-    assert moved == 3_000 and till.balance("M1").wallet_available == 8_000
+    assert moved == eur(3_000) and till.balance("M1").wallet_available == eur(8_000)
     with pytest.raises(CardBlocked):
         till.identify(card.uid)
     assert till.identify(bytes.fromhex("04FFEEDDCCBBAA")).member.id == "M1"
@@ -279,7 +283,7 @@ def test_card_torn_at_every_apdu_of_a_payment(tmp_path: Path, clock: Clock) -> N
             if reader.card is None:
                 reader.insert(card)  # the next tap
             receipt = sale.complete("R-1", card=reader.connect())
-        assert receipt.card_paid == 700
+        assert receipt.card_paid == eur(700)
         assert card.value_of(till.purse.layout.aid, 1) == 2_300, tear  # type: ignore[union-attr]
         card_agrees(till, card)
         assert till.pending_card_intents() == []
@@ -328,7 +332,7 @@ def test_killed_between_card_commit_and_ledger_post(tmp_path: Path, clock: Clock
     reader.insert(card)
     report = till.resolve_card(reader.connect(), card.uid)
     assert report == ["sale R-1: completed"]
-    assert till.receipt("R-1").card_paid == 700
+    assert till.receipt("R-1").card_paid == eur(700)
     card_agrees(till, card)
     assert till.resolve_card(reader.connect(), card.uid) == []  # exactly once
 
@@ -356,7 +360,7 @@ def test_refunding_a_sold_gift_card_or_top_up_takes_the_value_back_first(
     ).complete("R-GIFT")
     assert sold.points_earned == 20  # the gift card earns nothing (excluded), the top-up does
     assert till.vouchers.remaining(code) == 5_000
-    assert till.balance("M1").wallet_available == 5_000 + 2_000
+    assert till.balance("M1").wallet_available == eur(5_000 + 2_000)
     # The gift card is spent in part, the wallet too.
     till.checkout(basket(Line("X", 1, 3_000)), till.identify("M1")).apply_voucher(gift.payload)
     spend = till.checkout(basket(Line("X", 1, 3_000)), till.identify("M1"))
@@ -365,8 +369,8 @@ def test_refunding_a_sold_gift_card_or_top_up_takes_the_value_back_first(
     assert till.vouchers.remaining(code) == 2_000
     refund = till.refund("R-GIFT", {0: 1, 1: 1}, refund_ref="F-GIFT")
     # What is left of the gift card (2,000) and the whole top-up (the wallet holds it) come back.
-    assert (refund.value_taken_back, refund.value_not_refunded) == (2_000 + 2_000, 3_000)
-    assert refund.amount == 4_000 and refund.cash_due == 4_000
+    assert (refund.value_taken_back, refund.value_not_refunded) == (eur(2_000 + 2_000), eur(3_000))
+    assert refund.amount == eur(4_000) and refund.cash_due == eur(4_000)
     assert till.vouchers.remaining(code) == 0
     with pytest.raises(VoucherRevoked):
         till.checkout(basket(Line("X", 1, 100)), till.identify("M1")).apply_voucher(gift.payload)

@@ -27,6 +27,12 @@ from ..forking import Child, Kill, run
 from .conftest import KEYSTORE, RULES, Clock, open_till
 
 EUR = "EUR"
+
+
+def eur(minor: int) -> Money:
+    return Money(minor, EUR)
+
+
 UID = bytes.fromhex("04112233445566")
 
 
@@ -83,7 +89,7 @@ def test_defect_01_card_refund_torn_after_the_card_committed(till: Till) -> None
     assert len(till.pending_card_intents()) == 1  # and the till knows it might have
     reader.insert(card)
     refund = till.refund("R-1", {0: 1}, refund_ref="F-1", card=reader.connect())  # the retry
-    assert refund.card_credited == 700 and refund.cash_due == 0
+    assert refund.card_credited == eur(700) and refund.cash_due == eur(0)
     assert (chip(till, card), shadow(till, card)) == (3_000, 3_000)  # credited once
     assert till.refund("R-1", {0: 1}, refund_ref="F-1", card=reader.connect()) == refund
     assert till.pending_card_intents() == []
@@ -105,7 +111,7 @@ def test_defect_01_every_card_operation_resolves_at_the_next_tap(till: Till) -> 
     torn(lambda: sale.complete("R-1", card=reader.connect()))
     # The card's next use settles what it still owes first: the sale completes at the top-up.
     torn(lambda: till.top_up_card(reader.connect(), card.uid, Money(400, EUR), payment_ref="T2"))
-    assert till.receipt("R-1").card_paid == 1_000
+    assert till.receipt("R-1").card_paid == eur(1_000)
     assert till.resolve_card(reader.connect(), card.uid) == ["topup T2: completed"]
     torn(lambda: till.refund("R-1", {0: 1}, refund_ref="F-1", card=reader.connect()))
     assert till.resolve_card(reader.connect(), card.uid) == ["refund F-1: completed"]
@@ -114,7 +120,9 @@ def test_defect_01_every_card_operation_resolves_at_the_next_tap(till: Till) -> 
     other.pay_card(card.uid, Money(300, EUR))
     other.complete("R-2", card=reader.connect())
     torn(lambda: till.void("R-2", card=reader.connect()))
-    assert till.void("R-2", card=reader.connect()).card_credited == 300  # the retry finishes it
+    assert till.void("R-2", card=reader.connect()).card_credited == eur(
+        300
+    )  # the retry finishes it
     assert (chip(till, card), shadow(till, card)) == (2_900, 2_900)
     # The card is lost; its value goes onto a new card, which is torn while it is loaded.
     new = VirtualDesfire(bytes.fromhex("04AABBCCDDEEFF"))
@@ -125,9 +133,9 @@ def test_defect_01_every_card_operation_resolves_at_the_next_tap(till: Till) -> 
     with pytest.raises(PaymentInterrupted):
         till.replace_card(card.uid, new.uid, transport=new_reader.connect())
     new_reader.insert(new)
-    assert till.replace_card(card.uid, new.uid, transport=new_reader.connect()) == 2_900
+    assert till.replace_card(card.uid, new.uid, transport=new_reader.connect()) == eur(2_900)
     assert (chip(till, new), shadow(till, new)) == (2_900, 2_900)
-    assert till.replace_card(card.uid, new.uid, transport=new_reader.connect()) == 2_900
+    assert till.replace_card(card.uid, new.uid, transport=new_reader.connect()) == eur(2_900)
     assert shadow(till, card) == 0
     till.ledger.check()
 
@@ -215,24 +223,25 @@ def test_defect_04_refunds_in_steps_do_not_drift(tmp_path: Path, clock: Clock) -
     sale.redeem_points(777, pin="1234")
     sale.pay_wallet(Money(1_111, EUR))
     receipt = sale.complete("R-1")
-    cash_paid = receipt.to_pay
+    cash_paid = receipt.to_pay.minor
     total = sum(prices)
     points = wallet = cash = refunded = 0
     for i, price in enumerate(prices):
         r = till.refund("R-1", {i: 1}, refund_ref=f"F-{i}")
         points, wallet, cash, refunded = (
             points + r.points_reinstated,
-            wallet + r.wallet_credited,
-            cash + r.cash_due,
-            refunded + r.amount,
+            wallet + r.wallet_credited.minor,
+            cash + r.cash_due.minor,
+            refunded + r.amount.minor,
         )
-        assert r.points_reinstated + r.wallet_credited + r.cash_due == r.amount == price
+        assert r.points_reinstated + r.wallet_credited.minor + r.cash_due.minor == price
+        assert r.amount == eur(price)
         # Each tender has given back its share of all refunded so far, to the cent.
         for given, paid in ((points, 777), (wallet, 1_111), (cash, cash_paid)):
             assert paid * refunded // total <= given <= -(-paid * refunded // total)
     assert (points, wallet, cash) == (777, 1_111, cash_paid)  # exact, never more cash
     balance = till.balance("M1")
-    assert (balance.points_available, balance.wallet_available) == (777, 1_111)
+    assert (balance.points_available, balance.wallet_available) == (777, eur(1_111))
     till.ledger.check()
 
 
@@ -448,7 +457,7 @@ def test_defect_10_a_rerun_session_gets_the_stored_receipt(till: Till) -> None:
         return sale
 
     first = session("R-1").complete()
-    assert till.wallet_available("M1") == 0
+    assert till.wallet_available("M1") == eur(0)
     # The POS crashed before printing and runs the whole session again.
     again = session("R-1")
     assert again.complete() == first
@@ -477,7 +486,7 @@ def test_defect_11_amounts_beyond_the_maximum(till: Till) -> None:
         for n in range(2):  # the second would take the wallet past the maximum
             till.top_up("M1", big, payment_ref=f"P-{n}")
     till.ledger.check()
-    assert till.wallet_available("M1") == 2**53 - 1
+    assert till.wallet_available("M1") == eur(2**53 - 1)
 
 
 def test_defect_12_two_breakages_in_one_clock_tick() -> None:
@@ -516,8 +525,8 @@ def test_defect_12_two_breakages_in_one_clock_tick() -> None:
 def test_a_blocked_card_is_replaced_with_its_value(till: Till) -> None:
     card, _ = card_member(till)
     till.block_card(card.uid, reason="lost")  # the member reports it lost
-    assert till.replace_card(card.uid, bytes.fromhex("04EEEEEEEEEE01")) == 3_000
-    assert till.balance("M1").wallet_available == 3_000
+    assert till.replace_card(card.uid, bytes.fromhex("04EEEEEEEEEE01")) == eur(3_000)
+    assert till.balance("M1").wallet_available == eur(3_000)
     with pytest.raises(CardBlocked):  # replaced once; not by another card again
         till.replace_card(card.uid, bytes.fromhex("04EEEEEEEEEE02"))
     till.ledger.check()

@@ -31,9 +31,11 @@ import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
@@ -68,6 +70,14 @@ from ..forking import Child, Kill, run
 from .conftest import KEYSTORE
 
 EUR = "EUR"
+
+
+def _in_minor(result: Any) -> Any:
+    """A receipt or refund with its Money fields as minor units, for the model's arithmetic."""
+    fields = attrs.asdict(result, recurse=False)
+    return SimpleNamespace(**{k: v.minor if isinstance(v, Money) else v for k, v in fields.items()})
+
+
 EXAMPLES = int(os.environ.get("LOYALTY_STATEFUL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("LOYALTY_STATEFUL_STEPS", "40"))
 EXPIRY_DAYS = 30
@@ -371,8 +381,8 @@ class TillMachine(RuleBasedStateMachine):
         if voucher and due and any(self.vouchers.values()):
             code = next(c for c, left in self.vouchers.items() if left)
             use = session.apply_voucher(self.voucher_payload[code])
-            assert use.amount == min(self.vouchers[code], due)
-            due -= use.amount
+            assert use.amount == Money(min(self.vouchers[code], due), EUR)
+            due -= use.amount.minor
         wallet = min(wallet, self.wallet[member], due) if member else 0
         if wallet:
             session.pay_wallet(Money(wallet, EUR))
@@ -381,7 +391,7 @@ class TillMachine(RuleBasedStateMachine):
         if card:
             session.pay_card(bytes.fromhex(uid or ""), Money(card, EUR))
             due -= card
-        assert session.quote().due == due
+        assert session.quote().due == Money(due, EUR)
         if card and uid:
             if not self.card_call(
                 uid, tear, retry, lambda: session.complete(ref, card=self.present(uid))
@@ -423,16 +433,17 @@ class TillMachine(RuleBasedStateMachine):
         card: int,
         uid: str | None,
     ) -> None:
+        figures = _in_minor(receipt)
         total = basket.total
         earned = total // 100 + 50 if member else 0  # the model's own arithmetic
         assert receipt.points_earned == earned
-        assert (receipt.points_redeemed, receipt.wallet_paid, receipt.card_paid) == (
+        assert (receipt.points_redeemed, figures.wallet_paid, figures.card_paid) == (
             points,
             wallet,
             card,
         )
-        voucher_paid = sum(use.amount for use in receipt.vouchers)
-        assert receipt.to_pay == total - points - voucher_paid - wallet - card
+        voucher_paid = sum(use.amount.minor for use in receipt.vouchers)
+        assert figures.to_pay == total - points - voucher_paid - wallet - card
         if member:
             self.take_points(member, points)
             self.earn(ref, member, earned)
@@ -448,9 +459,9 @@ class TillMachine(RuleBasedStateMachine):
             self.chips[uid] -= card
         # Tenders, grouped as a refund result can tell them apart.
         if member:
-            paid = {"points": points, "stored": wallet + card, "cash": receipt.to_pay}
+            paid = {"points": points, "stored": wallet + card, "cash": figures.to_pay}
         else:
-            paid = {"points": 0, "stored": 0, "cash": receipt.to_pay + card}
+            paid = {"points": 0, "stored": 0, "cash": figures.to_pay + card}
         paid["voucher"] = voucher_paid
         self.receipts[ref] = {
             "member": member,
@@ -513,6 +524,7 @@ class TillMachine(RuleBasedStateMachine):
         SEEN["refund to the card" if result.card_credited else "refund"] += 1
 
     def book_refund(self, ref: str, lines: dict[int, int], result: Any) -> None:
+        result = _in_minor(result)  # the model's arithmetic, in minor units
         sold = self.receipts[ref]
         member = sold["member"]
         before = list(sold["refunded"])
@@ -625,7 +637,7 @@ class TillMachine(RuleBasedStateMachine):
             self.till.issue_card(self.present(uid), new_uid, member)
             self.chips[uid] = 0
             transport = self.present(uid)
-        moved = self.till.replace_card(bytes.fromhex(lost), new_uid, transport=transport)
+        moved = self.till.replace_card(bytes.fromhex(lost), new_uid, transport=transport).minor
         assert moved == self.chips[lost]
         if onto_card:
             self.chips[uid] += moved
@@ -635,7 +647,8 @@ class TillMachine(RuleBasedStateMachine):
             del self.card_of[member]
         self.replaced.add(lost)
         self.remember("replace", lost, moved)
-        assert self.till.replace_card(bytes.fromhex(lost), new_uid, transport=transport) == moved
+        again = self.till.replace_card(bytes.fromhex(lost), new_uid, transport=transport)
+        assert again == Money(moved, EUR)
 
     @rule(with_card=st.booleans(), someone_elses=st.booleans())
     def enrol_and_identify(self, with_card: bool, someone_elses: bool) -> None:
@@ -765,7 +778,7 @@ class TillMachine(RuleBasedStateMachine):
         for member in MEMBERS:
             balance = till.balance(member)
             assert balance.points_available == self.available(member), member
-            assert balance.wallet_available == self.wallet[member], member
+            assert balance.wallet_available == Money(self.wallet[member], EUR), member
             assert balance.points_pending == 0  # no hold outlives its step
             assert balance.points_not_yet_spendable == self.pending_points(member), member
             assert till.member(member).tier == self.tier[member], member
