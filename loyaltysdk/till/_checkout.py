@@ -25,10 +25,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CardError, HubError, InvalidAmount, SyncError, WrongType
-from .._money import Money, Points
+from .._money import Money
 from ..cards.purse import Kind
 from ..cards.transport import Transport
-from ..ledger import HoldExpired, HoldResolved, InsufficientFunds, Posting
+from ..ledger import InsufficientFunds
 from ..ledger._boundary import storage_boundary
 from ..rules import Basket, Context, EarnResult, evaluate
 from ..vouchers import VoucherExhausted
@@ -47,7 +47,7 @@ from ._errors import (
 )
 from ._online import OnlineRefused, authorise
 from ._receipt import Quote, Receipt, VoucherUse
-from ._sale import check_value_lines, finish_sale, lines_of, member_view
+from ._sale import check_value_lines, finish_sale, lines_of, member_view, tender_postings
 
 if TYPE_CHECKING:
     from ._till import Identity, Till
@@ -236,23 +236,11 @@ class Checkout:
         self._holds_made += 1
         key = f"{SESSION_HOLD}{self.session}:points:{self._holds_made}"
         value_now = math.floor(points * self.till.policy.minor_per_point)
-        self._authorise(
-            "points", self.till.points_account(member_id), "PTS", points, key, value_now
-        )
-        try:
-            self.till.ledger.hold(
-                key,
-                [
-                    Posting.debit(self.till.points_account(member_id), Points(points)),
-                    Posting.credit("sys:points:redeemed", Points(points)),
-                ],
-                timeout=self.till.policy.hold_timeout,
-                durable=False,
-            )
-        except InsufficientFunds as error:
-            self._let_go("points")
-            raise NotEnoughPoints(str(error)) from error
-        self._points, self._points_hold = points, key
+        account = self.till.points_account(member_id)
+        self._authorise("points", account, "PTS", points, key, value_now)
+        # Taken in memory, not written: the sale posts it in its one commit.
+        self.till._reserve(self.session, "points", account, points)
+        self._points = points
         return self.quote()
 
     def _authorise(
@@ -287,8 +275,9 @@ class Checkout:
 
     def remove_points(self) -> None:
         """Give back the points taken in this session."""
-        if self._points_hold:
+        if self._points_hold:  # a card intent's, after an abandoned card payment
             self.till._void_hold(self._points_hold)
+        self.till._unreserve(self.session, "points")
         self._let_go("points")
         self._points, self._points_hold = 0, None
 
@@ -379,30 +368,19 @@ class Checkout:
         self._holds_made += 1
         key = f"{SESSION_HOLD}{self.session}:wallet:{self._holds_made}"
         account = self.till.wallet_account(member_id)
+        available = self.till._wallet_minor(member_id)
+        if minor > available:
+            money = self.till.money(max(0, available))
+            raise WalletShort(f"the wallet holds {money}, less than {amount}", available=money)
         self._authorise("wallet", account, self.till.currency, minor, key, minor)
-        try:
-            self.till.ledger.hold(
-                key,
-                [
-                    Posting.debit(self.till.wallet_account(member_id), amount),
-                    Posting.credit(f"sys:wallet:tender:{self.till.currency}", amount),
-                ],
-                timeout=self.till.policy.hold_timeout,
-                durable=False,
-            )
-        except InsufficientFunds as error:
-            self._let_go("wallet")
-            wallet = self.till.ledger.balance(self.till.wallet_account(member_id))
-            available = self.till.money(max(0, wallet.available.minor))
-            raise WalletShort(
-                f"the wallet holds {available}, less than {amount}", available=available
-            ) from error
-        self._wallet, self._wallet_hold = minor, key
+        self.till._reserve(self.session, "wallet", account, minor)
+        self._wallet = minor
         return self.quote()
 
     def remove_wallet(self) -> None:
         if self._wallet_hold:
             self.till._void_hold(self._wallet_hold)
+        self.till._unreserve(self.session, "wallet")
         self._let_go("wallet")
         self._wallet, self._wallet_hold = 0, None
 
@@ -475,6 +453,7 @@ class Checkout:
             if card is None:
                 raise SessionClosed("a card payment needs the card's transport at complete")
             receipt = self._complete_with_card(receipt_ref, card)
+        self.till._unreserve(self.session)
         self.till._offline.close(self.session)
         self._closed = True
         return receipt
@@ -547,21 +526,19 @@ class Checkout:
         A session's holds time out in minutes; a card intent may wait days
         for the card's next tap, so what it will post is held as long.
         """
-        ledger = self.till.ledger
+        till = self.till
         for kind in ("points", "wallet"):
-            key = plan[f"{kind}_hold"]
-            if not key:
+            if not plan[kind] or plan[f"{kind}_hold"]:
                 continue
-            held = ledger.transaction(key)
-            assert held is not None
-            with contextlib.suppress(HoldExpired, HoldResolved):
-                ledger.void(f"{key}:void", key)
             try:
-                ledger.hold(
-                    f"{prefix}{kind}", held.postings, timeout=self.till.policy.card_intent_timeout
+                till.ledger.hold(
+                    f"{prefix}{kind}",
+                    tender_postings(till, kind, plan["member"], plan[kind]),
+                    timeout=till.policy.card_intent_timeout,
                 )
             except InsufficientFunds as error:
                 raise (NotEnoughPoints if kind == "points" else CheckoutError)(
-                    f"the {kind} held for this sale timed out and are no longer there"
+                    f"the {kind} taken for this sale are no longer there"
                 ) from error
             plan[f"{kind}_hold"] = f"{prefix}{kind}"
+        till._unreserve(self.session)  # the intent's holds keep it now

@@ -21,7 +21,7 @@ from ..ledger import AccountFlags, HoldExpired, HoldResolved, InsufficientFunds,
 from ..rules import Basket, Context, EarnResult, Line, Member, evaluate
 from ..vouchers import parse_code
 from ._capture import sale_record
-from ._errors import NoMember
+from ._errors import NoMember, NotEnoughPoints, WalletShort
 from ._online import record_offline
 from ._receipt import Receipt, VoucherUse
 from ._refunds import GIFT_CARD, STORED_VALUE
@@ -103,11 +103,13 @@ def finish_sale(
                 till.rules, basket, member, Context(till.store, at, till.timezone, till.region)
             )
         hub_holds: dict[str, str] = plan.get("hub_holds", {})
-        taken = {
-            kind: _post_hold(till, f"r:{ref}:{kind}", plan[f"{kind}_hold"], hub_holds.get(kind))
-            for kind in ("points", "wallet")
-            if plan[f"{kind}_hold"]
-        }
+        taken: dict[str, bool] = {}
+        for kind in ("points", "wallet"):
+            hub_hold = hub_holds.get(kind)
+            if plan[f"{kind}_hold"]:  # a card intent's hold (or a file from before)
+                taken[kind] = _post_hold(till, f"r:{ref}:{kind}", plan[f"{kind}_hold"], hub_hold)
+            elif plan[kind]:
+                _spend(till, f"r:{ref}:{kind}", kind, member_id, plan[kind], hub_hold)
         points = plan["points"] if taken.get("points", True) else 0
         points_value = plan["points_value"] if points else 0
         wallet_paid = plan["wallet"] if taken.get("wallet", True) else 0
@@ -208,6 +210,38 @@ def finish_sale(
         )
         till._event("receipt", sale_record(till, plan, receipt, campaigns))
     return receipt
+
+
+def tender_postings(till: Till, kind: str, member: str, amount: int) -> list[Posting]:
+    """What paying `amount` with points or the wallet moves."""
+    if kind == "points":
+        points = Points(amount)
+        account = till.points_account(member)
+        return [Posting.debit(account, points), Posting.credit("sys:points:redeemed", points)]
+    money = till.money(amount)
+    return [
+        Posting.debit(till.wallet_account(member), money),
+        Posting.credit(f"sys:wallet:tender:{till.currency}", money),
+    ]
+
+
+def _spend(till: Till, key: str, kind: str, member: str, amount: int, hub_hold: str | None) -> None:
+    """Post what the session took from points or the wallet, in the sale's commit.
+
+    The session took it in memory; the ledger's own check here is the last
+    word (another process on this file may have spent it since), and a
+    refusal rolls the whole sale back, so the POS can pay otherwise.
+    """
+    memo = json.dumps({"hub_holds": [hub_hold]}) if hub_hold else None
+    try:
+        till.ledger.transfer(key, tender_postings(till, kind, member, amount), memo=memo)
+    except InsufficientFunds as error:
+        if kind == "points":
+            raise NotEnoughPoints(f"the {amount} points are no longer there") from error
+        available = till.money(max(0, till._wallet_minor(member)))
+        raise WalletShort(
+            f"the wallet holds {available}, less than {till.money(amount)}", available=available
+        ) from error
 
 
 def _post_hold(till: Till, key: str, hold: str, hub_hold: str | None) -> bool:

@@ -196,6 +196,10 @@ class Till:
         self._updates.restore()
         self._chain = ChainView(self)
         self._offline = OfflineUse(self)
+        #: What open checkout sessions have taken, by (session, tender):
+        #: (account, amount, until). In memory: a session dies with its
+        #: process, and the sale posts it all in its one commit.
+        self._reservations: dict[tuple[str, str], tuple[str, int, datetime]] = {}
         self._quiet = False  # True while an update from the hub is applied
         with ledger.atomic():
             backfill(self)  # a file from before receipt records: its sales, once
@@ -697,24 +701,50 @@ class Till:
             member_id,
             self._minor(points.posted),
             self._minor(points.pending),
-            self._minor(points.available),
+            self._minor(points.available) - self._reserved(account),
             self._minor(pending.posted),
             next_expiry,
             self.money(self._minor(wallet.posted)),
-            self.money(self._minor(wallet.available)),
+            self.money(
+                self._minor(wallet.available) - self._reserved(self.wallet_account(member_id))
+            ),
             cards,
         )
 
     def points_available(self, member_id: str) -> int:
-        """Points the member can spend now (held and expired points are not)."""
-        return self._minor(self.ledger.balance(self.points_account(member_id)).available)
+        """Points the member can spend now (held, taken by an open checkout, expired: not)."""
+        account = self.points_account(member_id)
+        return self._minor(self.ledger.balance(account).available) - self._reserved(account)
 
     def wallet_available(self, member_id: str) -> Money:
         """What the member's wallet can pay now (held amounts are not)."""
         return self.money(self._wallet_minor(member_id))
 
     def _wallet_minor(self, member_id: str) -> int:
-        return self._minor(self.ledger.balance(self.wallet_account(member_id)).available)
+        account = self.wallet_account(member_id)
+        return self._minor(self.ledger.balance(account).available) - self._reserved(account)
+
+    def _reserve(self, session: str, tender: str, account: str, amount: int) -> None:
+        until = self.now() + self.policy.hold_timeout
+        self._reservations[(session, tender)] = (account, amount, until)
+
+    def _unreserve(self, session: str, tender: str | None = None) -> None:
+        """Let go of what a session took (one tender, or all of it)."""
+        for key in [k for k in self._reservations if k[0] == session]:
+            if tender is None or key[1] == tender:
+                del self._reservations[key]
+
+    def _reserved(self, account: str) -> int:
+        """What open sessions have taken from `account`; a session left longer than the
+        hold timeout no longer keeps anything (its completion checks the balance again)."""
+        if not self._reservations:
+            return 0
+        now = self.now()
+        return sum(
+            amount
+            for held, amount, until in self._reservations.values()
+            if held == account and until > now
+        )
 
     def member_view(self, record: MemberRecord, at: datetime | None = None) -> Member:
         """The member as the rules see them: tier, points earned this cap period, rules had."""
