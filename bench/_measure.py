@@ -203,3 +203,107 @@ def parse_phase(argv: list[str]) -> tuple[str | None, int | None, list[str]]:
         else:
             rest.append(item)
     return phase, count, rest
+
+
+class PgCounter:
+    """What one psycopg connection did on PostgreSQL: statements, round trips, commits,
+    rows written per table, WAL, and CPU on both sides.
+
+    Statements and round trips come from libpq's own protocol trace (a frontend
+    ``Query`` or ``Execute`` message is a statement, a ``ReadyForQuery`` ends a
+    round trip), so nothing in the code under test is wrapped. Rows per table
+    are the server's counters (``pg_stat_user_tables``) for `schema`; WAL bytes
+    and flushes are cluster-wide (``pg_stat_wal``: another session writing at
+    the same time adds to them). CPU: this process, and the server backend
+    serving the connection (``/proc/<pid>/stat``, the server being local).
+    """
+
+    def __init__(self, conn: Any, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.statements = self.round_trips = self.commits = 0
+        self.rows: dict[str, dict[str, int]] = {}
+        self.wal_bytes = self.wal_syncs = 0
+        self.client_cpu = self.server_cpu = 0.0
+        self._pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    def _tables(self) -> dict[str, tuple[int, int, int]]:
+        self.conn.execute("SELECT pg_stat_force_next_flush()")
+        return {
+            name: (int(ins), int(upd), int(dele))
+            for name, ins, upd, dele in self.conn.execute(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+                " WHERE schemaname = %s",
+                (self.schema,),
+            )
+        }
+
+    def _wal(self) -> tuple[int, int]:
+        lsn, syncs = self.conn.execute(
+            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, wal_sync FROM pg_stat_wal"
+        ).fetchone()
+        return int(lsn), int(syncs)
+
+    def _server_cpu(self) -> float:
+        fields = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> PgCounter:
+        import psycopg
+
+        self._before = self._tables()
+        self._wal_before = self._wal()
+        self._trace = tempfile.NamedTemporaryFile("w+", suffix=".trace")
+        self.conn.pgconn.trace(self._trace.fileno())
+        self.conn.pgconn.set_trace_flags(
+            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+        )
+        self._cpu = (os.times().user + os.times().system, self._server_cpu())
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        times = os.times()
+        self.client_cpu = times.user + times.system - self._cpu[0]
+        self.server_cpu = self._server_cpu() - self._cpu[1]
+        self.conn.pgconn.untrace()
+        self._trace.seek(0)
+        for line in self._trace:
+            parts = line.split("\t", 3)
+            if len(parts) < 3:
+                continue
+            side, kind = parts[0], parts[2].strip()
+            if side == "F" and kind in ("Query", "Execute"):
+                self.statements += 1
+                if kind == "Query" and parts[3].strip().strip('"').upper() == "COMMIT":
+                    self.commits += 1
+            elif side == "B" and kind == "ReadyForQuery":
+                self.round_trips += 1
+        self._trace.close()
+        after = self._tables()
+        for name, (ins, upd, dele) in after.items():
+            was = self._before.get(name, (0, 0, 0))
+            moved = {"inserted": ins - was[0], "updated": upd - was[1], "deleted": dele - was[2]}
+            if any(moved.values()):
+                self.rows[name] = moved
+        lsn, syncs = self._wal()
+        self.wal_bytes, self.wal_syncs = lsn - self._wal_before[0], syncs - self._wal_before[1]
+
+    def rows_written(self) -> int:
+        return sum(sum(moved.values()) for moved in self.rows.values())
+
+    def describe(self, per: int, what: str, batches: int = 1) -> str:
+        """The counts, per `what` (``per`` of them) and per batch, in a few lines."""
+        tables = ", ".join(
+            f"{name} +{m['inserted']}" + (f" ~{m['updated']}" if m["updated"] else "")
+            for name, m in sorted(self.rows.items())
+        )
+        return (
+            f"  statements {self.statements} ({self.statements / batches:.3g}/batch),"
+            f" round trips {self.round_trips} ({self.round_trips / batches:.3g}/batch),"
+            f" commits {self.commits} ({self.commits / batches:.3g}/batch)\n"
+            f"  rows written {self.rows_written()} ({self.rows_written() / per:.3g}/{what}):"
+            f" {tables}  (+ inserted, ~ updated)\n"
+            f"  WAL {self.wal_bytes / per:,.0f} B/{what}, WAL flushes {self.wal_syncs}"
+            f" (cluster-wide); CPU client {self.client_cpu / per * 1e6:.1f} us/{what},"
+            f" server {self.server_cpu / per * 1e6:.1f} us/{what}"
+        )
