@@ -248,6 +248,7 @@ class Ledger:
         # threads can ever take them in opposite orders.
         self._lock = store.lock
         self._batch_depth = 0
+        self._swept = False  # expired holds already voided in this atomic group
         self._accounts: dict[str, Account] = {}
         self._flag_bits: dict[str, int] = {}  # int(flags) per cached account
         #: How expired lots are booked: BREAKAGE here, MIRROR at a till whose
@@ -706,6 +707,8 @@ class Ledger:
                 raise
             finally:
                 self._batch_depth -= 1
+                if not self._batch_depth:
+                    self._swept = False
 
     # -- reads -------------------------------------------------------------
 
@@ -740,6 +743,13 @@ class Ledger:
             )
             for tx, p in rows
         ]
+
+    def next_expiry(self, account_id: str) -> tuple[int, datetime] | None:
+        """The units of a lot-tracked account that expire first, and when (after now)."""
+        self.account(account_id)
+        with self._lock:
+            found = self._store.next_expiry(account_id, self._now())
+        return None if found is None else (found[1], from_micros(found[0]))
 
     def lots(self, account_id: str) -> list[Lot]:
         """Every lot of a lot-tracked account, oldest first (spent ones too)."""
@@ -851,7 +861,9 @@ class Ledger:
             if found is not None:
                 return self._replay(found, fingerprint)
             now = self._now()
-            self._expire_holds(now)
+            if not self._swept:  # once per commit is enough: a group takes microseconds
+                self._expire_holds(now)
+                self._swept = self._batch_depth > 0
             try:
                 return apply(now)
             except Rejection as error:
@@ -1009,11 +1021,7 @@ class Ledger:
         row = self._store.get_account(account_id)
         assert row is not None
         assert row.account.breakage_account is not None
-        expired = sum(
-            lot.remaining
-            for lot in self._store.open_lots(account_id)
-            if lot.expires_at is not None and lot.expires_at <= now
-        )
+        expired = self._store.expired_remaining(account_id, now)
         # Points reserved by an open hold before they expired stay spendable
         # by that hold; only what is not reserved goes to breakage now.
         available = row.credits_posted - row.debits_posted - row.debits_pending
@@ -1202,13 +1210,13 @@ class Ledger:
                 self._store.insert_lot(account_id, seq, net, now, expiry)
             return
         need = -net
-        lots = self._store.open_lots(account_id)
-        if expiring_lots:
-            lots = [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= now]
-        elif lots_from is not None:
+        if lots_from is not None and not expiring_lots:
             # A reversed earning takes back the lots it created first.
+            lots = self._store.open_lots(account_id)
             own = {lot.id for lot in self._store.lots_created_by(lots_from)}
             lots.sort(key=lambda lot: lot.id not in own)
+        else:
+            lots = self._store.lots_to_cover(account_id, need, now if expiring_lots else None)
         for lot in lots:
             if need == 0:
                 break

@@ -113,8 +113,16 @@ CREATE TABLE meta (
 );
 """
 
+# Version 2: what expires, found without reading every open lot: a member's
+# next expiry and the expiry probe before a redemption are index ranges, and
+# so is the till's sweep for expired lots across members.
+_V2 = """
+CREATE INDEX lots_expiring ON lots(account, expires_at) WHERE remaining > 0;
+CREATE INDEX lots_due ON lots(expires_at) WHERE remaining > 0
+"""
+
 #: Migrations in order; index + 1 is the user_version after it ran.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

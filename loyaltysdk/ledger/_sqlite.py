@@ -326,13 +326,20 @@ class SQLiteStore:
     def add_to_balances(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
         # The guard keeps every column an exact integer: past int64 SQLite
         # would silently turn the sum into a float. A row it skips is refused.
-        cursor = self._conn.executemany(
-            "UPDATE accounts SET debits_posted = debits_posted + ?1,"
-            " credits_posted = credits_posted + ?2, debits_pending = debits_pending + ?3,"
-            " credits_pending = credits_pending + ?4 WHERE id = ?5"
-            " AND debits_posted + ?1 <= ?6 AND credits_posted + ?2 <= ?6"
-            " AND debits_pending + ?3 <= ?6 AND credits_pending + ?4 <= ?6",
-            [(*delta, account, BALANCE_LIMIT) for account, delta in deltas.items()],
+        # One statement for every account of the entry (UPDATE ... FROM VALUES).
+        if not deltas:
+            return
+        values = ",".join("(?, ?, ?, ?, ?)" for _ in deltas)
+        cursor = self._conn.execute(
+            "UPDATE accounts SET debits_posted = debits_posted + d.column2,"
+            " credits_posted = credits_posted + d.column3,"
+            " debits_pending = debits_pending + d.column4,"
+            " credits_pending = credits_pending + d.column5"
+            f" FROM (VALUES {values}) AS d WHERE accounts.id = d.column1"
+            " AND debits_posted + d.column2 <= ? AND credits_posted + d.column3 <= ?"
+            " AND debits_pending + d.column4 <= ? AND credits_pending + d.column5 <= ?",
+            [x for account, delta in deltas.items() for x in (account, *delta)]
+            + [BALANCE_LIMIT] * 4,
         )
         if cursor.rowcount != len(deltas):
             raise BalanceOverflow(
@@ -390,11 +397,15 @@ class SQLiteStore:
     def insert_postings(
         self, seq: int, rows: Iterable[tuple[str, str, int, str, bool, int | None]]
     ) -> None:
-        self._conn.executemany(
-            "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(seq, index, *row) for index, row in enumerate(rows)],
-        )
+        # One multi-row INSERT per entry (a few postings; 999 rows at most per statement).
+        numbered = [(seq, index, *row) for index, row in enumerate(rows)]
+        for start in range(0, len(numbered), 999):
+            chunk = numbered[start : start + 999]
+            self._conn.execute(
+                "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending,"
+                " expires_at) VALUES " + ",".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk),
+                [x for row in chunk for x in row],
+            )
 
     def postings_of(self, seq: int) -> list[PostingRow]:
         rows = self._conn.execute(
@@ -475,6 +486,41 @@ class SQLiteStore:
             (account,),
         )
         return [LotRow(*row) for row in rows]
+
+    def lots_to_cover(self, account: str, need: int, expired_by: int | None) -> list[LotRow]:
+        """Open lots oldest first, read only until they hold `need` (only those expired
+        by `expired_by`, if given): a redemption reads a few lots, not all a member has."""
+        sql = (
+            "SELECT id, account, tx_seq, amount, remaining, earned_at, expires_at FROM lots"
+            " INDEXED BY lots_open WHERE account = ? AND remaining > 0"
+        )
+        args: tuple[object, ...] = (account,)
+        if expired_by is not None:
+            sql += " AND expires_at <= ?"
+            args = (account, expired_by)
+        cursor = self._conn.execute(sql + " ORDER BY earned_at, id", args)
+        found: list[LotRow] = []
+        try:
+            while need > 0:
+                chunk = cursor.fetchmany(16)
+                if not chunk:
+                    break
+                for row in chunk:
+                    found.append(LotRow(*row))
+                    need -= row[4]
+                    if need <= 0:
+                        break
+        finally:
+            cursor.close()  # before the caller updates the rows it read
+        return found
+
+    def next_expiry(self, account: str, after: int) -> tuple[int, int] | None:
+        row = self._conn.execute(
+            "SELECT expires_at, sum(remaining) FROM lots WHERE account = ? AND remaining > 0"
+            " AND expires_at > ? GROUP BY expires_at ORDER BY expires_at LIMIT 1",
+            (account, after),
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
 
     def expired_remaining(self, account: str, now: int) -> int:
         (total,) = self._conn.execute(

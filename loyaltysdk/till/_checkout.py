@@ -448,7 +448,14 @@ class Checkout:
             return stored
         self._open()
         if self._card is None:
-            receipt = finish_sale(till, self._plan(receipt_ref), None, self._earn, self._seen)
+            receipt = finish_sale(
+                till,
+                self._plan(receipt_ref),
+                None,
+                self._earn,
+                self._seen,
+                session=(self.basket, self._earn_lines),
+            )
         else:
             if card is None:
                 raise SessionClosed("a card payment needs the card's transport at complete")

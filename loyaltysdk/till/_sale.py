@@ -79,6 +79,7 @@ def finish_sale(
     seen: Member | None = None,
     *,
     chip: int | None = None,
+    session: tuple[Basket, tuple[str, ...]] | None = None,
 ) -> Receipt:
     """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
 
@@ -87,18 +88,22 @@ def finish_sale(
         chip: the card's balance after its debit, from the card's log: the
             card holds its value, so its ledger shadow is brought to the chip
             before the debit is booked, and a card loaded elsewhere pays here.
+        session: the live session's basket and `earn`'s explanation, so a
+            completion does not rebuild what a replay from the plan must.
     """
     ref = plan["ref"]
     currency = till.currency
     member_id = plan["member"]
     at = datetime.fromisoformat(plan["at"])
-    basket = basket_of(currency, plan["lines"])
+    basket = session[0] if session else basket_of(currency, plan["lines"])
+    explained = session[1] if session else None
     with till.ledger.atomic():
         existing = till._stored_receipt(ref)
         if existing is not None:
             return existing
         member = member_view(till, member_id, at)
         if earn is None or member != seen:
+            explained = None
             earn = evaluate(
                 till.rules, basket, member, Context(till.store, at, till.timezone, till.region)
             )
@@ -178,7 +183,7 @@ def finish_sale(
             line_points=tuple(line.points for line in earn.lines)
             if member_id
             else tuple(0 for _ in basket.lines),
-            earn_lines=tuple(earn.explain()) if member_id else (),  # for the printer
+            earn_lines=(explained or tuple(earn.explain())) if member_id else (),  # the printer's
             spendable_on=earn.spendable_on if member_id and till.rules.pending_days else None,
             points_redeemed=points,
             points_value=money(points_value),

@@ -678,17 +678,10 @@ class Till:
         points = self.ledger.balance(account)
         pending = self.ledger.balance(self.pending_account(member_id))
         wallet = self.ledger.balance(self.wallet_account(member_id))
-        now = self.now()
-        lots = [
-            lot
-            for lot in self.ledger.lots(account)
-            if lot.remaining and lot.expires_at and lot.expires_at > now
-        ]
+        first = self.ledger.next_expiry(account)
         next_expiry = None
-        if lots:
-            first = min(lot.expires_at for lot in lots if lot.expires_at)
-            expiring = sum(lot.remaining for lot in lots if lot.expires_at == first)
-            next_expiry = (expiring, first.astimezone(self.zone).date())
+        if first is not None:
+            next_expiry = (first[0], first[1].astimezone(self.zone).date())
         cards = tuple(
             (uid, self.money(self._minor(self.ledger.balance(self.card_account(uid)).posted)))
             for (uid,) in self._conn.execute(
