@@ -6,8 +6,9 @@ instructions; and a flush latency held fixed so time ratios do not follow the di
   (its trace callback), and WAL frames written (the WAL's growth, with the
   automatic checkpoint off while counting).
 - `fsync_shim()`: builds (once, with gcc, into ``bench/.build``) a small
-  ``LD_PRELOAD`` library that sleeps a set time after every ``fsync`` and
-  ``fdatasync`` and counts them. `rerun_with_shim(delay_us)` runs this same
+  ``LD_PRELOAD`` library that replaces every ``fsync`` and ``fdatasync`` by a
+  sleep of a set time (``LOYALTY_FSYNC_REAL=1`` flushes as well) and counts
+  them. `rerun_with_shim(delay_us)` runs this same
   benchmark in a child process with the shim loaded; `fsyncs()` reads the
   count in a process that has it.
 - `instructions(script, args, n)`: callgrind's instruction count of ``n``
@@ -53,10 +54,17 @@ static void pause_after_flush(void) {
     }
 }
 
+/* The flush itself is replaced by the set delay (unless LOYALTY_FSYNC_REAL=1),
+   so every run sees the same flush latency whatever the disk does. */
+static int real_flush(void) {
+    const char *text = getenv("LOYALTY_FSYNC_REAL");
+    return text && text[0] == '1';
+}
+
 int fsync(int fd) {
     static int (*real)(int) = 0;
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    int rc = real(fd);
+    int rc = real_flush() ? real(fd) : 0;
     pause_after_flush();
     return rc;
 }
@@ -64,7 +72,7 @@ int fsync(int fd) {
 int fdatasync(int fd) {
     static int (*real)(int) = 0;
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    int rc = real(fd);
+    int rc = real_flush() ? real(fd) : 0;
     pause_after_flush();
     return rc;
 }
