@@ -249,6 +249,12 @@ class Ledger:
         self._lock = store.lock
         self._batch_depth = 0
         self._swept = False  # expired holds already voided in this atomic group
+        # The earliest expiry of an open hold, as this ledger knows it (None:
+        # unknown, read it). A write sweeps expired holds only once the clock
+        # passes it, instead of asking on every write; a hold another process
+        # adds may wait for that process's writes or `expire()` (it keeps its
+        # balance reserved a little longer, never less).
+        self._hold_watermark: int | None = None
         self._accounts: dict[str, Account] = {}
         self._flag_bits: dict[str, int] = {}  # int(flags) per cached account
         #: How expired lots are booked: BREAKAGE here, MIRROR at a till whose
@@ -542,6 +548,8 @@ class Ledger:
                 memo=memo,
             )
             self._store.add_open_hold(tx.seq, now + timeout_us)
+            if self._hold_watermark is not None:
+                self._hold_watermark = min(self._hold_watermark, now + timeout_us)
             return tx
 
         if durable:
@@ -702,6 +710,7 @@ class Ledger:
                 # Accounts opened inside the group were rolled back with it.
                 self._accounts.clear()
                 self._flag_bits.clear()
+                self._hold_watermark = None
                 if isinstance(error, Rejection) and self._batch_depth == 1:
                     self._remember(error)
                 raise
@@ -855,6 +864,15 @@ class Ledger:
     def _write(
         self, key: str, fingerprint: bytes, apply: Callable[[int], Transaction]
     ) -> Transaction:
+        try:
+            return self._write_once(key, fingerprint, apply)
+        except BaseException:
+            self._hold_watermark = None  # the write rolled back: holds may be as before
+            raise
+
+    def _write_once(
+        self, key: str, fingerprint: bytes, apply: Callable[[int], Transaction]
+    ) -> Transaction:
         rejection: Rejection | None = None
         with self._lock, self._store.write():
             found = self._store.find_tx(key)
@@ -862,7 +880,7 @@ class Ledger:
                 return self._replay(found, fingerprint)
             now = self._now()
             if not self._swept:  # once per commit is enough: a group takes microseconds
-                self._expire_holds(now)
+                self._sweep_holds(now)
                 self._swept = self._batch_depth > 0
             try:
                 return apply(now)
@@ -992,6 +1010,12 @@ class Ledger:
         )
         self._store.remove_open_hold(hold.seq)
         return tx
+
+    def _sweep_holds(self, now: int) -> None:
+        mark = self._hold_watermark
+        if mark is None or now >= mark:
+            self._expire_holds(now)
+            self._hold_watermark = self._store.next_hold_expiry()
 
     def _expire_holds(self, now: int) -> list[Transaction]:
         made = []

@@ -455,6 +455,11 @@ class SQLiteStore:
     def remove_open_hold(self, seq: int) -> None:
         self._conn.execute("DELETE FROM open_holds WHERE hold_seq = ?", (seq,))
 
+    def next_hold_expiry(self) -> int:
+        """The earliest expiry of an open hold (far in the future when there is none)."""
+        (earliest,) = self._conn.execute("SELECT min(expires_at) FROM open_holds").fetchone()
+        return 2**62 if earliest is None else int(earliest)
+
     def expired_holds(self, now: int) -> list[int]:
         rows = self._conn.execute(
             "SELECT hold_seq FROM open_holds WHERE expires_at <= ? ORDER BY expires_at, hold_seq",
