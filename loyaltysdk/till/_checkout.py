@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """A checkout session: quote, redeem, apply vouchers, pay with stored value, complete.
 
-Everything taken during the session is a hold (points, wallet) or a
-checked promise (vouchers, card value); `complete` posts all of it and the
-receipt in one durable commit (`_sale.finish_sale`). A card payment goes
-through the card intent journal (`_cards`): the sale's plan is stored with
-the intent, and the session's holds become the intent's, before the card
-is touched; so a sale whose card committed but whose ledger post did not
+Points and wallet value taken during the session are kept by the till in
+memory (`Till._reserve`: every other session and balance counts them as
+taken); vouchers and card value are checked promises. `complete` posts all
+of it and the receipt in one durable commit (`_sale.finish_sale`). A card
+payment goes through the card intent journal (`_cards`): the sale's plan is
+stored with the intent, and what the session took becomes the intent's
+durable holds, before the card is touched; so a sale whose card committed but whose ledger post did not
 (a crash, a card pulled away) is finished from the plan at the card's next
 tap or at the retry of `complete`: never lost, never paid twice.
 
