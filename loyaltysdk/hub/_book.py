@@ -63,25 +63,37 @@ class Book:
     # -- applying a till's records --------------------------------------------------------
 
     def apply(self, till_id: str, records: Sequence[tuple[int, dict[str, Any], str]]) -> None:
-        """Balances, lots and settled holds for contiguous records of one till."""
+        """Balances, lots and settled holds for contiguous records of one till.
+
+        Raises:
+            BadRecord: an account the batch moves is in another unit at the hub.
+        """
         deltas: dict[str, list[Any]] = {}
         settled: list[tuple[str, str]] = []
         lot_moves: list[tuple[str, str, int, int | None, int, int, int]] = []
         for seq, record, _ in records:
             kind = record["kind"]
-            settled.extend((till_id, hold) for hold in _hub_holds(record["memo"]))
+            memo = record["memo"]
+            if memo is not None:
+                settled.extend((till_id, hold) for hold in _hub_holds(memo))
             if kind not in MOVING:
                 continue
             for index, (account, side, amount, unit, *rest) in enumerate(record["postings"]):
-                delta = deltas.setdefault(account, [unit, 0, 0, []])
-                delta[1 if side == "D" else 2] += int(amount)
-                delta[3].append(seq)
+                delta = deltas.get(account)
+                if delta is None:
+                    delta = deltas[account] = [unit, 0, 0, seq, seq]
+                delta[1 if side == "D" else 2] += amount
+                delta[4] = seq
                 if _is_points(account):
                     expires = rest[0] if rest else None
-                    lot_moves.append(
-                        (account, side, int(amount), expires, int(record["at"]), seq, index)
-                    )
-        self._add(deltas)
+                    lot_moves.append((account, side, amount, expires, record["at"], seq, index))
+        totals = self._add(deltas)
+        for account, (unit, *_) in sorted(deltas.items()):
+            stored = totals[account][0]
+            if stored != unit:
+                raise BadRecord(
+                    f"record {deltas[account][3]}: {account} is in {stored}, not {unit}"
+                )
         self._move_lots(till_id, lot_moves)
         self.sweep_replaced(a for a in deltas if a.startswith("card:"))
         if settled:
@@ -90,31 +102,33 @@ class Book:
                 " AND status = 'open'",
                 settled,
             )
-        self._overdrafts(till_id, deltas)
+        self._overdrafts(till_id, deltas, totals)
 
-    def _add(self, deltas: dict[str, list[Any]]) -> None:
-        self.store.insert_rows(
-            "hub_balances",
-            ("account", "unit", "debits", "credits"),
-            [(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())],
-            "ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
-            " credits = hub_balances.credits + excluded.credits",
-        )
+    def _add(self, deltas: dict[str, list[Any]]) -> dict[str, tuple[str, int, int]]:
+        """Add per-account sums to the balances; each account's unit and totals after."""
+        return self.store.add_balances([(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())])
 
-    def _overdrafts(self, till_id: str, deltas: dict[str, list[Any]]) -> None:
+    def _overdrafts(
+        self, till_id: str, deltas: dict[str, list[Any]], totals: dict[str, tuple[str, int, int]]
+    ) -> None:
         # Member, card and voucher accounts never go below zero at a till;
         # below zero at the hub means offline tills spent the same value. The
-        # batch's own delta tells how much of the deficit is new.
-        watched = sorted(a for a in deltas if a.startswith(("member:", "card:", "voucher:")))
+        # batch's own delta tells how much of the deficit is new. `totals` are
+        # the figures the balance rows hold after this batch, read back from
+        # the rows it wrote (locked until commit: a concurrent ingest moving
+        # the same account waits, then adds to these).
         exceptions = []
-        for account, now in sorted(self.store.overdrawn(watched).items()):
-            _, debits, credits, seqs = deltas[account]
-            was = max(0, now - (debits - credits))
+        for account, (_, debits, credits) in sorted(totals.items()):
+            now = debits - credits
+            if now <= 0 or not account.startswith(("member:", "card:", "voucher:")):
+                continue
+            _, added_debits, added_credits, _, last = deltas[account]
+            was = max(0, now - (added_debits - added_credits))
             if now > was:
                 exceptions.append(
                     (
                         till_id,
-                        seqs[-1],
+                        last,
                         "overdraft",
                         account,
                         now - was,
@@ -134,16 +148,23 @@ class Book:
         """Credits to points accounts make lots; debits take the oldest unexpired ones first."""
         if not moves:
             return
-        accounts = sorted({m[0] for m in moves})
-        marks = ",".join("?" * len(accounts))
-        lots: dict[str, list[list[Any]]] = {a: [] for a in accounts}
-        for account, till, seq, idx, earned, expires, left in self.store.execute(
-            "SELECT account, till, seq, idx, earned_at, expires_at, remaining FROM hub_lots"
-            f" WHERE account IN ({marks}) AND remaining > 0"
-            " ORDER BY account, earned_at, till, seq, idx",
-            accounts,
-        ):
-            lots[account].append([till, int(seq), int(idx), int(earned), expires, int(left), False])
+        lots: dict[str, list[list[Any]]] = {m[0]: [] for m in moves}
+        # Only a debit consumes lots: an account the batch only credits gets
+        # its new lots appended, and its open lots are not read (they grow
+        # with every purchase a member makes).
+        debited = sorted({m[0] for m in moves if m[1] == "D"})
+        for start in range(0, len(debited), 500):
+            chunk = debited[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for account, till, seq, idx, earned, expires, left in self.store.execute(
+                "SELECT account, till, seq, idx, earned_at, expires_at, remaining FROM hub_lots"
+                f" WHERE account IN ({marks}) AND remaining > 0"
+                " ORDER BY account, earned_at, till, seq, idx",
+                chunk,
+            ):
+                lots[account].append(
+                    [till, int(seq), int(idx), int(earned), expires, int(left), False]
+                )
         for account, side, amount, expires, at, seq, idx in moves:
             if side == "C":
                 lots[account].append([till_id, seq, idx, at, expires, amount, True])
@@ -174,11 +195,12 @@ class Book:
             if lot[6] == "changed"
         ]
         if new:
-            self.store.insert_rows(
+            # New lots of new records: their key (account, till, seq, idx) is new,
+            # so they are appended (COPY on PostgreSQL) and a clash is an error.
+            self.store.copy_rows(
                 "hub_lots",
                 ("account", "till", "seq", "idx", "earned_at", "expires_at", "remaining"),
                 new,
-                "ON CONFLICT (account, till, seq, idx) DO NOTHING",
             )
         if changed:
             self.store.executemany(
@@ -220,7 +242,7 @@ class Book:
         self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (seq, HUB))
         deltas: dict[str, list[Any]] = {}
         for account, side, amount, unit, *_ in postings:
-            delta = deltas.setdefault(account, [unit, 0, 0, []])
+            delta = deltas.setdefault(account, [unit, 0, 0, seq, seq])
             delta[1 if side == "D" else 2] += int(amount)
         self._add(deltas)
         return seq

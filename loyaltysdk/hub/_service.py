@@ -363,11 +363,11 @@ class Hub:
             parsed.append((seq, record, payload))
             if kind == "transfer" and key.startswith("voucher:") and key.count(":") == 1:
                 voucher_uses.append((key.split(":", 1)[1], till_id, seq))
-        self.store.insert_rows(
-            "hub_entries",
-            ("till", "seq", "key", "kind", "at", "memo", "payload"),
-            entries,
-            "ON CONFLICT (till, seq) DO NOTHING",
+        # Appended (COPY on PostgreSQL): every seq is past the till's cursor,
+        # read under the till's lock, so no entry can be there already; the
+        # primary key (till, seq) refuses one that is, and the push rolls back.
+        self.store.copy_rows(
+            "hub_entries", ("till", "seq", "key", "kind", "at", "memo", "payload"), entries
         )
         if closing:
             self.store.insert_rows("hub_closed", ("till", "ref"), closing, "")

@@ -10,6 +10,7 @@ several hub processes can ingest for the same database at once.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS hub_lots (
     PRIMARY KEY (account, till, seq, idx)
 );
 CREATE INDEX IF NOT EXISTS hub_lots_open ON hub_lots (account, earned_at) WHERE remaining > 0;
-CREATE INDEX IF NOT EXISTS hub_entries_by_key ON hub_entries (till, key);
+-- A second index on (till, key) that earlier versions made: every entry paid for it twice.
+DROP INDEX IF EXISTS hub_entries_by_key;
 CREATE TABLE IF NOT EXISTS hub_till_events (
     till TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
     PRIMARY KEY (till, seq)
@@ -105,6 +107,13 @@ CREATE TABLE IF NOT EXISTS hub_updates (
 }
 
 
+#: Adding to a balance row: the ON CONFLICT clause of every balance write.
+_ADD = (
+    "ON CONFLICT (account) DO UPDATE SET debits = hub_balances.debits + excluded.debits,"
+    " credits = hub_balances.credits + excluded.credits"
+)
+
+
 class DuplicateRows(HubError):
     """Rows whose key a table holds already (a primary key refused them)."""
 
@@ -128,6 +137,17 @@ class HubStore(Protocol):
 
     def overdrawn(self, accounts: Sequence[str]) -> dict[str, int]:
         """Of these accounts, those with more debits than credits, and by how much."""
+        ...
+
+    def add_balances(
+        self, deltas: Sequence[tuple[str, str, int, int]]
+    ) -> dict[str, tuple[str, int, int]]:
+        """Add `(account, unit, debits, credits)` to the balances (a new account takes the unit).
+
+        Returns each account's stored unit and its debits and credits after
+        the add. The rows stay locked until the transaction ends, so what is
+        returned is what the transaction commits.
+        """
         ...
 
     def lock_accounts(self, accounts: Sequence[str]) -> None:
@@ -245,6 +265,23 @@ class SQLiteHubStore:
                 out[account] = int(deficit)
         return out
 
+    def add_balances(
+        self, deltas: Sequence[tuple[str, str, int, int]]
+    ) -> dict[str, tuple[str, int, int]]:
+        self.insert_rows("hub_balances", ("account", "unit", "debits", "credits"), deltas, _ADD)
+        out: dict[str, tuple[str, int, int]] = {}
+        accounts = [row[0] for row in deltas]
+        for start in range(0, len(accounts), 500):
+            chunk = accounts[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for account, unit, debits, credits in self.execute(
+                f"SELECT account, unit, debits, credits FROM hub_balances"
+                f" WHERE account IN ({marks})",
+                chunk,
+            ):
+                out[account] = (unit, int(debits), int(credits))
+        return out
+
     def close(self) -> None:
         self._conn.close()
 
@@ -345,6 +382,26 @@ class PostgresHubStore:
             "SELECT account, unit FROM hub_balances WHERE account = ANY(?)", (list(accounts),)
         )
         return dict(rows)
+
+    def add_balances(
+        self, deltas: Sequence[tuple[str, str, int, int]]
+    ) -> dict[str, tuple[str, int, int]]:
+        # One statement, its rows as one JSON parameter (psycopg dumps a list
+        # parameter element by element in Python: five times the CPU), no
+        # staging table, and the totals come back from the rows it wrote (no
+        # second read). Rows are taken in the order given (sorted by the
+        # caller), so two ingests moving the same accounts lock them in one
+        # order and never deadlock.
+        if not deltas:
+            return {}
+        rows = self.execute(
+            "INSERT INTO hub_balances (account, unit, debits, credits)"
+            " SELECT d->>0, d->>1, (d->>2)::bigint, (d->>3)::bigint"
+            " FROM json_array_elements(?::json) AS d"
+            f" {_ADD} RETURNING account, unit, debits, credits",
+            (json.dumps(deltas),),
+        )
+        return {account: (unit, int(d), int(c)) for account, unit, d, c in rows}
 
     def lock_accounts(self, accounts: Sequence[str]) -> None:
         # Row locks in one order, so two hub processes checking holds on the
