@@ -84,7 +84,7 @@ class Book:
                     delta = deltas[account] = [unit, 0, 0, seq, seq]
                 delta[1 if side == "D" else 2] += amount
                 delta[4] = seq
-                if _is_points(account):
+                if account[-7:] == POINTS_SUFFIX and account[:7] == "member:":  # _is_points
                     expires = rest[0] if rest else None
                     lot_moves.append((account, side, amount, expires, record["at"], seq, index))
         totals = self._add(deltas)

@@ -102,12 +102,25 @@ def parse(seq: int, payload: str) -> dict[str, Any]:
         raise _refuse(seq, f"a {kind} {'has no' if postings else 'needs'} postings")
     totals: dict[str, int] = {}
     for index, posting in enumerate(postings):
-        # The usual posting passes `_fits` (one expression, no calls but the
-        # memo); anything else goes through `_check_posting`, which names
-        # what is wrong. Both accept exactly the same postings.
-        if not (type(posting) is list and len(posting) == 5 and _fits(*posting)):
+        # The usual posting passes this one expression (no call but the memo
+        # of account and unit); anything else goes through `_check_posting`,
+        # which names what is wrong. Both accept exactly the same postings.
+        if type(posting) is not list or len(posting) != 5:
             _check_posting(seq, index, posting)
-        _, side, amount, unit, _ = posting
+        account, side, amount, unit, expires = posting
+        if not (
+            type(account) is str
+            and type(unit) is str
+            and (side == "D" or side == "C")
+            and type(amount) is int
+            and 1 <= amount <= MAX_AMOUNT
+            and (
+                expires is None
+                or (_whole(expires, 0, _MAX_MICROS) and side == "C" and unit == POINTS_UNIT)
+            )
+            and _account_fits(account, unit)
+        ):
+            _check_posting(seq, index, posting)
         totals[unit] = totals.get(unit, 0) + (amount if side == "D" else -amount)
     unbalanced = sorted(unit for unit, total in totals.items() if total)
     if unbalanced:
@@ -115,7 +128,8 @@ def parse(seq: int, payload: str) -> dict[str, Any]:
     return record
 
 
-@functools.lru_cache(maxsize=8192)
+# Accounts repeat across records (the system accounts in every one): a memo.
+@functools.lru_cache(maxsize=32768)
 def _account_fits(account: str, unit: str) -> bool:
     """An account id and a unit a posting may carry (`_check_posting`'s rules for them)."""
     try:
@@ -124,22 +138,6 @@ def _account_fits(account: str, unit: str) -> bool:
         return False
     implied = _unit_of_account(account)
     return is_id(account) and (implied is None or implied == unit)
-
-
-def _fits(account: Any, side: Any, amount: Any, unit: Any, expires: Any) -> bool:
-    """Whether a posting passes `_check_posting` (the fast path: no message needed)."""
-    return (
-        type(account) is str
-        and type(unit) is str
-        and (side == "D" or side == "C")
-        and type(amount) is int
-        and 1 <= amount <= MAX_AMOUNT
-        and (
-            expires is None
-            or (_whole(expires, 0, _MAX_MICROS) and side == "C" and unit == POINTS_UNIT)
-        )
-        and _account_fits(account, unit)
-    )
 
 
 def _check_posting(seq: int, index: int, posting: Any) -> None:
