@@ -255,26 +255,39 @@ class Book:
         land on the old card later. The value is the member's: it follows
         them, as the hub's own entry, once the hub has both.
         """
+        cards: dict[str, list[tuple[str, str]]] = {}
         for account in accounts:
             parts = account.split(":")
-            if len(parts) != 3 or parts[0] != "card":
-                continue
-            _, uid, currency = parts
-            card = self.store.execute(
-                "SELECT member FROM hub_cards WHERE uid = ? AND status = 'replaced'", (uid,)
+            if len(parts) == 3 and parts[0] == "card":
+                cards.setdefault(parts[1], []).append((account, parts[2]))
+        # Which of them are replaced, in one read per 500 cards (a batch of
+        # card payments asked twice per card account before): usually none.
+        uids = sorted(cards)
+        replaced: dict[str, str] = {}
+        for start in range(0, len(uids), 500):
+            chunk = uids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            replaced.update(
+                self.store.execute(
+                    f"SELECT uid, member FROM hub_cards WHERE uid IN ({marks})"
+                    " AND status = 'replaced'",
+                    chunk,
+                )
             )
-            balance = self.store.execute(
-                "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
-            )
-            left = int(balance[0][0]) if balance else 0
-            if not card or left <= 0:
-                continue
-            wallet = f"member:{card[0][0]}:wallet:{currency}"
-            self.own_entry(
-                f"replaced:{uid}:{self._now_us()}",
-                [[account, "D", left, currency, None], [wallet, "C", left, currency, None]],
-                {"replaced": uid, "to": wallet},
-            )
+        for uid, member in sorted(replaced.items()):
+            for account, currency in cards[uid]:
+                balance = self.store.execute(
+                    "SELECT credits - debits FROM hub_balances WHERE account = ?", (account,)
+                )
+                left = int(balance[0][0]) if balance else 0
+                if left <= 0:
+                    continue
+                wallet = f"member:{member}:wallet:{currency}"
+                self.own_entry(
+                    f"replaced:{uid}:{self._now_us()}",
+                    [[account, "D", left, currency, None], [wallet, "C", left, currency, None]],
+                    {"replaced": uid, "to": wallet},
+                )
 
     def fund_vouchers(self, terms: Iterable[Any]) -> int:
         """Fund value vouchers head office issued: once each, whatever publishes them again."""

@@ -496,8 +496,13 @@ class Hub:
         text = json.dumps(payload, sort_keys=True)
         with self.store.transaction():
             if kind == UpdateKind.HOTLIST:
+                # A replaced card is refused as a blocked one is, and stays
+                # 'replaced': value pushed to it later follows its member
+                # (`Book.sweep_replaced`). The replacement's own hotlist entry
+                # used to turn it into 'blocked', and late value stayed put.
                 self.store.executemany(
-                    "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?",
+                    "UPDATE hub_cards SET status = 'blocked' WHERE uid = ?"
+                    " AND status != 'replaced'",
                     [(uid.upper(),) for uid in payload["block"]],
                 )
             if kind == UpdateKind.MEMBERS:

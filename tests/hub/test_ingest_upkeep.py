@@ -166,3 +166,45 @@ def test_two_hub_processes_overspending_one_wallet_record_it_once(pg_dsn: str) -
         assert hubs[1].balance(f"member:M{n}:wallet:EUR") == ("EUR", 160, 100)
     for hub in hubs:
         hub.store.close()
+
+
+def test_value_landing_on_replaced_cards_follows_their_members(hub: Hub) -> None:
+    """Card movements pushed after the replacement move to the member's wallet, card by card."""
+    registered(hub, "T1")
+    registered(hub, "T2")
+    lost = {"M1": "04AA0000000001", "M2": "04AA0000000002"}
+    events: list[tuple[int, str, dict[str, str]]] = [
+        (1, "enrol", {"member": "M1"}),
+        (2, "enrol", {"member": "M2"}),
+        (3, "card", {"member": "M1", "uid": lost["M1"], "kind": "purse"}),
+        (4, "card", {"member": "M2", "uid": lost["M2"], "kind": "purse"}),
+        (
+            5,
+            "replace",
+            {"member": "M1", "lost": lost["M1"], "new": "04BB0000000001", "kind": "purse"},
+        ),
+        (
+            6,
+            "replace",
+            {"member": "M2", "lost": lost["M2"], "new": "04BB0000000002", "kind": "purse"},
+        ),
+    ]
+    hub.push_events("T1", events)
+    live = "04CC0000000003"  # not replaced: its value stays on the card
+    loads = [
+        payload(
+            f"load{n}",
+            [
+                ["sys:float:EUR", "D", 100 * n, "EUR", None],
+                [f"card:{uid}:EUR", "C", 100 * n, "EUR", None],
+            ],
+        )
+        for n, uid in enumerate((lost["M1"], lost["M2"], live), start=1)
+    ]
+    hub.push("T2", [(n, record) for n, record in enumerate(loads, start=1)])
+    assert hub.balance(f"card:{lost['M1']}:EUR") == ("EUR", 100, 100)
+    assert hub.balance(f"card:{lost['M2']}:EUR") == ("EUR", 200, 200)
+    assert hub.balance(f"card:{live}:EUR") == ("EUR", 0, 300)
+    assert hub.balance("member:M1:wallet:EUR") == ("EUR", 0, 100)
+    assert hub.balance("member:M2:wallet:EUR") == ("EUR", 0, 200)
+    assert hub.unit_totals() == {"EUR": 0}
