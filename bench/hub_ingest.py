@@ -30,12 +30,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import sys
 import time
 from typing import Any
 
 import psycopg
 from _common import parse_args, result
-from _measure import PgCounter
+from _measure import PgCounter, instructions, parse_phase
 
 from loyaltysdk.hub import Hub, PostgresHubStore
 
@@ -149,7 +151,38 @@ def _columns(conn: Any, schema: str, table: str) -> list[tuple[str, str]]:
     )
 
 
+#: Records whose client-side instructions callgrind counts (after 500 to warm up).
+COUNTED = 1_000
+
+
+def counted_phase(count: int) -> None:
+    """What callgrind runs: a funded hub, 500 records to warm up, then `count` more."""
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = psycopg.connect(DSN, autocommit=True)
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        store = PostgresHubStore(f"{DSN} options='-c search_path={schema}'")
+        hub = Hub(store)
+        hub.register("FUND", hub.create_till("FUND"))
+        push_all(hub, "FUND", [(n + 1, top_up(n)) for n in range(500 + COUNTED + 1)])
+        hub.register("T-BENCH", hub.create_till("T-BENCH"))
+        # Built whatever `count` is, so the difference of two runs is ingest alone.
+        rows = [(n, record("T-BENCH", n)) for n in range(1, 500 + COUNTED + 1)]
+        push_all(hub, "T-BENCH", rows[:500])
+        push_all(hub, "T-BENCH", rows[500 : 500 + count])
+        assert not hub.exceptions()
+        store.close()
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
 def main() -> None:
+    phase, count_only, rest = parse_phase(sys.argv[1:])
+    if phase == "ingest":
+        counted_phase(count_only or 0)
+        return
+    sys.argv[1:] = rest
     args = parse_args(__doc__ or "")
     tills, per_till = (100, 10_000) if args.full else (10, 1_000)
     schema = f"bench_{secrets.token_hex(4)}"
@@ -207,6 +240,13 @@ def main() -> None:
     )
     print(replay_counts.describe(count, "record", batches))
     print(f"{tills} tills x {per_till} offline records converged in {converge:.1f} s")
+    if shutil.which("valgrind"):
+        # The client's share, repeatable whatever else the machine does (the
+        # server's is its CPU above: callgrind cannot follow it there).
+        client = instructions(["--phase", "ingest"], COUNTED)
+        print(f"client instructions (callgrind) {client:,.0f} per transaction")
+    else:
+        print("client instructions: not counted (valgrind is not installed)")
     print(
         f"targets: ratio >= 0.5 {'ok' if ratio >= 0.5 else 'missed'},"
         f" >= 20,000 transactions/s {'ok' if rate >= 20_000 else 'missed'},"
