@@ -326,20 +326,15 @@ class SQLiteStore:
     def add_to_balances(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
         # The guard keeps every column an exact integer: past int64 SQLite
         # would silently turn the sum into a float. A row it skips is refused.
-        # One statement for every account of the entry (UPDATE ... FROM VALUES).
-        if not deltas:
-            return
-        values = ",".join("(?, ?, ?, ?, ?)" for _ in deltas)
-        cursor = self._conn.execute(
-            "UPDATE accounts SET debits_posted = debits_posted + d.column2,"
-            " credits_posted = credits_posted + d.column3,"
-            " debits_pending = debits_pending + d.column4,"
-            " credits_pending = credits_pending + d.column5"
-            f" FROM (VALUES {values}) AS d WHERE accounts.id = d.column1"
-            " AND debits_posted + d.column2 <= ? AND credits_posted + d.column3 <= ?"
-            " AND debits_pending + d.column4 <= ? AND credits_pending + d.column5 <= ?",
-            [x for account, delta in deltas.items() for x in (account, *delta)]
-            + [BALANCE_LIMIT] * 4,
+        # executemany, one row per account: fewer statements with UPDATE ... FROM
+        # VALUES measured more instructions (a join over the VALUES list).
+        cursor = self._conn.executemany(
+            "UPDATE accounts SET debits_posted = debits_posted + ?1,"
+            " credits_posted = credits_posted + ?2, debits_pending = debits_pending + ?3,"
+            " credits_pending = credits_pending + ?4 WHERE id = ?5"
+            " AND debits_posted + ?1 <= ?6 AND credits_posted + ?2 <= ?6"
+            " AND debits_pending + ?3 <= ?6 AND credits_pending + ?4 <= ?6",
+            [(*delta, account, BALANCE_LIMIT) for account, delta in deltas.items()],
         )
         if cursor.rowcount != len(deltas):
             raise BalanceOverflow(
