@@ -11,6 +11,9 @@ machine:
 - ``Kill.at_statement(k)``: the child kills itself when SQLite starts its
   ``k``-th statement after it is ready (``COMMIT`` included, so a kill can
   land just before a commit);
+- ``Kill.at_commit(k)``: ... when SQLite starts its ``k``-th ``COMMIT``
+  after it is ready: a kill just before a commit, whatever the statements
+  before it (which depend on where an earlier, timed kill left the stream);
 - ``Kill.before_ack(n)``: the child kills itself after its ``n``-th
   operation returned and before acknowledging it (committed, unacknowledged).
 """
@@ -39,6 +42,10 @@ class Kill:
         return cls("at_statement", k)
 
     @classmethod
+    def at_commit(cls, k: int) -> Kill:
+        return cls("at_commit", k)
+
+    @classmethod
     def before_ack(cls, n: int) -> Kill:
         return cls("before_ack", n)
 
@@ -58,10 +65,13 @@ class Child:
 
     def watch(self, connection: sqlite3.Connection) -> None:
         """Count this connection's statements (for ``at_statement``)."""
-        if self._kill.mode != "at_statement":
+        if self._kill.mode not in ("at_statement", "at_commit"):
             return
+        commits_only = self._kill.mode == "at_commit"
 
         def traced(sql: str) -> None:
+            if commits_only and not sql.lstrip().upper().startswith("COMMIT"):
+                return
             self._statements += 1
             if self._statements >= self._kill.at:
                 self._say(f"killed-at {sql.split()[0].upper() if sql.split() else '?'}")

@@ -96,7 +96,9 @@ def _plan(number: int, rng: random.Random) -> Kill:
     if kind == 0:
         return Kill.after_acks(rng.randint(0, 12))
     if kind == 1:
-        return Kill.at_statement(number // 3 % 60 + 1)  # walks every statement position
+        if number // 3 % 4 == 0:  # just before a commit, by construction
+            return Kill.at_commit(number // 12 % 5 + 1)
+        return Kill.at_statement(number // 3 % 60 + 1)  # walks the statement positions
     return Kill.before_ack(rng.randint(1, 12))
 
 
