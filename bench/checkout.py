@@ -195,9 +195,7 @@ def flat_with_size(entries: int, rounds: int) -> tuple[float, float]:
             shop.till.close()
     p50 = {k: percentile(v, 0.5) for k, v in times.items()}
     for name, c, b in (("fresh file", "fc", "fb"), ("big file  ", "bc", "bb")):
-        print(
-            f"{name}  checkout p50 {p50[c] * 1e3:7.2f} ms   balance p50 {p50[b] * 1e3:7.2f} ms"
-        )
+        print(f"{name}  checkout p50 {p50[c] * 1e3:7.2f} ms   balance p50 {p50[b] * 1e3:7.2f} ms")
     print(f"(big: {entries:,} journal entries, {LOTS:,} open lots for the member)")
     return p50["bc"] / p50["fc"], p50["bb"] / p50["fb"]
 

@@ -7,8 +7,8 @@ taken); vouchers and card value are checked promises. `complete` posts all
 of it and the receipt in one durable commit (`_sale.finish_sale`). A card
 payment goes through the card intent journal (`_cards`): the sale's plan is
 stored with the intent, and what the session took becomes the intent's
-durable holds, before the card is touched; so a sale whose card committed but whose ledger post did not
-(a crash, a card pulled away) is finished from the plan at the card's next
+durable holds, before the card is touched; so a sale whose card committed
+but whose ledger post did not (a crash, a card pulled away) is finished from the plan at the card's next
 tap or at the retry of `complete`: never lost, never paid twice.
 
 A receipt number the till has completed answers with its receipt before
