@@ -8,8 +8,9 @@ of it and the receipt in one durable commit (`_sale.finish_sale`). A card
 payment goes through the card intent journal (`_cards`): the sale's plan is
 stored with the intent, and what the session took becomes the intent's
 durable holds, before the card is touched; so a sale whose card committed
-but whose ledger post did not (a crash, a card pulled away) is finished from the plan at the card's next
-tap or at the retry of `complete`: never lost, never paid twice.
+but whose ledger post did not (a crash, a card pulled away) is finished
+from the plan at the card's next tap or at the retry of `complete`: never
+lost, never paid twice.
 
 A receipt number the till has completed answers with its receipt before
 any balance check: a POS that re-runs a whole session after a crash (pass
