@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from .._errors import HubError
 from .._extras import require
-from ..reports import REPORT_TABLES, SQLITE_INDEXES
+from ..reports import POSTGRES_INDEXES, REPORT_TABLES, SQLITE_INDEXES
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS hub_tills (
@@ -304,7 +304,11 @@ class PostgresHubStore:
         with self._conn.transaction():
             # Serialise concurrent schema creation by several hub processes.
             self._conn.execute("SELECT pg_advisory_xact_lock(727274)")
-            for statement in (*(_TABLES + _SERIAL_TABLES["postgres"]).split(";"), *REPORT_TABLES):
+            for statement in (
+                *(_TABLES + _SERIAL_TABLES["postgres"]).split(";"),
+                *REPORT_TABLES,
+                *POSTGRES_INDEXES,
+            ):
                 if statement.strip():
                     self._conn.execute(statement)
 

@@ -11,6 +11,7 @@ Definitions are in docs/reports.md.
 
 from ._data import (
     LINE_COLUMNS,
+    POSTGRES_INDEXES,
     RECEIPT_COLUMNS,
     REPORT_TABLES,
     SQLITE_INDEXES,
@@ -59,6 +60,7 @@ from ._reports import (
 __all__ = [
     "BREAKDOWNS",
     "LINE_COLUMNS",
+    "POSTGRES_INDEXES",
     "RECEIPT_COLUMNS",
     "REPORT_TABLES",
     "SEGMENTS",
