@@ -101,6 +101,16 @@ class Money:
         return self.currency
 
     @classmethod
+    def _checked(cls, minor: int, currency: str) -> Money:
+        """`Money(minor, currency)`, cheaper where `currency` is known good (a till's own)."""
+        if type(minor) is not int or not -MAX_AMOUNT <= minor <= MAX_AMOUNT:
+            return cls(minor, currency)  # raises the typed error
+        money = object.__new__(cls)
+        object.__setattr__(money, "minor", minor)
+        object.__setattr__(money, "currency", currency)
+        return money
+
+    @classmethod
     def parse(cls, text: str, currency: str) -> Self:
         """Parse a decimal string such as ``"12.50"`` exactly.
 

@@ -21,9 +21,7 @@ the re-run takes no holds.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CardError, HubError, InvalidAmount, SyncError, WrongType
@@ -32,7 +30,7 @@ from ..cards.purse import Kind
 from ..cards.transport import Transport
 from ..ledger import InsufficientFunds
 from ..ledger._boundary import storage_boundary
-from ..rules import Basket, Context, EarnResult, evaluate
+from ..rules import Basket, Context, EarnResult, Member, evaluate
 from ..vouchers import VoucherExhausted
 from ._errors import (
     CheckoutError,
@@ -49,7 +47,7 @@ from ._errors import (
 )
 from ._online import OnlineRefused, authorise
 from ._receipt import Quote, Receipt, VoucherUse
-from ._sale import check_value_lines, finish_sale, lines_of, member_view, tender_postings
+from ._sale import check_value_lines, finish_sale, lines_of, post_sale, tender_postings
 
 if TYPE_CHECKING:
     from ._till import Identity, Till
@@ -103,7 +101,17 @@ class Checkout:
             self._mode = "offline" if identity is not None and not identity.online else "online"
         self._hub: dict[str, str] = {}  # tender -> the online hold at the hub
         self._total = basket.total
-        self._seen = member_view(till, self._member_id_or_none(), self.at)
+        # What one point pays, as a ratio of ints: points and money stay exact.
+        per_point = till.policy.minor_per_point
+        self._per_point = (per_point.numerator, per_point.denominator)
+        #: account -> (the connection's change count when read, available): a
+        #: session reads a balance again only after this till wrote something.
+        self._available: dict[str, tuple[int, int]] = {}
+        # The member as identify() read them a moment ago; the sale's commit
+        # reads them again and re-evaluates if anything changed since.
+        self._seen = (
+            till.member_view(identity.member, self.at) if identity is not None else Member("")
+        )
         self._earn = evaluate(
             till.rules, basket, self._seen, Context(till.store, self.at, till.timezone, till.region)
         )
@@ -141,8 +149,33 @@ class Checkout:
         return vouchers + self._wallet + card
 
     def _points_value(self) -> int:
-        value = math.floor(self._points * self.till.policy.minor_per_point)
+        num, den = self._per_point
+        value = self._points * num // den
         return max(0, min(value, self._total - self._others()))
+
+    def _points_for(self, minor: int) -> int:
+        """The fewest points that pay `minor` (the last point may be worth more than is left)."""
+        num, den = self._per_point
+        return -(-minor * den // num) if minor > 0 else 0
+
+    def _ledger_available(self, account: str) -> int:
+        """The ledger's available balance of `account`, read once until the till writes."""
+        changes = self.till._conn.total_changes
+        cached = self._available.get(account)
+        if cached is not None and cached[0] == changes:
+            return cached[1]
+        value = self.till._minor(self.till.ledger.balance(account).available)
+        self._available[account] = (changes, value)
+        return value
+
+    def _points_left(self, member_id: str) -> int:
+        """Points the member can spend now, other sessions' and this one's taken off."""
+        account = self.till.points_account(member_id)
+        return self._ledger_available(account) - self.till._reserved(account)
+
+    def _wallet_left(self, member_id: str) -> int:
+        account = self.till.wallet_account(member_id)
+        return self._ledger_available(account) - self.till._reserved(account)
 
     def _due(self) -> int:
         return self._total - self._points_value() - self._others()
@@ -161,11 +194,10 @@ class Checkout:
         available = wallet = 0
         if self.identity is not None:
             member_id = self.identity.member.id
-            available = self.till.points_available(member_id) + self._points
-            wallet = self.till._wallet_minor(member_id) + self._wallet
-        per_point = self.till.policy.minor_per_point
+            available = self._points_left(member_id) + self._points
+            wallet = self._wallet_left(member_id) + self._wallet
         rest = self._due() + self._points_value()
-        max_redeemable = min(available, math.ceil(Fraction(rest) / per_point)) if rest > 0 else 0
+        max_redeemable = min(available, self._points_for(rest))
         money = self.till.money
         return Quote(
             self.till.currency,
@@ -221,7 +253,7 @@ class Checkout:
         # Points may cover the exact total: the last point may be worth more
         # than the cent or two left, so the most is the ceiling of what is due.
         payable = self._total - self._others()
-        most = math.ceil(Fraction(payable) / self.till.policy.minor_per_point) if payable > 0 else 0
+        most = self._points_for(payable)
         if points > most:
             raise OverPayment(
                 f"{points} points pay more than the {self.till.money(max(payable, 0))} due"
@@ -229,7 +261,7 @@ class Checkout:
             )
         # Check before letting go of the points this session already holds,
         # so a refused change leaves the earlier redemption in place.
-        available = self.till.points_available(member_id) + self._points
+        available = self._points_left(member_id) + self._points
         if points > available:
             raise NotEnoughPoints(f"member {member_id} has {available} points, not {points}")
         self.remove_points()
@@ -237,7 +269,8 @@ class Checkout:
             return self.quote()
         self._holds_made += 1
         key = f"{SESSION_HOLD}{self.session}:points:{self._holds_made}"
-        value_now = math.floor(points * self.till.policy.minor_per_point)
+        num, den = self._per_point
+        value_now = points * num // den
         account = self.till.points_account(member_id)
         self._authorise("points", account, "PTS", points, key, value_now)
         # Taken in memory, not written: the sale posts it in its one commit.
@@ -370,7 +403,7 @@ class Checkout:
         self._holds_made += 1
         key = f"{SESSION_HOLD}{self.session}:wallet:{self._holds_made}"
         account = self.till.wallet_account(member_id)
-        available = self.till._wallet_minor(member_id)
+        available = self._wallet_left(member_id)
         if minor > available:
             money = self.till.money(max(0, available))
             raise WalletShort(f"the wallet holds {money}, less than {amount}", available=money)
@@ -444,20 +477,26 @@ class Checkout:
         if receipt_ref is None:
             raise InvalidReference("complete needs the POS's receipt number")
         receipt_ref = reference(receipt_ref, "receipt number")
-        stored = self._stored(receipt_ref)
-        if stored is not None:
-            self.cancel()
-            return stored
+        if self._closed or self._card is not None:
+            stored = self._stored(receipt_ref)
+            if stored is not None:
+                self.cancel()
+                return stored
         self._open()
         if self._card is None:
-            receipt = finish_sale(
+            # The sale's commit answers a receipt number completed before.
+            receipt, posted = post_sale(
                 till,
                 self._plan(receipt_ref),
                 None,
                 self._earn,
                 self._seen,
                 session=(self.basket, self._earn_lines),
+                fingerprint=self._fingerprint,
             )
+            if not posted:
+                self.cancel()
+                return receipt
         else:
             if card is None:
                 raise SessionClosed("a card payment needs the card's transport at complete")

@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -149,6 +149,19 @@ class Directory:
         )
         return True
 
+    def card_holder(self, uid: str) -> tuple[MemberRecord, str]:
+        """The member a registered card belongs to, and the card's status, in one read."""
+        row = self._conn.execute(
+            "SELECT m.id, m.tier, m.segments, m.birthday, c.status FROM till_cards AS c"
+            " JOIN till_members AS m ON m.id = c.member WHERE c.uid = ?",
+            (uid,),
+        ).fetchone()
+        if row is None:
+            self.card(uid)  # names the unknown card
+            raise UnknownMember(f"card {uid} belongs to a member this till does not know")
+        birthday = date.fromisoformat(row[3]) if row[3] else None
+        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday), row[4]
+
     def card(self, uid: str) -> tuple[str, str, str]:
         """(member, kind, status) of a registered card."""
         row = self._conn.execute(
@@ -183,9 +196,20 @@ class Directory:
         return [rule for rule, period in limited if (rule, period) in used]
 
     def record_sale(
-        self, ref: str, member_id: str, day: date, spend: int, points: int, rules_used: set[str]
+        self,
+        ref: str,
+        member_id: str,
+        day: date,
+        spend: int,
+        points: int,
+        rules_used: set[str],
+        events: list[tuple[str, dict[str, Any]]],
     ) -> None:
-        """A completed sale's spend, points and once-per rules (inside its commit)."""
+        """A completed sale's spend, points and once-per rules (inside its commit).
+
+        Its event joins `events`, which the caller writes with its own, and
+        then calls `upgrade` (a chain member's spend counts the events).
+        """
         self._conn.execute(
             "INSERT INTO till_spend (ref, member, local_date, amount) VALUES (?, ?, ?, ?)",
             (ref, member_id, day.isoformat(), spend),
@@ -202,16 +226,21 @@ class Directory:
                     " VALUES (?, ?, ?, ?)",
                     (member_id, rule.id, period_of(rule.once_per, day)[0], ref),
                 )
-        self._till._event(
-            "sale",
-            {
-                "member": member_id,
-                "ref": ref,
-                "day": day.isoformat(),
-                "spend": spend,
-                "points": points,
-            },
+        events.append(
+            (
+                "sale",
+                {
+                    "member": member_id,
+                    "ref": ref,
+                    "day": day.isoformat(),
+                    "spend": spend,
+                    "points": points,
+                },
+            )
         )
+
+    def upgrade(self, member_id: str, day: date) -> None:
+        """Move the member up a tier if their spend now qualifies (after `record_sale`)."""
         self._upgrade(member_id, day)
 
     def record_refund(

@@ -79,9 +79,26 @@ def finish_sale(
     seen: Member | None = None,
     *,
     chip: int | None = None,
-    session: tuple[Basket, tuple[str, ...]] | None = None,
 ) -> Receipt:
+    """Post a sale's plan (see `post_sale`); the stored receipt if it was posted before."""
+    return post_sale(till, plan, intent_id, earn, seen, chip=chip)[0]
+
+
+def post_sale(
+    till: Till,
+    plan: dict[str, Any],
+    intent_id: str | None,
+    earn: EarnResult | None = None,
+    seen: Member | None = None,
+    *,
+    chip: int | None = None,
+    session: tuple[Basket, tuple[str, ...]] | None = None,
+    fingerprint: str | None = None,
+) -> tuple[Receipt, bool]:
     """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
+
+    Returns the receipt, and False when the receipt number was completed
+    before (its stored receipt; nothing posted).
 
     Args:
         earn: the session's evaluation, valid while the member is as `seen`.
@@ -90,6 +107,8 @@ def finish_sale(
             before the debit is booked, and a card loaded elsewhere pays here.
         session: the live session's basket and `earn`'s explanation, so a
             completion does not rebuild what a replay from the plan must.
+        fingerprint: the session's basket and member: a receipt number
+            completed with another is refused (`ReceiptConflict`).
     """
     ref = plan["ref"]
     currency = till.currency
@@ -98,9 +117,9 @@ def finish_sale(
     basket = session[0] if session else basket_of(currency, plan["lines"])
     explained = session[1] if session else None
     with till.ledger.atomic():
-        existing = till._stored_receipt(ref)
+        existing = till._stored_receipt(ref, fingerprint=fingerprint)
         if existing is not None:
-            return existing
+            return existing, False
         member = member_view(till, member_id, at)
         if earn is None or member != seen:
             explained = None
@@ -161,11 +180,12 @@ def finish_sale(
             summary = {"total": basket.total, "redeemed": points, "vouchers": voucher_total}
             _credit_points(till, ref, member_id, points_earned, earn, at, summary)
         day = till.local_date(at)
+        events: list[tuple[str, dict[str, Any]]] = []
         if member_id:
             used = {c.rule for line in earn.lines for c in line.contributions if c.points}
             used |= {c.rule for c in earn.receipt if c.points}
             till._directory.record_sale(
-                ref, member_id, day, goods_spend(basket), points_earned, used
+                ref, member_id, day, goods_spend(basket), points_earned, used, events
             )
         if intent_id is not None:
             till._journal.mark(intent_id, "done")
@@ -213,8 +233,11 @@ def finish_sale(
                 till.now().isoformat(),
             ),
         )
-        till._event("receipt", sale_record(till, plan, receipt, campaigns))
-    return receipt
+        events.append(("receipt", sale_record(till, plan, receipt, campaigns)))
+        till._events(events)
+        if member_id:
+            till._directory.upgrade(member_id, day)
+    return receipt, True
 
 
 def tender_postings(till: Till, kind: str, member: str, amount: int) -> list[Posting]:

@@ -378,7 +378,7 @@ class Till:
         return f"card:{uid}:{self.currency}"
 
     def money(self, minor: int) -> Money:
-        return Money(minor, self.currency)
+        return Money._checked(minor, self.currency)
 
     @staticmethod
     def _minor(amount: Money | Points) -> int:
@@ -510,8 +510,10 @@ class Till:
     def _who(self, evidence: bytes | str) -> tuple[Identity, SunTap | None]:
         if isinstance(evidence, bytes | bytearray):
             uid = _uid(bytes(evidence))
-            member_id, _, _ = self._card(uid)
-            return Identity(self.member(member_id), uid, "card", True), None
+            member, status = self._directory.card_holder(uid)
+            if status != "active":
+                raise CardBlocked(f"card {uid} is blocked ({status})")
+            return Identity(member, uid, "card", True), None
         if not isinstance(evidence, str):
             raise WrongType(
                 f"identify takes a card UID (bytes), a URL or a number (str), not {evidence!r:.40}"
@@ -1122,11 +1124,18 @@ class Till:
 
         What came from the hub (an update being applied) does not go back.
         """
-        if self._quiet:
+        self._events([(kind, payload)])
+
+    def _events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Several events in one statement (a sale's, in its commit)."""
+        if self._quiet or not events:
             return
+        at = self.now().isoformat()
+        rows = [(kind, json.dumps(payload, sort_keys=True), at) for kind, payload in events]
+        values = ", ".join(["(?, ?, ?)"] * len(rows))  # placeholders only
         self._conn.execute(
-            "INSERT INTO till_events (kind, payload, at) VALUES (?, ?, ?)",
-            (kind, json.dumps(payload, sort_keys=True), self.now().isoformat()),
+            f"INSERT INTO till_events (kind, payload, at) VALUES {values}",  # noqa: S608
+            [field for row in rows for field in row],
         )
 
     def _get_sync(self, name: str, default: str) -> str:
