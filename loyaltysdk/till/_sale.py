@@ -227,8 +227,8 @@ def post_sale(
             (
                 ref,
                 plan["fingerprint"],
-                json.dumps(plan),
-                json.dumps(receipt.to_json()),
+                json.dumps(plan, separators=(",", ":")),
+                json.dumps(receipt.to_json(), separators=(",", ":")),
                 day.isoformat(),
                 till.now().isoformat(),
             ),
