@@ -97,6 +97,17 @@ class Directory:
         birthday = date.fromisoformat(row[3]) if row[3] else None
         return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday)
 
+    def for_sale(self, member_id: str) -> tuple[MemberRecord, str | None]:
+        """The member and their next tier review, in one read (a sale's commit needs both)."""
+        row = self._conn.execute(
+            "SELECT id, tier, segments, birthday, tier_review FROM till_members WHERE id = ?",
+            (member_id,),
+        ).fetchone()
+        if row is None:
+            raise UnknownMember(f"no member {member_id!r}")
+        birthday = date.fromisoformat(row[3]) if row[3] else None
+        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday), row[4]
+
     def pin_hash(self, member_id: str) -> str | None:
         row = self._conn.execute(
             "SELECT pin_hash FROM till_members WHERE id = ?", (member_id,)
@@ -239,9 +250,12 @@ class Directory:
             )
         )
 
-    def upgrade(self, member_id: str, day: date) -> None:
-        """Move the member up a tier if their spend now qualifies (after `record_sale`)."""
-        self._upgrade(member_id, day)
+    def upgrade(self, member_id: str, day: date, read: tuple[str, str | None]) -> None:
+        """Move the member up a tier if their spend now qualifies (after `record_sale`).
+
+        `read` is the (tier, next review) `for_sale` read in the same commit.
+        """
+        self._upgrade(member_id, day, read)
 
     def record_refund(
         self,
@@ -342,11 +356,13 @@ class Directory:
         )
         self._upgrade(member, self._till.local_date())
 
-    def _upgrade(self, member_id: str, day: date) -> None:
+    def _upgrade(
+        self, member_id: str, day: date, read: tuple[str, str | None] | None = None
+    ) -> None:
         policy = self._rules.tiers
         if policy is None:
             return
-        current = self._review(member_id, day)
+        current = self._review(member_id, day, read)
         if policy.rank(current) == len(policy.levels) - 1:
             return  # at the top already: no need to add up the spend
         tier = policy.upgrade(current, self.rolling_spend(member_id, day))
@@ -359,13 +375,21 @@ class Directory:
         before = row.fetchone()
         return before is not None and self._review(member_id, today) != before[0]
 
-    def _review(self, member_id: str, today: date) -> str:
-        """The member's tier after any review date that passed (the spend up to it decides)."""
+    def _review(
+        self, member_id: str, today: date, read: tuple[str, str | None] | None = None
+    ) -> str:
+        """The member's tier after any review date that passed (the spend up to it decides).
+
+        `read`: the (tier, next review) read earlier in this commit, if any.
+        """
         policy = self._rules.tiers
         assert policy is not None
-        row = self._conn.execute(
-            "SELECT tier, tier_review FROM till_members WHERE id = ?", (member_id,)
-        ).fetchone()
+        row = (
+            read
+            or self._conn.execute(
+                "SELECT tier, tier_review FROM till_members WHERE id = ?", (member_id,)
+            ).fetchone()
+        )
         if row is None:
             raise UnknownMember(f"no member {member_id!r}")
         current, review = row

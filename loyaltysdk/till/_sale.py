@@ -65,12 +65,6 @@ def check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> 
             till.member(member)
 
 
-def member_view(till: Till, member_id: str | None, at: datetime) -> Member:
-    if not member_id:
-        return Member("")
-    return till.member_view(till.member(member_id), at)
-
-
 def finish_sale(
     till: Till,
     plan: dict[str, Any],
@@ -120,7 +114,10 @@ def post_sale(
         existing = till._stored_receipt(ref, fingerprint=fingerprint)
         if existing is not None:
             return existing, False
-        member = member_view(till, member_id, at)
+        member, review = Member(""), None
+        if member_id:
+            record, review = till._directory.for_sale(member_id)
+            member = till.member_view(record, at)
         if earn is None or member != seen:
             explained = None
             earn = evaluate(
@@ -236,7 +233,7 @@ def post_sale(
         events.append(("receipt", sale_record(till, plan, receipt, campaigns)))
         till._events(events)
         if member_id:
-            till._directory.upgrade(member_id, day)
+            till._directory.upgrade(member_id, day, (member.tier, review))
     return receipt, True
 
 
