@@ -368,9 +368,12 @@ class LiabilityRow:
 
 def liability(db: Db) -> list[LiabilityRow]:
     """Points earned and redeemed per month, and the points liability outstanding after it."""
+    # Summed per store and day first: on SQLite that is its per-day index in order
+    # (no sort of every receipt by month), and a few thousand days are then summed.
     rows = db.query(
-        "SELECT substr(day, 1, 7), sum(points_earned), sum(points_redeemed) FROM report_receipts"
-        " GROUP BY substr(day, 1, 7) ORDER BY 1"
+        "SELECT substr(day, 1, 7), sum(earned), sum(redeemed) FROM (SELECT day,"
+        " sum(points_earned) AS earned, sum(points_redeemed) AS redeemed FROM report_receipts"
+        " GROUP BY currency, store, day) AS days GROUP BY substr(day, 1, 7) ORDER BY 1"
     )
     out, outstanding = [], 0
     for month, earned, redeemed in rows:
@@ -640,9 +643,9 @@ def revenue_breakdowns(
     """Net revenue per currency (never added across) by store, month, weekday and hour
     (`store`: of that store's receipts only).
 
-    One scan: the receipts are grouped by all four at once and each breakdown
-    is summed from those groups. A refund or void counts on its own day, at
-    its own store and hour.
+    The receipts are grouped per store, day and hour (on SQLite one scan of its
+    per-day index, on PostgreSQL two scans) and each breakdown is summed from
+    those groups. A refund or void counts on its own day, at its own store and hour.
     """
     at_store, store_args = _at_store(store)
     sales = _sum("CASE WHEN type = 'sale' THEN total ELSE 0 END")
@@ -656,54 +659,68 @@ def revenue_breakdowns(
         by: defaultdict(lambda: [0, 0, 0]) for by in BREAKDOWNS
     }
     if db.dialect == "postgres":
-        # The four breakdowns as grouping sets of one scan: a few hundred rows come back.
-        keys = ("store", "substr(day, 1, 7)", "weekday", "hour")
-        which = f"GROUPING({', '.join(keys)})"  # one bit per key, the first the highest
-        sets = ", ".join(f"({k})" for k in keys)
-        for unit, bits, store_key, month, weekday, hour, receipts, sales, refunds in db.query(
-            f"SELECT currency, {which}, {', '.join(keys)}, {figures}"
-            f" GROUP BY currency, GROUPING SETS ({sets})",
-            window,
-        ):
-            by = BREAKDOWNS[[0b0111, 0b1011, 0b1101, 0b1110].index(int(bits))]
-            key = {
-                "store": str(store_key),
-                "month": month,
-                "weekday": WEEKDAYS[int(weekday or 0)],
-                "hour": f"{int(hour or 0):02d}",
-            }[by]
-            sums[by][(unit, key)] = [int(receipts), int(sales), int(refunds)]
-        return _breakdown_rows(sums)
+        # Two scans with small hash tables, each in parallel: per store and day (a
+        # few thousand groups, rolled up below) and per hour. Grouping sets of the
+        # four would be one scan, but PostgreSQL runs those in one process only.
+        per_day = [
+            (unit, store_key, day, WEEKDAYS[int(weekday)], counts)
+            for unit, store_key, day, weekday, *counts in db.query(
+                f"SELECT currency, store, day, weekday, {figures}"
+                " GROUP BY currency, store, day, weekday",
+                window,
+            )
+        ]
+        per_hour = [
+            (unit, hour, counts)
+            for unit, hour, *counts in db.query(
+                f"SELECT currency, hour, {figures} GROUP BY currency, hour", window
+            )
+        ]
+        return _roll_up(sums, per_day, per_hour)
     rows = db.query(
         f"SELECT currency, store, day, hour, {figures} GROUP BY currency, store, day, hour",
         window,
     )
     # Summed per store and day and per hour as the groups come (SQLite's integers),
     # then the few thousand days rolled up into stores, months and weekdays.
-    per_day: dict[tuple[str, str, str], list[int]] = {}
-    per_hour: dict[tuple[str, int], list[int]] = {}
-    for unit, store, day, hour, receipts, sales, refunds in rows:
-        acc = per_day.get((unit, store, day))
+    days: dict[tuple[str, str, str], list[int]] = {}
+    hours: dict[tuple[str, int], list[int]] = {}
+    for unit, store_key, day, hour, receipts, sales, refunds in rows:
+        acc = days.get((unit, store_key, day))
         if acc is None:
-            acc = per_day[(unit, store, day)] = [0, 0, 0]
+            acc = days[(unit, store_key, day)] = [0, 0, 0]
         acc[0] += receipts
         acc[1] += sales
         acc[2] += refunds
-        acc = per_hour.get((unit, hour))
+        acc = hours.get((unit, hour))
         if acc is None:
-            acc = per_hour[(unit, hour)] = [0, 0, 0]
+            acc = hours[(unit, hour)] = [0, 0, 0]
         acc[0] += receipts
         acc[1] += sales
         acc[2] += refunds
     weekday_of: dict[str, str] = {}
-    for (unit, store, day), counts in per_day.items():
-        if day not in weekday_of:
-            weekday_of[day] = WEEKDAYS[date.fromisoformat(day).weekday()]
-        for by, key in (("store", str(store)), ("month", day[:7]), ("weekday", weekday_of[day])):
+    for day in {day for _, _, day in days}:
+        weekday_of[day] = WEEKDAYS[date.fromisoformat(day).weekday()]
+    return _roll_up(
+        sums,
+        [(u, k, day, weekday_of[day], counts) for (u, k, day), counts in days.items()],
+        [(u, hour, counts) for (u, hour), counts in hours.items()],
+    )
+
+
+def _roll_up(
+    sums: dict[str, dict[tuple[str, str], list[int]]],
+    per_day: list[tuple[str, Any, str, str, list[Any]]],
+    per_hour: list[tuple[str, Any, list[Any]]],
+) -> dict[str, list[RevenueRow]]:
+    """The four breakdowns from figures per currency, store and day (with its weekday)
+    and per currency and hour."""
+    for unit, store_key, day, weekday, counts in per_day:
+        for by, key in (("store", str(store_key)), ("month", day[:7]), ("weekday", weekday)):
             acc = sums[by][(unit, key)]
             for i in range(3):
                 acc[i] += int(counts[i])
-    for (unit, hour), counts in per_hour.items():
+    for unit, hour, counts in per_hour:
         sums["hour"][(unit, f"{int(hour):02d}")] = [int(x) for x in counts]
     return _breakdown_rows(sums)
 
