@@ -18,7 +18,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Final, cast
 
-from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount
+from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount, LedgerError
 from .._ids import is_id, is_text
 from .._money import Amount, Money, Points, amount_of, check_unit
 from ._boundary import storage_boundary
@@ -39,7 +39,16 @@ from ._errors import (
     UnknownTransaction,
 )
 from ._sqlite import SQLiteStore, Synchronous
-from ._store import AccountRow, LedgerStore, NewTx, PostingRow, StoredTx, from_micros, to_micros
+from ._store import (
+    AccountRow,
+    LedgerStore,
+    LimitBroken,
+    NewTx,
+    PostingRow,
+    StoredTx,
+    from_micros,
+    to_micros,
+)
 from ._types import (
     Account,
     AccountFlags,
@@ -68,6 +77,10 @@ _CREDIT_LIMIT: Final = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 # (debits posted, credits posted, debits pending, credits pending)
 _Delta = list[int]
+
+
+class _KeyTaken(Exception):
+    """The journal insert found the idempotency key used: replay its first result."""
 
 
 def _utcnow() -> datetime:
@@ -159,22 +172,36 @@ def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, 
         raise InvalidTransaction("a transaction needs at least one posting")
     if len(items) > _MAX_POSTINGS:
         raise InvalidTransaction(f"at most {_MAX_POSTINGS} postings in one transaction")
+    # One pass: type checks, the flattened rows (as `_rows` makes them) and the totals.
+    debit = Side.DEBIT
+    rows: list[_Row] = []
+    totals: dict[str, int] = {}
     for item in items:
         if type(item) is not Posting:
             raise InvalidTransaction(f"not a Posting: {item!r}")
-        if item.expires_at is not None and item.expires_at.tzinfo is None:
-            raise InvalidTransaction("a lot expiry must be an aware datetime")
-    rows = _rows(items)
-    totals: dict[str, int] = {}
-    for _, side, minor, unit, _ in rows:
-        totals[unit] = totals.get(unit, 0) + (minor if side == "D" else -minor)
-    unbalanced = {unit: total for unit, total in totals.items() if total}
-    if unbalanced:
-        detail = ", ".join(
-            f"{unit} debits exceed credits by {total}" for unit, total in unbalanced.items()
-        )
-        raise UnbalancedTransaction(f"transaction does not balance: {detail}")
-    return items, rows
+        expiry = item.expires_at
+        expires = None
+        if expiry is not None:
+            if expiry.tzinfo is None:
+                raise InvalidTransaction("a lot expiry must be an aware datetime")
+            expires = to_micros(expiry)
+        amount = item.amount
+        minor, unit = amount.minor, amount.unit
+        if item.side is debit:
+            rows.append((item.account, "D", minor, unit, expires))
+            totals[unit] = totals.get(unit, 0) + minor
+        else:
+            rows.append((item.account, "C", minor, unit, expires))
+            totals[unit] = totals.get(unit, 0) - minor
+    for total in totals.values():
+        if total:
+            detail = ", ".join(
+                f"{unit} debits exceed credits by {total}"
+                for unit, total in totals.items()
+                if total
+            )
+            raise UnbalancedTransaction(f"transaction does not balance: {detail}")
+    return items, tuple(rows)
 
 
 def _postings_json(rows: tuple[_Row, ...]) -> str:
@@ -217,7 +244,7 @@ def _fingerprint(
 ) -> bytes:
     # What a retry must repeat exactly; repr() of str/int/None/tuple and the
     # postings' JSON are unambiguous, so different content never collides.
-    canonical = f"{kind.value}\x1f{ref!r}\x1f{extra!r}\x1f{memo!r}\x1f{postings_json}"
+    canonical = f"{kind._value_}\x1f{ref!r}\x1f{extra!r}\x1f{memo!r}\x1f{postings_json}"
     return hashlib.sha256(canonical.encode()).digest()[:16]
 
 
@@ -249,6 +276,7 @@ class Ledger:
         self._lock = store.lock
         self._batch_depth = 0
         self._swept = False  # expired holds already voided in this atomic group
+        self._appended: str | None = None  # the key whose journal row this write appended
         # The earliest expiry of an open hold, as this ledger knows it (None:
         # unknown, read it). A write sweeps expired holds only once the clock
         # passes it, instead of asking on every write; a hold another process
@@ -478,7 +506,7 @@ class Ledger:
                 now, key, fingerprint, Kind.TRANSFER, items, rows, postings_json, memo=memo
             )
 
-        return self._write(key, fingerprint, apply)
+        return self._write(key, fingerprint, apply, lookup=False)
 
     def mirror(
         self, key: str, postings: Iterable[Posting], *, memo: str | None = None
@@ -500,7 +528,7 @@ class Ledger:
                 now, key, fingerprint, Kind.MIRROR, items, rows, postings_json, memo=memo
             )
 
-        return self._write(key, fingerprint, apply)
+        return self._write(key, fingerprint, apply, lookup=False)
 
     def hold(
         self,
@@ -553,9 +581,9 @@ class Ledger:
             return tx
 
         if durable:
-            return self._write(key, fingerprint, apply)
+            return self._write(key, fingerprint, apply, lookup=False)
         with self._store.relaxed():
-            return self._write(key, fingerprint, apply)
+            return self._write(key, fingerprint, apply, lookup=False)
 
     def post(
         self,
@@ -862,39 +890,64 @@ class Ledger:
     # -- the write path ----------------------------------------------------
 
     def _write(
-        self, key: str, fingerprint: bytes, apply: Callable[[int], Transaction]
+        self,
+        key: str,
+        fingerprint: bytes,
+        apply: Callable[[int], Transaction],
+        *,
+        lookup: bool = True,
     ) -> Transaction:
         try:
-            return self._write_once(key, fingerprint, apply)
+            return self._write_once(key, fingerprint, apply, lookup)
         except BaseException:
             self._hold_watermark = None  # the write rolled back: holds may be as before
             raise
 
     def _write_once(
-        self, key: str, fingerprint: bytes, apply: Callable[[int], Transaction]
+        self, key: str, fingerprint: bytes, apply: Callable[[int], Transaction], lookup: bool
     ) -> Transaction:
+        """One write under `key`. With ``lookup=False`` the key is not read first:
+        the journal insert finds it taken (`_KeyTaken`), and so does any error
+        raised before that insert, since a retry must see its first result."""
         rejection: Rejection | None = None
         with self._lock, self._store.write():
-            found = self._store.find_tx(key)
-            if found is not None:
-                return self._replay(found, fingerprint)
+            if lookup:
+                found = self._store.find_tx(key)
+                if found is not None:
+                    return self._replay(found, fingerprint)
             now = self._now()
             if not self._swept:  # once per commit is enough: a group takes microseconds
                 self._sweep_holds(now)
                 self._swept = self._batch_depth > 0
+            self._appended = None
             try:
                 return apply(now)
+            except _KeyTaken:
+                pass
             except Rejection as error:
-                # Checks raise before anything of this call is written, so the
-                # rejection can be stored in the same commit. Inside atomic()
-                # the whole group rolls back and atomic() stores it after.
-                error.ledger_key = key  # type: ignore[attr-defined]
-                error.ledger_fingerprint = fingerprint  # type: ignore[attr-defined]
-                if self._batch_depth:
+                if lookup or not self._key_taken(key):
+                    # Checks raise before anything of this call is written (or
+                    # undo it), so the rejection can be stored in the same commit.
+                    # Inside atomic() the whole group rolls back and atomic()
+                    # stores it after.
+                    error.ledger_key = key  # type: ignore[attr-defined]
+                    error.ledger_fingerprint = fingerprint  # type: ignore[attr-defined]
+                    if self._batch_depth:
+                        raise
+                    self._insert_rejection(key, fingerprint, error, now)
+                    rejection = error
+            except LedgerError:
+                if lookup or not self._key_taken(key):
                     raise
-                self._insert_rejection(key, fingerprint, error, now)
-                rejection = error
+            if rejection is None:  # the key was used before: its first result
+                found = self._store.find_tx(key)
+                assert found is not None
+                return self._replay(found, fingerprint)
         raise rejection
+
+    def _key_taken(self, key: str) -> bool:
+        """Whether `key` was used by an earlier write (not the one that just failed)."""
+        return self._appended != key and self._store.find_tx(key) is not None
 
     def _remember(self, rejection: Rejection) -> None:
         key = getattr(rejection, "ledger_key", None)
@@ -1104,10 +1157,12 @@ class Ledger:
         lots_from: int | None = None,
         expiring_lots: bool = False,
     ) -> Transaction:
-        """Check, then append one journal entry and apply it. Raises before writing.
+        """Check, then append one journal entry and apply it; a rejection leaves
+        nothing of it written.
 
         This is the hot path of every checkout: each posting was flattened
-        once into `rows`, and balances are read only where a limit can bite.
+        once into `rows`, and balances are read only where two or more limits
+        can bite.
         """
         accounts = self._accounts
         deltas: dict[str, _Delta] = {}
@@ -1148,36 +1203,48 @@ class Ledger:
                     self._expire_lots(account_id, now)
             elif flags & _CREDIT_LIMIT and (delta[1] > 0 or delta[3] > 0):
                 watched.append(account_id)
-        if watched:
-            for account_id, (dp, cp, dpe, cpe) in self._store.get_balances(watched).items():
-                delta = deltas[account_id]
-                dp, cp, dpe, cpe = dp + delta[0], cp + delta[1], dpe + delta[2], cpe + delta[3]
-                unit = accounts[account_id].unit
-                if flag_bits[account_id] & _DEBIT_LIMIT:
-                    if dp + dpe > cp:
-                        short = amount_of(dp + dpe - cp, unit)
-                        raise InsufficientFunds(f"{account_id} is short by {short}")
-                elif cp + cpe > dp:
-                    over = amount_of(cp + cpe - dp, unit)
-                    raise LimitExceeded(f"{account_id} would exceed its limit by {over}")
-
         store = self._store
-        seq = store.insert_tx(
-            NewTx(
-                key=key,
-                fingerprint=fingerprint,
-                kind=kind.value,
-                status="committed",
-                created_at=now,
-                ref_seq=ref_seq,
-                resolves=resolves,
-                reverses=reverses,
-                expires_at=expires_at,
-                memo=memo,
+        kind_text = kind._value_  # not .value: in Python 3.11 that is a Python-level property
+        # One account that a limit may stop: its CHECK constraint decides, as
+        # the balance update's last row, with nothing read first (`_refuse`
+        # undoes the rest if it fires). Several: read and check them first.
+        checked_by_update = len(watched) == 1 and resolves is None and reverses is None
+        if watched and not checked_by_update:
+            for account_id, (dp, cp, dpe, cpe) in store.get_balances(watched).items():
+                error = self._limit_error(account_id, (dp, cp, dpe, cpe), deltas[account_id])
+                if error is not None:
+                    raise error
+
+        if resolves is None and reverses is None:
+            seq = store.insert_entry(key, fingerprint, kind_text, now, ref_seq, expires_at, memo)
+        else:
+            seq = store.insert_tx(
+                NewTx(
+                    key=key,
+                    fingerprint=fingerprint,
+                    kind=kind_text,
+                    status="committed",
+                    created_at=now,
+                    ref_seq=ref_seq,
+                    resolves=resolves,
+                    reverses=reverses,
+                    expires_at=expires_at,
+                    memo=memo,
+                )
             )
-        )
+        if seq is None:
+            raise _KeyTaken
+        self._appended = key
+        changed = {a: (d[0], d[1], d[2], d[3]) for a, d in deltas.items() if any(d)}
+        if checked_by_update:
+            changed[watched[0]] = changed.pop(watched[0])  # last: see `_refuse`
+        try:
+            store.add_to_balances(changed)
+        except LimitBroken:
+            if not checked_by_update:
+                raise LedgerCorrupted(f"a limit broke that the checks passed: {key}") from None
+            self._refuse(seq, changed)
         store.insert_postings(seq, [(a, s, m, u, pending, e) for a, s, m, u, e in rows])
-        store.add_to_balances({a: (d[0], d[1], d[2], d[3]) for a, d in deltas.items() if any(d)})
         if not pending:
             for account_id, delta in deltas.items():
                 if accounts[account_id].lots and (delta[0] or delta[1]):
@@ -1188,7 +1255,7 @@ class Ledger:
             ref_tx = store.get_tx(ref_seq)
             ref_key = None if ref_tx is None else ref_tx.key
         payload = _payload(
-            self.origin, key, kind.value, ref_key, now, expires_at, memo, postings_json
+            self.origin, key, kind_text, ref_key, now, expires_at, memo, postings_json
         )
         store.append_outbox(seq, now, payload)
         return Transaction(
@@ -1201,6 +1268,41 @@ class Ledger:
             None if expires_at is None else from_micros(expires_at),
             memo,
         )
+
+    def _limit_error(
+        self, account_id: str, balance: tuple[int, int, int, int], delta: Sequence[int]
+    ) -> Rejection | None:
+        """The rejection if `delta` on top of `balance` breaks the account's limit."""
+        dp, cp, dpe, cpe = (balance[i] + delta[i] for i in range(4))
+        unit = self._accounts[account_id].unit
+        if self._flag_bits[account_id] & _DEBIT_LIMIT:
+            if dp + dpe > cp:
+                return InsufficientFunds(
+                    f"{account_id} is short by {amount_of(dp + dpe - cp, unit)}"
+                )
+        elif cp + cpe > dp:
+            over = amount_of(cp + cpe - dp, unit)
+            return LimitExceeded(f"{account_id} would exceed its limit by {over}")
+        return None
+
+    def _refuse(self, seq: int, changed: dict[str, tuple[int, int, int, int]]) -> None:
+        """The last row of a balance update broke its account's limit: undo the rows
+        before it and the journal row, then raise the rejection as a check would.
+
+        Only the last account could break a limit (the others' deltas only move
+        them away from theirs), so the rows before it are exactly what stayed.
+        """
+        account_id = next(reversed(changed))
+        delta = changed.pop(account_id)
+        store = self._store
+        if changed:
+            store.add_to_balances({a: (-d[0], -d[1], -d[2], -d[3]) for a, d in changed.items()})
+        store.delete_entry(seq)
+        self._appended = None
+        error = self._limit_error(account_id, store.get_balances([account_id])[account_id], delta)
+        if error is None:
+            raise LedgerCorrupted(f"{account_id}: its limit broke, yet the balance allows this")
+        raise error
 
     def _move_lots(
         self,

@@ -28,7 +28,7 @@ from .._errors import (
 from .._money import MAX_AMOUNT
 from ._errors import BalanceOverflow
 from ._schema import migrate
-from ._store import AccountRow, LotRow, NewTx, PostingRow, StoredTx
+from ._store import AccountRow, LimitBroken, LotRow, NewTx, PostingRow, StoredTx
 from ._types import Account, AccountFlags
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA", "OFF"]
@@ -58,6 +58,58 @@ def _tx_row(row: tuple[object, ...]) -> StoredTx:
     return StoredTx(*row)  # type: ignore[arg-type]
 
 
+_TX_NAMES: Final = (
+    "key",
+    "fingerprint",
+    "kind",
+    "status",
+    "ref_seq",
+    "created_at",
+    "expires_at",
+    "memo",
+    "error_code",
+    "error_message",
+)
+_TX_INSERTS: dict[int, str] = {}
+# A committed entry's row by which of ref_seq, expires_at, memo are missing (bits 0-2).
+_ENTRY_INSERTS: Final = tuple(
+    "INSERT INTO transactions (key, fingerprint, kind, status, created_at, ref_seq, expires_at,"
+    " memo) VALUES (?, ?, ?, 'committed', ?"
+    + "".join(", NULL" if nulls >> bit & 1 else ", ?" for bit in range(3))
+    + ") ON CONFLICT (key) DO NOTHING"
+    for nulls in range(8)
+)
+_ADD_TO_BALANCES: Final = (
+    "UPDATE accounts SET debits_posted = debits_posted + ?1,"
+    " credits_posted = credits_posted + ?2, debits_pending = debits_pending + ?3,"
+    " credits_pending = credits_pending + ?4 WHERE id = ?5"
+    f" AND debits_posted + ?1 <= {BALANCE_LIMIT} AND credits_posted + ?2 <= {BALANCE_LIMIT}"
+    f" AND debits_pending + ?3 <= {BALANCE_LIMIT} AND credits_pending + ?4 <= {BALANCE_LIMIT}"
+)
+_POSTING_INSERTS: dict[tuple[int, tuple[bool, ...], bool], str] = {}
+
+
+def _tx_insert(nulls: int) -> str:
+    """The journal insert with the columns flagged in `nulls` as NULL literals."""
+    values = ", ".join("NULL" if nulls >> i & 1 else "?" for i in range(len(_TX_NAMES)))
+    return (
+        f"INSERT INTO transactions ({', '.join(_TX_NAMES)}) VALUES ({values})"
+        " ON CONFLICT (key) DO NOTHING"
+    )
+
+
+def _postings_insert(first: int, no_expiry: tuple[bool, ...], pending: bool) -> str:
+    flag = int(pending)
+    rows = ",".join(
+        f"(?, {first + i}, ?, ?, ?, ?, {flag}, {'NULL' if none else '?'})"
+        for i, none in enumerate(no_expiry)
+    )
+    return (
+        "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
+        f" VALUES {rows}"
+    )
+
+
 class _Write:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; nests by joining.
 
@@ -74,7 +126,7 @@ class _Write:
         store._lock.acquire()
         if store._depth == 0:
             try:
-                store._conn.execute("BEGIN IMMEDIATE")
+                store._writer.execute("BEGIN IMMEDIATE")
             except BaseException as error:
                 store._lock.release()
                 typed = (
@@ -93,7 +145,7 @@ class _Write:
             store._depth -= 1
             if store._depth == 0:
                 try:
-                    store._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+                    store._writer.execute("ROLLBACK" if exc_type is not None else "COMMIT")
                 except sqlite3.Error as error:
                     if exc_type is None:  # the commit itself failed: nothing of it stays
                         with contextlib.suppress(sqlite3.Error):
@@ -176,6 +228,9 @@ class SQLiteStore:
         self._conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
         )
+        # One cursor for the statements of every write, rather than the new
+        # cursor that each Connection.execute makes (and frees) for one statement.
+        self._writer = self._conn.cursor()
         self._lock = threading.RLock()
         self._depth = 0
         self.path = str(path)
@@ -324,18 +379,25 @@ class SQLiteStore:
         return {row[0]: _account_row(row) for row in rows}
 
     def add_to_balances(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
+        """Add to the balance columns, one row per account in the order given.
+
+        Raises:
+            LimitBroken: a row would break its account's limit (the CHECK
+                constraints of `accounts`); the rows before it stay applied.
+            BalanceOverflow: a column would pass `BALANCE_LIMIT`.
+        """
         # The guard keeps every column an exact integer: past int64 SQLite
         # would silently turn the sum into a float. A row it skips is refused.
         # executemany, one row per account: fewer statements with UPDATE ... FROM
         # VALUES measured more instructions (a join over the VALUES list).
-        cursor = self._conn.executemany(
-            "UPDATE accounts SET debits_posted = debits_posted + ?1,"
-            " credits_posted = credits_posted + ?2, debits_pending = debits_pending + ?3,"
-            " credits_pending = credits_pending + ?4 WHERE id = ?5"
-            " AND debits_posted + ?1 <= ?6 AND credits_posted + ?2 <= ?6"
-            " AND debits_pending + ?3 <= ?6 AND credits_pending + ?4 <= ?6",
-            [(*delta, account, BALANCE_LIMIT) for account, delta in deltas.items()],
-        )
+        try:
+            cursor = self._writer.executemany(
+                _ADD_TO_BALANCES, [(*d, a) for a, d in deltas.items()]
+            )
+        except sqlite3.IntegrityError as error:
+            if "CHECK constraint failed" not in str(error):
+                raise
+            raise LimitBroken(str(error)) from error
         if cursor.rowcount != len(deltas):
             raise BalanceOverflow(
                 f"a balance would pass {BALANCE_LIMIT}; nothing of this write was kept"
@@ -359,11 +421,9 @@ class SQLiteStore:
         ).fetchone()
         return None if row is None else _tx_row(row)
 
-    def insert_tx(self, tx: NewTx) -> int:
-        cursor = self._conn.execute(
-            "INSERT INTO transactions (key, fingerprint, kind, status, ref_seq,"
-            " created_at, expires_at, memo, error_code, error_message)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def insert_tx(self, tx: NewTx) -> int | None:
+        """Append a journal row; None when its key is taken (nothing is written then)."""
+        seq = self._insert_row(
             (
                 tx.key,
                 tx.fingerprint,
@@ -375,10 +435,10 @@ class SQLiteStore:
                 tx.memo,
                 tx.error_code,
                 tx.error_message,
-            ),
+            )
         )
-        seq = cursor.lastrowid
-        assert seq is not None
+        if seq is None:
+            return None
         if tx.resolves is not None:
             self._conn.execute(
                 "INSERT INTO resolutions (hold_seq, tx_seq) VALUES (?, ?)", (tx.resolves, seq)
@@ -389,18 +449,77 @@ class SQLiteStore:
             )
         return seq
 
+    def insert_entry(
+        self,
+        key: str,
+        fingerprint: bytes,
+        kind: str,
+        created_at: int,
+        ref_seq: int | None,
+        expires_at: int | None,
+        memo: str | None,
+    ) -> int | None:
+        """Append a committed journal row (no resolution or reversal); None when the
+        key is taken. The checkout's path: the same row as `insert_tx`, without a `NewTx`."""
+        nulls = (ref_seq is None) | (expires_at is None) << 1 | (memo is None) << 2
+        params: list[object] = [key, bytearray(fingerprint), kind, created_at]
+        if ref_seq is not None:
+            params.append(ref_seq)
+        if expires_at is not None:
+            params.append(expires_at)
+        if memo is not None:
+            params.append(memo)
+        cursor = self._writer.execute(_ENTRY_INSERTS[nulls], params)
+        if not cursor.rowcount:
+            return None
+        return cursor.lastrowid
+
+    def _insert_row(self, values: tuple[object, ...]) -> int | None:
+        # The key's UNIQUE index answers "was this key used?" as part of the
+        # insert, so a new entry needs no lookup first. None and bytes are
+        # written as a NULL literal and a bytearray: the sqlite3 module runs
+        # its adapter lookup (several raised and cleared AttributeErrors) for
+        # every other parameter type, on every execute.
+        nulls = 0
+        for index, value in enumerate(values):
+            if value is None:
+                nulls |= 1 << index
+        sql = _TX_INSERTS.get(nulls)
+        if sql is None:
+            sql = _TX_INSERTS[nulls] = _tx_insert(nulls)
+        params = [bytearray(v) if type(v) is bytes else v for v in values if v is not None]
+        cursor = self._conn.execute(sql, params)
+        if not cursor.rowcount:
+            return None
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    def delete_entry(self, seq: int) -> None:
+        """Remove a journal row appended in the current write (its checks then failed)."""
+        self._conn.execute("DELETE FROM transactions WHERE seq = ?", (seq,))
+
     def insert_postings(
         self, seq: int, rows: Iterable[tuple[str, str, int, str, bool, int | None]]
     ) -> None:
-        # One multi-row INSERT per entry (a few postings; 999 rows at most per statement).
-        numbered = [(seq, index, *row) for index, row in enumerate(rows)]
+        # One multi-row INSERT per entry (a few postings; 999 rows at most per
+        # statement), with index, pending and a missing expiry as literals
+        # (see `_insert_row`); the statement text is kept per shape.
+        numbered = list(rows)
         for start in range(0, len(numbered), 999):
             chunk = numbered[start : start + 999]
-            self._conn.execute(
-                "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending,"
-                " expires_at) VALUES " + ",".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk),
-                [x for row in chunk for x in row],
-            )
+            shape = (start, tuple(row[5] is None for row in chunk), bool(chunk[0][4]))
+            sql = _POSTING_INSERTS.get(shape)
+            if sql is None:
+                if len(_POSTING_INSERTS) > 256:
+                    _POSTING_INSERTS.clear()
+                sql = _POSTING_INSERTS[shape] = _postings_insert(*shape)
+            params: list[object] = []
+            for account, side, amount, unit, _, expires in chunk:
+                params += (seq, account, side, amount, unit)
+                if expires is not None:
+                    params.append(expires)
+            self._writer.execute(sql, params)
 
     def postings_of(self, seq: int) -> list[PostingRow]:
         rows = self._conn.execute(
@@ -470,11 +589,16 @@ class SQLiteStore:
     def insert_lot(
         self, account: str, tx_seq: int, amount: int, earned_at: int, expires_at: int | None
     ) -> int:
-        cursor = self._conn.execute(
-            "INSERT INTO lots (account, tx_seq, amount, remaining, earned_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (account, tx_seq, amount, amount, earned_at, expires_at),
-        )
+        sql = "INSERT INTO lots (account, tx_seq, amount, remaining, earned_at, expires_at)"
+        if expires_at is None:  # a literal, not a bound None (see `_insert_row`)
+            cursor = self._writer.execute(
+                sql + " VALUES (?1, ?2, ?3, ?3, ?4, NULL)", (account, tx_seq, amount, earned_at)
+            )
+        else:
+            cursor = self._writer.execute(
+                sql + " VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+                (account, tx_seq, amount, earned_at, expires_at),
+            )
         lot_id = cursor.lastrowid
         assert lot_id is not None
         return lot_id
@@ -581,7 +705,7 @@ class SQLiteStore:
     # -- outbox ------------------------------------------------------------
 
     def append_outbox(self, tx_seq: int, created_at: int, payload: str) -> int:
-        cursor = self._conn.execute(
+        cursor = self._writer.execute(
             "INSERT INTO outbox (tx_seq, created_at, payload) VALUES (?, ?, ?)",
             (tx_seq, created_at, payload),
         )

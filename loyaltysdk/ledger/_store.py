@@ -33,6 +33,14 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+class LimitBroken(Exception):
+    """A balance update would break an account's limit; raised by `add_to_balances`.
+
+    Not a `Rejection`: the ledger turns it into one after undoing what the
+    update had applied before the failing row.
+    """
+
+
 @attrs.define
 class AccountRow:
     """An account with its balance columns, as read inside a write."""
@@ -138,7 +146,18 @@ class LedgerStore(Protocol):
     # journal
     def find_tx(self, key: str) -> StoredTx | None: ...
     def get_tx(self, seq: int) -> StoredTx | None: ...
-    def insert_tx(self, tx: NewTx) -> int: ...
+    def insert_tx(self, tx: NewTx) -> int | None: ...
+    def insert_entry(
+        self,
+        key: str,
+        fingerprint: bytes,
+        kind: str,
+        created_at: int,
+        ref_seq: int | None,
+        expires_at: int | None,
+        memo: str | None,
+    ) -> int | None: ...
+    def delete_entry(self, seq: int) -> None: ...
     def insert_postings(
         self, seq: int, rows: Iterable[tuple[str, str, int, str, bool, int | None]]
     ) -> None: ...
@@ -189,6 +208,7 @@ __all__ = [
     "AccountFlags",
     "AccountRow",
     "LedgerStore",
+    "LimitBroken",
     "LotRow",
     "NewTx",
     "PostingRow",

@@ -131,6 +131,104 @@ def test_a_rejection_is_remembered_even_after_the_balance_rises(ledger: Ledger) 
     assert ledger.transaction("R-2") is None
 
 
+def purchase_earning(minor: int, points: int, member: str = "M-1") -> list[Posting]:
+    return [
+        *spend(minor, member),
+        Posting.debit("sys:points:issued", Points(points)),
+        Posting.credit(f"member:{member}:points", Points(points)),
+    ]
+
+
+def test_a_refused_purchase_leaves_nothing_written_and_is_remembered(ledger: Ledger) -> None:
+    # The wallet's limit is checked by the balance update itself (no read
+    # first): the other accounts' rows, applied before it, are undone.
+    top_up(ledger, "topup-1", 500)
+    earn(ledger, "earn-1", 10)
+    before = snapshot(ledger), ledger.lots("member:M-1:points")
+    with pytest.raises(InsufficientFunds, match=r"member:M-1:wallet:EUR is short by 5\.00 EUR"):
+        ledger.transfer("R-1", purchase_earning(1000, 10))
+    assert (snapshot(ledger), ledger.lots("member:M-1:points")) == before
+    with pytest.raises(InsufficientFunds, match=r"short by 5\.00 EUR"):
+        ledger.transfer("R-1", purchase_earning(1000, 10))
+    assert ledger.transaction("R-1") is None
+    tx = ledger.transfer("R-2", purchase_earning(500, 10))
+    assert ledger.balance("member:M-1:points").posted == Points(20)
+    assert ledger.outbox()[-1].tx_seq == tx.seq
+
+
+def test_a_refusal_caught_inside_a_group_leaves_the_rest_of_it(ledger: Ledger) -> None:
+    top_up(ledger, "topup-1", 500)
+    with ledger.atomic():
+        ledger.transfer("R-1", purchase_earning(200, 5))
+        with pytest.raises(InsufficientFunds, match=r"short by 7\.00 EUR"):
+            ledger.transfer("R-2", purchase_earning(1000, 10))
+        ledger.transfer("R-3", purchase_earning(100, 1))
+    assert ledger.balance("member:M-1:wallet:EUR").posted == eur(200)
+    assert ledger.balance("member:M-1:points").posted == Points(6)
+    assert ledger.balance("sys:points:issued").posted == Points(-6)
+    assert ledger.transaction("R-2") is None
+    assert [json.loads(r.payload)["key"] for r in ledger.outbox()] == ["topup-1", "R-1", "R-3"]
+
+
+def test_two_limited_accounts_are_checked_before_writing(ledger: Ledger) -> None:
+    top_up(ledger, "topup-1", 500)
+    earn(ledger, "earn-1", 100)
+    before = snapshot(ledger)
+    with pytest.raises(InsufficientFunds, match=r"member:M-1:points is short by 50 PTS"):
+        ledger.transfer("R-1", [*redeem(150), *spend(100)])
+    assert snapshot(ledger) == before
+    with pytest.raises(InsufficientFunds):
+        ledger.transfer("R-1", [*redeem(150), *spend(100)])
+
+
+def test_a_refused_hold_reserves_nothing(ledger: Ledger) -> None:
+    top_up(ledger, "topup-1", 500)
+    before = snapshot(ledger)
+    with pytest.raises(InsufficientFunds):
+        ledger.hold("H-1", spend(600), timeout=timedelta(minutes=5))
+    assert snapshot(ledger) == before
+    assert ledger.open_holds() == []
+
+
+def test_a_retry_naming_an_unknown_account_is_a_conflict(ledger: Ledger) -> None:
+    # The key is not read before the checks, so a retry with other content
+    # must still be told it conflicts, not that an account is missing.
+    top_up(ledger, "topup-1", 5000)
+    ledger.transfer("R-1", spend(1000))
+    wrong_unit = [
+        Posting.debit("sys:float:EUR", Points(1)),
+        Posting.credit("member:M-1:points", Points(1)),
+    ]
+    with pytest.raises(IdempotencyConflict):
+        ledger.transfer("R-1", spend(1000, member="M-9"))
+    with pytest.raises(IdempotencyConflict):
+        ledger.transfer("R-1", wrong_unit)
+    with pytest.raises(CurrencyMismatch):
+        ledger.transfer("R-3", wrong_unit)
+    with pytest.raises(UnknownAccount):
+        ledger.transfer("R-2", spend(1000, member="M-9"))
+    assert ledger.transaction("R-2") is None
+
+
+def test_fingerprints_are_stored_as_blobs(ledger: Ledger) -> None:
+    # Written as a bytearray (see SQLiteStore._insert_row): still a BLOB, the
+    # same bytes a retry compares with, as files written before hold them.
+    top_up(ledger, "topup-1", 5000)
+    with pytest.raises(InsufficientFunds):
+        ledger.transfer("R-1", spend(9000))
+    conn = ledger.store.connection  # type: ignore[attr-defined]
+    kinds = {t for (t,) in conn.execute("SELECT DISTINCT typeof(fingerprint) FROM transactions")}
+    assert kinds == {"blob"}
+    assert ledger.transfer("topup-1", top_up_postings(5000)).key == "topup-1"
+
+
+def top_up_postings(minor: int, member: str = "M-1") -> list[Posting]:
+    return [
+        Posting.debit("sys:float:EUR", eur(minor)),
+        Posting.credit(f"member:{member}:wallet:EUR", eur(minor)),
+    ]
+
+
 def test_flags_limit_both_directions(ledger: Ledger) -> None:
     # sys:cash may never be credited beyond what was debited to it.
     with pytest.raises(LimitExceeded):
