@@ -23,11 +23,20 @@ exits.
 from __future__ import annotations
 
 import gc
+import os
 import random
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+# Importing loyaltysdk.rules runs the root package, which imports the till,
+# the ledger and so sqlite_utils, whose db module imports pandas and numpy
+# when they are installed (they are, for the tests). numpy's OpenBLAS
+# threads spin for a while after start-up; callgrind counts every thread,
+# and their spinning, which follows the wall clock, made the counts vary by
+# 5 % on a busy machine. One thread keeps them repeatable.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from _common import parse_args, result
 from _measure import instructions, parse_phase
