@@ -17,75 +17,147 @@ Order of work, as docs/rules.md states it:
 5. The one rounding: the exact total is rounded by the rule set's policy,
    and the integer points are shared out over the contributions by
    largest remainder, so the lines add up to the total exactly.
+
+How it stays cheap (bench/rules.py counts it): the distinct who / when /
+where conditions of a rule set are decided once per basket, and the rules
+they leave active are compiled once per outcome into a `_Plan`: indexes
+from SKU, category and brand to rule numbers (one for lines with a
+discount, one without), what each rule does as a small tuple, and the
+receipt-level rules and caps. A line then costs a few dictionary lookups
+and integer operations; contributions are kept as parallel lists in the
+order the result lists them, and become result objects once, at the end,
+built by `map` rather than a loop. Those objects (about 120 for a 30-line
+basket) are now the larger part of the cost; see `_model`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
 from fractions import Fraction
+from itertools import islice, repeat
+from operator import attrgetter
 
 from .._errors import RulesError
-from ._model import Basket, Context, Contribution, EarnResult, Line, LineResult, Member
-from ._schema import Rule, RuleSet, check_timezone
+from ._model import Basket, Context, Contribution, EarnResult, LineResult, Member
+from ._schema import Rule, RuleSet, When, Where, Who, check_timezone
+
+# What a rule does to a matching line (the first field of its operation).
+_EARN, _UNIT, _LINE, _MULTIPLY, _BASKET = range(5)
+_Operation = tuple[int, int, int]
+_Group = tuple[int, ...]
+# A line index: rule numbers by the category (with the rules for every line),
+# brand and SKU they name, and the rules for every line alone.
+_LineIndex = tuple[dict[str, _Group], dict[str, _Group], dict[str, _Group], _Group]
+_Condition = tuple[Who, When, Where]
+_PLANS = 64  # compiled outcomes kept per engine (a rule set has few in practice)
+_SKU = attrgetter("sku")
 
 
-def _round(value: Fraction, policy: str) -> int:
+def _rounded(scaled: int, denominator: int, policy: str) -> int:
+    """``scaled / denominator`` rounded by the rule set's policy, in integers."""
     if policy == "down":
-        return math.floor(value)
+        return scaled // denominator
     if policy == "up":
-        return math.ceil(value)
+        return -(-scaled // denominator)
     if policy == "half_up":
-        return math.floor(value + Fraction(1, 2))
-    return round(value)  # half_even: Fraction rounds half to even
+        return (2 * scaled + denominator) // (2 * denominator)
+    # half_even, as Fraction's round(): a tie goes to the even neighbour.
+    floor, remainder = divmod(scaled, denominator)
+    twice = 2 * remainder
+    return floor + (twice > denominator or (twice == denominator and floor & 1))
 
 
-def _share(total: int, parts: list[Fraction]) -> list[int]:
-    """Integers summing to `total`: each part's floor, plus one for the largest remainders.
-
-    `total` is the rounded sum of `parts`, so it lies between the sum of
-    the floors and that sum plus the number of parts.
-    """
-    floors = [math.floor(p) for p in parts]
-    short = total - sum(floors)
-    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] - floors[i]), i))
-    for i in order[: max(short, 0)]:
-        floors[i] += 1
-    return floors
-
-
-def _scale(
-    scaled: dict[tuple[int | None, str], int], keys: list[tuple[int | None, str]], limit: int
-) -> bool:
-    """Scale the values under `keys` down in proportion so they sum to exactly `limit`.
+def _scale(values: list[int], positions: Iterable[int], limit: int) -> bool:
+    """Scale the values at `positions` down in proportion so they sum to exactly `limit`.
 
     Each gets the floor of its share; the few units left go to the largest
-    remainders, so a cap is reached exactly, never undershot.
+    remainders (the earlier position first on a tie), so a cap is reached
+    exactly, never undershot.
     """
-    total = sum(scaled[k] for k in keys)
+    at = list(positions)
+    total = sum(values[p] for p in at)
     if total <= limit:
         return False
-    remainders: list[tuple[int, int, tuple[int | None, str]]] = []
-    for k in keys:
-        share, remainder = divmod(scaled[k] * limit, total)
-        scaled[k] = share
-        remainders.append((-remainder, len(remainders), k))
-    for _, _, k in sorted(remainders)[: limit - sum(scaled[k] for k in keys)]:
-        scaled[k] += 1
+    remainders: list[tuple[int, int]] = []
+    for p in at:
+        share, remainder = divmod(values[p] * limit, total)
+        values[p] = share
+        remainders.append((-remainder, p))
+    for _, p in sorted(remainders)[: limit - sum(values[p] for p in at)]:
+        values[p] += 1
     return True
 
 
 def _share_scaled(total: int, parts: list[int], denominator: int) -> list[int]:
-    """`_share` for parts given as integers over a common denominator."""
+    """Integers summing to `total`: each part's floor, plus one for the largest remainders.
+
+    `parts` are integers over a common denominator and `total` their rounded
+    sum, so it lies between the sum of the floors and that sum plus the
+    number of parts.
+    """
     floors = [p // denominator for p in parts]
     short = total - sum(floors)
     if short <= 0:
         return floors
-    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] % denominator), i))
+    remainders = [p % denominator for p in parts]
+    # Largest remainder first; a stable sort keeps the earlier part first on a tie.
+    order = sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)
     for i in order[:short]:
         floors[i] += 1
     return floors
+
+
+def _holds(
+    condition: _Condition,
+    member: Member,
+    local: datetime,
+    today: date,
+    now: time,
+    context: Context,
+) -> bool:
+    """Whether one rule's who, when and where hold for this sale."""
+    who, when, where = condition
+    if who.tiers and member.tier not in who.tiers:
+        return False
+    if who.segments and not (who.segments & member.segments):
+        return False
+    if who.birthday_month and (member.birthday is None or member.birthday.month != local.month):
+        return False
+    if when.start and today < when.start:
+        return False
+    if when.end and today > when.end:
+        return False
+    if when.weekdays and local.weekday() not in when.weekdays:
+        return False
+    if when.hours:
+        start, end = when.hours
+        inside = start <= now < end if start < end else (now >= start or now < end)
+        if not inside:
+            return False
+    if where.stores and context.store not in where.stores:
+        return False
+    return not (where.regions and context.region not in where.regions)
+
+
+class _Plan:
+    """What one set of active rules does, compiled for the per-line loop."""
+
+    __slots__ = ("caps", "discounted", "overlap", "plain", "receipt")
+
+    def __init__(
+        self,
+        plain: _LineIndex,
+        discounted: _LineIndex,
+        receipt: tuple[tuple[int, int, int, int], ...],
+        caps: tuple[tuple[int, int, str], ...],
+        overlap: bool,
+    ) -> None:
+        self.plain, self.discounted = plain, discounted
+        self.overlap = overlap  # some rule is in two of a line's groups
+        self.receipt = receipt  # (rule, _BASKET or _LINE, threshold, points * D), in order
+        self.caps = caps  # (rule, cap * D, "rule:ID"), in document order
 
 
 class RulesEngine:
@@ -99,62 +171,107 @@ class RulesEngine:
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
-        self._rule_of = {rule.id: rule for rule in rules.rules}
-        self._line_index = _Index()
-        self._basket_index = _Index()
-        self._receipt_bonuses: list[Rule] = []
-        denominator = 1
+        denominator = factors = 1
         for rule in rules.rules:
             effect = rule.effect
             if effect.kind == "earn":
                 denominator = math.lcm(denominator, effect.per_amount)
             elif effect.kind == "multiply":
                 denominator = math.lcm(denominator, effect.factor.denominator)
-            if effect.kind == "basket_bonus":
-                self._basket_index.add(rule)
-            elif effect.kind == "bonus" and effect.per == "receipt":
-                self._receipt_bonuses.append(rule)
-            else:
-                self._line_index.add(rule)
+                factors = math.lcm(factors, effect.factor.denominator)
         # Multiply extras are earned * (a - b) / b: with b a factor of D / per
         # as well, every per-line value stays an integer.
-        factors = 1
+        big_d = denominator * factors
+        self._denominator = big_d
+        self._ids = [rule.id for rule in rules.rules]
+        self._descriptions = [rule.description for rule in rules.rules]
+        # The highest factor wins; of equal factors, the first in the document.
+        multipliers = sorted(
+            (-rule.effect.factor, n)
+            for n, rule in enumerate(rules.rules)
+            if rule.effect.kind == "multiply"
+        )
+        rank = {n: position for position, (_, n) in enumerate(multipliers)}
+        # What each rule does to a line: (kind, amount, rank); the amount is
+        # points * D per minor unit (earn) or per unit or line (bonus), the
+        # rank orders multipliers. A multiplier's (a - b, b) is in _factors.
+        self._operations: list[_Operation] = []
+        self._factors: dict[int, tuple[int, int]] = {}
+        for n, rule in enumerate(rules.rules):
+            effect = rule.effect
+            operation: _Operation
+            if effect.kind == "earn":
+                operation = (_EARN, effect.points * (big_d // effect.per_amount), 0)
+            elif effect.kind == "multiply":
+                factor = effect.factor
+                operation = (_MULTIPLY, 0, rank[n])
+                self._factors[n] = (factor.numerator - factor.denominator, factor.denominator)
+            elif effect.kind == "basket_bonus":
+                operation = (_BASKET, 0, 0)
+            else:  # a bonus per unit, per line, or per receipt (never on a line)
+                operation = (_UNIT if effect.per == "unit" else _LINE, effect.points * big_d, 0)
+            self._operations.append(operation)
+        # Rules sharing a who / when / where are decided together, once per basket.
+        conditions: dict[_Condition, int] = {}
+        self._condition_of: list[int | None] = []
         for rule in rules.rules:
-            if rule.effect.kind == "multiply":
-                factors = math.lcm(factors, rule.effect.factor.denominator)
-        self._denominator = denominator * factors
+            condition = (rule.who, rule.when, rule.where)
+            if condition == (Who(), When(), Where()):
+                self._condition_of.append(None)
+            else:
+                self._condition_of.append(conditions.setdefault(condition, len(conditions)))
+        self._conditions = tuple(conditions)
+        self._once = tuple(n for n, rule in enumerate(rules.rules) if rule.once_per is not None)
+        self._limits: list[tuple[int, str]] = []
+        if rules.cap_per_receipt is not None:
+            self._limits.append((rules.cap_per_receipt, "receipt"))
+        self._member_cap = f"member {rules.cap_period}"
+        self._pending = timedelta(days=rules.pending_days)
+        self._expiry = timedelta(days=rules.expiry_days) if rules.expiry_days else None
+        self._plans: dict[tuple[tuple[bool, ...], tuple[int, ...]], _Plan] = {}
 
-    # -- basket-level conditions --------------------------------------------------
+    # -- compiling the active rules -------------------------------------------------
 
-    def _holds(self, rule: Rule, member: Member, local: datetime, context: Context) -> bool:
-        if rule.once_per is not None and rule.id in member.used_rules:
-            return False
-        who = rule.who
-        if who.tiers and member.tier not in who.tiers:
-            return False
-        if who.segments and not (who.segments & member.segments):
-            return False
-        if who.birthday_month and (member.birthday is None or member.birthday.month != local.month):
-            return False
-        when = rule.when
-        today = local.date()
-        if when.start and today < when.start:
-            return False
-        if when.end and today > when.end:
-            return False
-        if when.weekdays and local.weekday() not in when.weekdays:
-            return False
-        if when.hours:
-            start, end = when.hours
-            now = local.time().replace(tzinfo=None)
-            inside = start <= now < end if start < end else (now >= start or now < end)
-            if not inside:
-                return False
-        where = rule.where
-        if where.stores and context.store not in where.stores:
-            return False
-        return not (where.regions and context.region not in where.regions)
+    def _plan(self, held: tuple[bool, ...], used: tuple[int, ...]) -> _Plan:
+        """The plan for the rules whose conditions `held` and that `used` does not name."""
+        key = (held, used)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        rules = self.rules.rules
+        active = [
+            n
+            for n, condition in enumerate(self._condition_of)
+            if (condition is None or held[condition]) and n not in used
+        ]
+        # Lines meet every rule but the per-receipt bonuses (a basket threshold
+        # adds up the lines it names).
+        on_lines = [n for n in active if _on_receipt(rules[n]) != "receipt"]
+        plain = _line_index(self.rules, on_lines)
+        discounted = _line_index(
+            self.rules, [n for n in on_lines if not rules[n].exclude_discounted]
+        )
+        receipt: list[tuple[int, int, int, int]] = []
+        for n in active:
+            effect = rules[n].effect
+            if _on_receipt(rules[n]) == "threshold":
+                receipt.append((n, _BASKET, effect.threshold, effect.points * self._denominator))
+            elif _on_receipt(rules[n]) == "receipt":
+                receipt.append((n, _LINE, 0, effect.points * self._denominator))
+        caps = tuple(
+            (n, cap * self._denominator, f"rule:{rules[n].id}")
+            for n in active
+            if (cap := rules[n].cap_per_receipt) is not None
+        )
+        overlap = any(
+            [bool(what.skus), bool(what.categories), bool(what.brands)].count(True) > 1
+            for what in (rules[n].what for n in on_lines)
+        )
+        plan = _Plan(plain, discounted, tuple(receipt), caps, overlap)
+        if len(self._plans) >= _PLANS:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -171,153 +288,194 @@ class RulesEngine:
                 f"rules v{rules.version} are in {rules.currency}, the basket in {basket.currency}"
             )
         local = context.at.astimezone(check_timezone(context.timezone))
-        active = {rule.id for rule in rules.rules if self._holds(rule, member, local, context)}
+        today = local.date()
+        if self._conditions:
+            now = local.time()
+            held = tuple(
+                _holds(condition, member, local, today, now, context)
+                for condition in self._conditions
+            )
+        else:
+            held = ()
+        used_rules = member.used_rules
+        used = (
+            tuple(n for n in self._once if self._ids[n] in used_rules)
+            if used_rules and self._once
+            else ()
+        )
+        plan = self._plan(held, used)
         big_d = self._denominator
-        # (line index or None for the receipt, rule id) -> points * big_d
-        scaled: dict[tuple[int | None, str], int] = {}
-        excluded: dict[int, str] = {}
-        basket_totals: dict[str, int] = defaultdict(int)
-        order = self._order
+        operations = self._operations
+        exclude_categories, exclude_skus = rules.exclude_categories, rules.exclude_skus
+        plain, discounted = plan.plain, plan.discounted
+        # Whether a line can meet a rule through two groups (a rule naming a
+        # category and a brand, say); if not, merging two groups is a sort.
+        overlap = plan.overlap
 
-        for index, line in enumerate(basket.lines):
-            if line.category in rules.exclude_categories:
-                excluded[index] = f"{line.category} earns no points"
+        # Contributions in the order the result lists them: the lines' in
+        # line order (each line's rules in document order, its multiplier
+        # last), then the receipt's. `starts[i]` is where line i's begin.
+        owners: list[int] = []  # rule number of each contribution
+        values: list[int] = []  # its points * big_d
+        starts: list[int] = []
+        nets: list[int] = []
+        reasons: list[str | None] = []
+        totals: dict[int, int] = {}  # basket-threshold rule -> matching net
+        excluded = 0
+        add_owner, add_value = owners.append, values.append
+        add_start, add_net, add_reason = starts.append, nets.append, reasons.append
+
+        for line in basket.lines:
+            quantity = line.quantity
+            discount = line.discount
+            net = quantity * line.unit_price - discount
+            add_net(net)
+            add_start(len(values))
+            category = line.category
+            if category in exclude_categories:
+                add_reason(f"{category} earns no points")
+                excluded += 1
                 continue
-            if line.sku in rules.exclude_skus:
-                excluded[index] = "this item earns no points"
+            sku = line.sku
+            if sku in exclude_skus:
+                add_reason("this item earns no points")
+                excluded += 1
                 continue
-            discounted = line.discount > 0
+            add_reason(None)
+            by_category, by_brand, by_sku, every = discounted if discount else plain
+            # Once each, in document order: the category's group (which holds
+            # the rules for every line too), then any the brand or SKU adds.
+            found: Sequence[int] = by_category.get(category, every)
+            more = by_brand.get(line.brand)
+            if more:
+                found = sorted({*found, *more}) if overlap else sorted([*found, *more])
+            more = by_sku.get(sku)
+            if more:
+                found = sorted({*found, *more}) if overlap else sorted([*found, *more])
             earned = 0
-            best: Rule | None = None
-            for rule in self._line_index.matching(line, active, discounted, order):
-                effect = rule.effect
-                kind = effect.kind
-                if kind == "earn":
-                    value = line.net * effect.points * (big_d // effect.per_amount)
-                    scaled[(index, rule.id)] = value
+            best = best_rank = -1
+            for n in found:
+                kind, a, rank = operations[n]
+                if kind == _EARN:
+                    value = net * a
                     earned += value
-                elif kind == "bonus":
-                    count = line.quantity if effect.per == "unit" else 1
-                    scaled[(index, rule.id)] = effect.points * count * big_d
-                elif best is None or effect.factor > best.effect.factor:
-                    best = rule
-            if best is not None and earned:
-                factor = best.effect.factor
-                extra = earned * (factor.numerator - factor.denominator) // factor.denominator
-                scaled[(index, best.id)] = extra
-            for rule in self._basket_index.matching(line, active, discounted, order):
-                basket_totals[rule.id] += line.net
+                elif kind == _UNIT:
+                    value = a * quantity
+                elif kind == _LINE:
+                    value = a
+                elif kind == _MULTIPLY:
+                    if best < 0 or rank < best_rank:
+                        best, best_rank = n, rank
+                    continue
+                else:
+                    totals[n] = totals.get(n, 0) + net
+                    continue
+                add_owner(n)
+                add_value(value)
+            if best >= 0 and earned:
+                gain, denominator = self._factors[best]
+                add_owner(best)
+                add_value(earned * gain // denominator)
+        line_count = len(nets)
+        add_start(len(values))
 
-        for rule in rules.rules:
-            if rule.id not in active:
-                continue
-            effect = rule.effect
-            if effect.kind == "basket_bonus":
-                if basket_totals[rule.id] >= effect.threshold:
-                    scaled[(None, rule.id)] = effect.points * big_d
-            elif (
-                effect.kind == "bonus"
-                and effect.per == "receipt"
-                and len(excluded) < len(basket.lines)
-            ):
-                scaled[(None, rule.id)] = effect.points * big_d
+        for n, kind, threshold, points in plan.receipt:
+            if totals.get(n, 0) >= threshold if kind == _BASKET else excluded < line_count:
+                add_owner(n)
+                add_value(points)
 
         capped: list[str] = []
         # Each rule's own cap, then the receipt cap and the member's remaining
         # allowance: each scales the contributions it covers down to fit.
-        for rule in rules.rules:
-            if rule.cap_per_receipt is None:
-                continue
-            keys = [k for k in scaled if k[1] == rule.id]
-            if _scale(scaled, keys, rule.cap_per_receipt * big_d):
-                capped.append(f"rule:{rule.id}")
-        limits = []
-        if rules.cap_per_receipt is not None:
-            limits.append((rules.cap_per_receipt, "receipt"))
+        for n, limit, name in plan.caps:
+            if _scale(values, [p for p, owner in enumerate(owners) if owner == n], limit):
+                capped.append(name)
+        limits = self._limits
         if rules.cap_per_member is not None:
             remaining = max(0, rules.cap_per_member - member.earned_this_period)
-            limits.append((remaining, f"member {rules.cap_period}"))
-        for limit, name in sorted(limits):
-            if _scale(scaled, list(scaled), limit * big_d):
-                capped.append(name)
+            limits = [*limits, (remaining, self._member_cap)]
+        if limits:
+            total_scaled = sum(values)
+            for limit, name in sorted(limits):
+                if total_scaled > limit * big_d and _scale(
+                    values, range(len(values)), limit * big_d
+                ):
+                    capped.append(name)
+                    total_scaled = limit * big_d
 
-        total_scaled = sum(scaled.values())
-        total = Fraction(total_scaled, big_d)
-        points = _round(total, rules.rounding)
-        keys = list(scaled)
-        shares = dict(
-            zip(keys, _share_scaled(points, [scaled[k] for k in keys], big_d), strict=True)
-        )
-        rule_of = self._rule_of
-
-        def contribution(key: tuple[int | None, str]) -> Contribution:
-            rule = rule_of[key[1]]
-            return Contribution(rule.id, rule.description, shares[key], scaled[key], big_d)
-
-        per_line: dict[int | None, list[Contribution]] = defaultdict(list)
-        for key in keys:
-            per_line[key[0]].append(contribution(key))
-        lines = tuple(
-            LineResult(
-                index,
-                line.sku,
-                line.net,
-                sum(c.points for c in per_line.get(index, ())),
-                tuple(per_line.get(index, ())),
-                excluded.get(index),
+        total_scaled = sum(values)
+        points = _rounded(total_scaled, big_d, rules.rounding)
+        shares = _share_scaled(points, values, big_d)
+        # The result objects, built by map (no bytecode per item): every
+        # contribution, then each line's slice of them.
+        contributions = tuple(
+            map(
+                Contribution,
+                map(self._ids.__getitem__, owners),
+                map(self._descriptions.__getitem__, owners),
+                shares,
+                values,
+                repeat(big_d),
             )
-            for index, line in enumerate(basket.lines)
         )
-        today = local.date()
+        bounds = list(map(slice, starts, islice(starts, 1, None)))
+        lines = tuple(
+            map(
+                LineResult,
+                range(line_count),
+                map(_SKU, basket.lines),
+                nets,
+                map(sum, map(shares.__getitem__, bounds)),
+                map(contributions.__getitem__, bounds),
+                reasons,
+            )
+        )
         return EarnResult(
             points,
-            total,
+            Fraction(total_scaled, big_d),
             lines,
-            tuple(per_line.get(None, ())),
+            contributions[starts[line_count] :],
             tuple(capped),
-            today + timedelta(days=rules.pending_days),
-            today + timedelta(days=rules.expiry_days) if rules.expiry_days else None,
+            today + self._pending,
+            today + self._expiry if self._expiry is not None else None,
             rules.version,
         )
 
 
-class _Index:
-    """Rules by the SKU, category and brand they name, plus rules for every line."""
+def _on_receipt(rule: Rule) -> str:
+    """How a rule gives to the receipt as a whole: "threshold", "receipt", or "" (to lines)."""
+    effect = rule.effect
+    if effect.kind == "basket_bonus":
+        return "threshold"
+    return "receipt" if effect.kind == "bonus" and effect.per == "receipt" else ""
 
-    def __init__(self) -> None:
-        self.by_sku: dict[str, list[Rule]] = defaultdict(list)
-        self.by_category: dict[str, list[Rule]] = defaultdict(list)
-        self.by_brand: dict[str, list[Rule]] = defaultdict(list)
-        self.every_line: list[Rule] = []
 
-    def add(self, rule: Rule) -> None:
-        what = rule.what
+def _line_index(rules: RuleSet, numbers: list[int]) -> _LineIndex:
+    """Rule numbers (ascending) by the category, brand and SKU they name.
+
+    Each category's group holds the rules for every line as well; a line
+    of a category no rule names meets the last group, those rules alone.
+    """
+    every: list[int] = []
+    by_category: dict[str, list[int]] = {}
+    by_brand: dict[str, list[int]] = {}
+    by_sku: dict[str, list[int]] = {}
+    for n in numbers:
+        what = rules.rules[n].what
         if what.any:
-            self.every_line.append(rule)
-        for sku in what.skus:
-            self.by_sku[sku].append(rule)
+            every.append(n)
         for category in what.categories:
-            self.by_category[category].append(rule)
+            by_category.setdefault(category, []).append(n)
         for brand in what.brands:
-            self.by_brand[brand].append(rule)
-
-    def matching(
-        self, line: Line, active: set[str], discounted: bool, order: dict[str, int]
-    ) -> list[Rule]:
-        """Active rules that name this line, once each, in document order."""
-        found: dict[str, Rule] = {}
-        for group in (
-            self.every_line,
-            self.by_sku.get(line.sku, ()),
-            self.by_category.get(line.category, ()),
-            self.by_brand.get(line.brand, ()),
-        ):
-            for rule in group:
-                if rule.id in active and not (discounted and rule.exclude_discounted):
-                    found[rule.id] = rule
-        if len(found) < 2:
-            return list(found.values())
-        return sorted(found.values(), key=lambda r: order[r.id])
+            by_brand.setdefault(brand, []).append(n)
+        for sku in what.skus:
+            by_sku.setdefault(sku, []).append(n)
+    return (
+        {name: tuple(sorted({*every, *group})) for name, group in by_category.items()},
+        {name: tuple(group) for name, group in by_brand.items()},
+        {name: tuple(group) for name, group in by_sku.items()},
+        tuple(every),
+    )
 
 
 _ENGINES: dict[int, tuple[RuleSet, RulesEngine]] = {}

