@@ -50,6 +50,65 @@ def _like_prefix(text: str) -> str:
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
+class Moves:
+    """What a batch of records moves, gathered in one pass as each record is read.
+
+    `deltas`: per account moved, ``[unit, debits, credits, first seq, last seq]``;
+    `named`: accounts only holds and mirrors name (they move nothing), with
+    their unit and first record; `lots`: points postings, in order; `settled`:
+    online holds the records close; `cards`: card accounts moved. An account
+    in two units within the batch is refused where the second one appears.
+    """
+
+    __slots__ = ("cards", "deltas", "lots", "named", "settled")
+
+    def __init__(self) -> None:
+        self.deltas: dict[str, list[Any]] = {}
+        self.named: dict[str, tuple[str, int]] = {}
+        self.lots: list[tuple[str, str, int, int | None, int, int, int]] = []
+        self.settled: list[str] = []
+        self.cards: list[str] = []
+
+    def add(self, seq: int, record: dict[str, Any]) -> None:
+        """Gather one checked record (`_records.parse`), in sequence order.
+
+        Raises:
+            BadRecord: it names an account in another unit than the batch did before.
+        """
+        memo = record["memo"]
+        if memo is not None and "hub_holds" in memo:
+            self.settled.extend(_hub_holds(memo))
+        postings = record["postings"]
+        if record["kind"] not in MOVING:
+            for account, _, _, unit, _ in postings:
+                known = self.deltas.get(account)
+                was = (
+                    known[0]
+                    if known is not None
+                    else self.named.setdefault(account, (unit, seq))[0]
+                )
+                if was != unit:
+                    raise BadRecord(f"record {seq}: {account} is in {was}, not {unit}")
+            return
+        deltas, at = self.deltas, record["at"]
+        for index, (account, side, amount, unit, expires) in enumerate(postings):
+            delta = deltas.get(account)
+            if delta is None:
+                if self.named and account in self.named and self.named[account][0] != unit:
+                    raise BadRecord(
+                        f"record {seq}: {account} is in {self.named[account][0]}, not {unit}"
+                    )
+                delta = deltas[account] = [unit, 0, 0, seq, seq]
+                if account[:5] == "card:":
+                    self.cards.append(account)
+            elif delta[0] != unit:
+                raise BadRecord(f"record {seq}: {account} is in {delta[0]}, not {unit}")
+            delta[1 if side == "D" else 2] += amount
+            delta[4] = seq
+            if account[-7:] == POINTS_SUFFIX and account[:7] == "member:":  # _is_points
+                self.lots.append((account, side, amount, expires, at, seq, index))
+
+
 class Book:
     """The hub's accounting on a `HubStore` (called inside the caller's transaction)."""
 
@@ -62,50 +121,31 @@ class Book:
 
     # -- applying a till's records --------------------------------------------------------
 
-    def apply(self, till_id: str, records: Sequence[tuple[int, dict[str, Any], str]]) -> None:
-        """Balances, lots and settled holds for contiguous records of one till.
+    def apply(self, till_id: str, moves: Moves) -> None:
+        """Balances, lots and settled holds of contiguous records of one till, gathered in `moves`.
 
         Raises:
             BadRecord: an account the batch moves is in another unit at the hub.
         """
-        deltas: dict[str, list[Any]] = {}
-        settled: list[tuple[str, str]] = []
-        lot_moves: list[tuple[str, str, int, int | None, int, int, int]] = []
-        for seq, record, _ in records:
-            kind = record["kind"]
-            memo = record["memo"]
-            if memo is not None:
-                settled.extend((till_id, hold) for hold in _hub_holds(memo))
-            if kind not in MOVING:
-                continue
-            for index, (account, side, amount, unit, *rest) in enumerate(record["postings"]):
-                delta = deltas.get(account)
-                if delta is None:
-                    delta = deltas[account] = [unit, 0, 0, seq, seq]
-                delta[1 if side == "D" else 2] += amount
-                delta[4] = seq
-                if account[-7:] == POINTS_SUFFIX and account[:7] == "member:":  # _is_points
-                    expires = rest[0] if rest else None
-                    lot_moves.append((account, side, amount, expires, record["at"], seq, index))
-        totals = self._add(deltas)
-        for account, (unit, *_) in sorted(deltas.items()):
-            stored = totals[account][0]
+        deltas = moves.deltas
+        flagged = self._add(deltas)
+        for account, (stored, *_) in sorted(flagged.items()):
+            unit, _, _, first, _ = deltas[account]
             if stored != unit:
-                raise BadRecord(
-                    f"record {deltas[account][3]}: {account} is in {stored}, not {unit}"
-                )
-        self._move_lots(till_id, lot_moves)
-        self.sweep_replaced(a for a in deltas if a.startswith("card:"))
-        if settled:
+                raise BadRecord(f"record {first}: {account} is in {stored}, not {unit}")
+        self._move_lots(till_id, moves.lots)
+        if moves.cards:
+            self.sweep_replaced(moves.cards)
+        if moves.settled:
             self.store.executemany(
                 "UPDATE hub_holds SET status = 'settled' WHERE till = ? AND id = ?"
                 " AND status = 'open'",
-                settled,
+                [(till_id, hold) for hold in moves.settled],
             )
-        self._overdrafts(till_id, deltas, totals)
+        self._overdrafts(till_id, deltas, flagged)
 
     def _add(self, deltas: dict[str, list[Any]]) -> dict[str, tuple[str, int, int]]:
-        """Add per-account sums to the balances; each account's unit and totals after."""
+        """Add per-account sums to the balances; the accounts `add_balances` flags after."""
         return self.store.add_balances([(a, d[0], d[1], d[2]) for a, d in sorted(deltas.items())])
 
     def _overdrafts(
@@ -114,9 +154,9 @@ class Book:
         # Member, card and voucher accounts never go below zero at a till;
         # below zero at the hub means offline tills spent the same value. The
         # batch's own delta tells how much of the deficit is new. `totals` are
-        # the figures the balance rows hold after this batch, read back from
-        # the rows it wrote (locked until commit: a concurrent ingest moving
-        # the same account waits, then adds to these).
+        # the figures the balance rows hold after this batch, of the rows it
+        # wrote that have more debits than credits (locked until commit: a
+        # concurrent ingest moving the same account waits, then adds to these).
         exceptions = []
         for account, (_, debits, credits) in sorted(totals.items()):
             now = debits - credits

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
 from .._errors import UnknownCurrency
 from .._ids import is_id, is_text
 from .._money import MAX_AMOUNT, POINTS_UNIT, check_unit
-from ..sync import MOVING, BadRecord
+from ..sync import BadRecord
 from ._store import HubStore
 
 _FIELDS: Final = frozenset(
@@ -59,12 +60,92 @@ def _unit_of_account(account: str) -> str | None:
     return None
 
 
+# The compact form a till's ledger writes (`ledger._payload`: these fields in
+# this order, no spaces, ASCII-escaped strings), matched in one call instead
+# of decoded by `json` and checked field by field. A string here is printable
+# ASCII without backslash or quote, so its JSON value is its text and it is
+# printable; a number is a JSON integer. Whatever does not match, or matches
+# but breaks a rule, takes the general path below, which decides and names
+# the reason: both accept exactly the same records, alike.
+_STR = r"[ !#-\[\]-~]*"
+_INT = r"(?:0|[1-9][0-9]{0,18})"
+_POSTING_FORM = rf'\["{_STR}","[DC]",{_INT},"[A-Z]{{3}}",(?:null|{_INT})\]'
+_COMPACT = re.compile(
+    rf'\{{"v":1,"origin":"({_STR})","key":"({_STR})","kind":"([a-z]+)",'
+    rf'"ref":(?:null|"({_STR})"),"at":({_INT}),"expires_at":(?:null|({_INT})),'
+    rf'"memo":(?:null|"({_STR})"),"postings":\[((?:{_POSTING_FORM},)*{_POSTING_FORM})?\]\}}'
+)
+# Inside a matched postings list, items follow each other without overlap
+# (a string ends at its first quote), so findall yields exactly its items.
+_POSTING = re.compile(rf'\["({_STR})","([DC])",({_INT}),"([A-Z]{{3}})",(null|{_INT})\]')
+_NEEDS_REF: Final = frozenset({"post", "reversal", *_CLOSING})
+
+
+def _compact(payload: str) -> dict[str, Any] | None:
+    """The record, if `payload` is in the compact form and keeps every rule; else None."""
+    match = _COMPACT.fullmatch(payload)
+    if match is None:
+        return None
+    origin, key, kind, ref, at, expires, memo, items = match.groups()
+    with_postings = kind in _WITH_POSTINGS
+    if not (
+        (with_postings or kind in _CLOSING)
+        and 0 < len(origin) <= 64
+        and 0 < len(key) <= _MAX_KEY
+        and (ref is None or 0 < len(ref) <= _MAX_KEY)
+        and (ref is None) != (kind in _NEEDS_REF)
+        and (expires is None) != (kind == "hold")
+        and (memo is None or len(memo) <= _MAX_MEMO)
+        and (items is not None) == with_postings
+    ):
+        return None
+    at_us = int(at)
+    expires_us = None if expires is None else int(expires)
+    if at_us > _MAX_MICROS or (expires_us is not None and expires_us > _MAX_MICROS):
+        return None
+    postings: list[list[Any]] = []
+    if items is not None:
+        totals: dict[str, int] = {}
+        fits = _account_fits
+        for account, side, amount, unit, lot in _POSTING.findall(items):
+            minor = int(amount)
+            if lot == "null":
+                lot_us = None
+            else:
+                lot_us = int(lot)
+                if side != "C" or unit != POINTS_UNIT or lot_us > _MAX_MICROS:
+                    return None
+            if not (1 <= minor <= MAX_AMOUNT and fits(account, unit)):
+                return None
+            postings.append([account, side, minor, unit, lot_us])
+            totals[unit] = totals.get(unit, 0) + (minor if side == "D" else -minor)
+        if len(postings) > _MAX_POSTINGS or any(totals.values()):
+            return None
+    return {
+        "v": 1,
+        "origin": origin,
+        "key": key,
+        "kind": kind,
+        "ref": ref,
+        "at": at_us,
+        "expires_at": expires_us,
+        "memo": memo,
+        "postings": postings,
+    }
+
+
 def parse(seq: int, payload: str) -> dict[str, Any]:
     """One record, checked on its own (fields, kinds, identifiers, amounts, units, balance).
 
     Raises:
         BadRecord: what is wrong, and with which record.
     """
+    record = _compact(payload)
+    return record if record is not None else _decode(seq, payload)
+
+
+def _decode(seq: int, payload: str) -> dict[str, Any]:
+    """`parse` for any JSON text, each rule checked by itself and named when broken."""
     try:
         record = json.loads(payload)
     except ValueError:
@@ -167,19 +248,38 @@ def _check_posting(seq: int, index: int, posting: Any) -> None:
 class References:
     """Checks a batch against the hub: account units, and what posts, voids and reversals name.
 
-    Called inside the push's transaction, before anything of the batch is
-    written; `seen` and `closed` remember the batch's own records so a hold
-    and its post may arrive in one push.
+    Called inside the push's transaction once the batch's entries are
+    written (so "earlier" reads only entries before the batch's first) and
+    before its balances; `batch` and `closed` remember the batch's own
+    records so a hold and its post may arrive in one push.
     """
 
-    def __init__(self, store: HubStore, till_id: str) -> None:
+    def __init__(self, store: HubStore, till_id: str, first: int) -> None:
         self._store = store
         self._till = till_id
+        # The batch's own entries may be written already: "earlier" is before it.
+        self._first = first
 
-    def check(self, records: Sequence[tuple[int, dict[str, Any]]]) -> list[tuple[str, str]]:
-        """Raise `BadRecord` for the first record that does not fit; else the refs it closes."""
-        self._units(records)
+    def check(
+        self, records: Sequence[tuple[int, dict[str, Any]]], named: dict[str, tuple[str, int]]
+    ) -> list[tuple[str, str]]:
+        """Raise `BadRecord` for the first record that does not fit; else the refs it closes.
+
+        `named`: the accounts the batch names without moving them (`Moves.named`:
+        unit and first record). The accounts it moves are checked where their
+        balance rows are written (`Book.apply`: the upsert flags a stored unit
+        that differs, and the push rolls back); the batch's own consistency
+        was checked as it was read.
+        """
+        if named:
+            for account, unit in sorted(self._store.units(sorted(named)).items()):
+                if named[account][0] != unit:
+                    raise _refuse(
+                        named[account][1], f"{account} is in {unit}, not {named[account][0]}"
+                    )
         wanted = sorted({r["ref"] for _, r in records if r["ref"] is not None})
+        if not wanted:
+            return []
         earlier = self._earlier(wanted)
         closed = self._closed(wanted)
         batch: dict[str, dict[str, Any]] = {}
@@ -204,32 +304,15 @@ class References:
             batch[record["key"]] = record
         return closing
 
-    def _units(self, records: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        units: dict[str, str] = {}
-        first: dict[str, int] = {}
-        for seq, record in records:
-            for account, _, _, unit, _ in record["postings"]:
-                if units.setdefault(account, unit) != unit:
-                    raise _refuse(seq, f"{account} is in {units[account]}, not {unit}")
-                first.setdefault(account, seq)
-        # The accounts the batch moves are checked where their balance rows are
-        # written (`Book.apply`: the upsert returns the stored unit, and a
-        # mismatch rolls the push back); here only those it names without
-        # moving them (holds, mirrors), usually none.
-        moved = {a for _, r in records if r["kind"] in MOVING for a, *_ in r["postings"]}
-        named = sorted(set(units) - moved)
-        for account, unit in sorted(self._store.units(named).items()) if named else ():
-            if units[account] != unit:
-                raise _refuse(first[account], f"{account} is in {unit}, not {units[account]}")
-
     def _earlier(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for key, payload in self._store.execute(
-                f"SELECT key, payload FROM hub_entries WHERE till = ? AND key IN ({marks})",  # noqa: S608
-                (self._till, *chunk),
+                "SELECT key, payload FROM hub_entries"  # noqa: S608
+                f" WHERE till = ? AND seq < ? AND key IN ({marks})",
+                (self._till, self._first, *chunk),
             ):
                 found[key] = json.loads(payload)
         return found

@@ -18,7 +18,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -46,7 +46,7 @@ from ..sync import (
     update_message,
 )
 from . import _records
-from ._book import HUB, Book
+from ._book import HUB, Book, Moves
 from ._directory import Directory, check_event
 from ._store import HubStore
 
@@ -258,7 +258,12 @@ class Hub:
                 raise BadRecord(f"record {seq} comes twice, differently, in one push")
             parsed[seq] = payload
         with self.store.transaction(lock_till=till_id):
-            rows = self.store.execute("SELECT acked FROM hub_tills WHERE id = ?", (till_id,))
+            # The cursor, and whether records wait beyond a gap, in one read.
+            rows = self.store.execute(
+                "SELECT acked, EXISTS (SELECT 1 FROM hub_held WHERE till = ?)"
+                " FROM hub_tills WHERE id = ?",
+                (till_id, till_id),
+            )
             if not rows:
                 raise Forbidden(f"till {till_id} is not registered")
             acked = int(rows[0][0])
@@ -266,28 +271,34 @@ class Hub:
             if duplicates:
                 self._check_replays(till_id, {s: p for s, p in parsed.items() if s <= acked})
             fresh = {seq: p for seq, p in parsed.items() if seq > acked}
-            # New records are checked whole, the ones held beyond a gap too; a
-            # replay is only compared with what is stored (checked when it came).
-            records_of = {seq: _records.parse(seq, p) for seq, p in sorted(fresh.items())}
             # Records held from earlier pushes (a gap) join this batch; in the
             # usual case there are none and nothing goes through hub_held.
-            held = {
-                int(seq): payload
-                for seq, payload in self.store.execute(
-                    "SELECT seq, payload FROM hub_held WHERE till = ? AND seq > ? ORDER BY seq",
-                    (till_id, acked),
-                )
-            }
+            held = (
+                {
+                    int(seq): payload
+                    for seq, payload in self.store.execute(
+                        "SELECT seq, payload FROM hub_held WHERE till = ? AND seq > ? ORDER BY seq",
+                        (till_id, acked),
+                    )
+                }
+                if rows[0][1]
+                else {}
+            )
             merged = {**held, **fresh}
             ready: list[tuple[int, str]] = []
             while acked + len(ready) + 1 in merged:
                 seq = acked + len(ready) + 1
                 ready.append((seq, merged[seq]))
+            # New records are checked whole, the ones held beyond a gap too (after
+            # the ready ones, so the first bad record in sequence is the one
+            # named); a replay is only compared with what is stored.
             if ready:
-                self._apply(till_id, ready, records_of)
+                self._apply(till_id, ready)
                 acked = ready[-1][0]
                 self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
             later = [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
+            for _, seq, p in later:
+                _records.parse(seq, p)
             parked = sum(len(p) for _, _, p in later) + sum(
                 len(p) for seq, p in held.items() if seq > acked and seq not in fresh
             )
@@ -344,34 +355,35 @@ class Hub:
                     " replaced or restored; register it under a new till id"
                 )
 
-    def _apply(
-        self,
-        till_id: str,
-        records: list[tuple[int, str]],
-        checked: dict[int, dict[str, Any]],
-    ) -> None:
-        entries = []
-        parsed = []
+    def _apply(self, till_id: str, records: list[tuple[int, str]]) -> None:
+        batch: list[tuple[int, dict[str, Any]]] = []
+        moves = Moves()
         voucher_uses: list[tuple[str, str, int]] = []
-        batch = [
-            (seq, checked.get(seq) or _records.parse(seq, payload)) for seq, payload in records
-        ]
-        closing = _records.References(self.store, till_id).check(batch)
-        for (seq, payload), (_, record) in zip(records, batch, strict=True):
-            kind, key, at, memo = record["kind"], record["key"], record["at"], record["memo"]
-            entries.append((till_id, seq, key, kind, at, memo, payload))
-            parsed.append((seq, record, payload))
-            if kind == "transfer" and key.startswith("voucher:") and key.count(":") == 1:
-                voucher_uses.append((key.split(":", 1)[1], till_id, seq))
+
+        def entries() -> Iterator[tuple[Any, ...]]:
+            # Each record is checked and gathered as its entry goes out, so on
+            # PostgreSQL the server stores entries while the next ones are read.
+            # A bad record stops the COPY and the push rolls back whole.
+            for seq, payload in records:
+                record = _records.parse(seq, payload)
+                moves.add(seq, record)
+                batch.append((seq, record))
+                key, kind = record["key"], record["kind"]
+                if kind == "transfer" and key[:8] == "voucher:" and key.count(":") == 1:
+                    voucher_uses.append((key[8:], till_id, seq))
+                yield (till_id, seq, key, kind, record["at"], record["memo"], payload)
+
         # Appended (COPY on PostgreSQL): every seq is past the till's cursor,
         # read under the till's lock, so no entry can be there already; the
         # primary key (till, seq) refuses one that is, and the push rolls back.
         self.store.copy_rows(
-            "hub_entries", ("till", "seq", "key", "kind", "at", "memo", "payload"), entries
+            "hub_entries", ("till", "seq", "key", "kind", "at", "memo", "payload"), entries()
         )
+        named = {a: v for a, v in moves.named.items() if a not in moves.deltas}
+        closing = _records.References(self.store, till_id, records[0][0]).check(batch, named)
         if closing:
             self.store.insert_rows("hub_closed", ("till", "ref"), closing, "")
-        self.book.apply(till_id, parsed)
+        self.book.apply(till_id, moves)
         exceptions = []
         for code, till, seq in voucher_uses:
             others = self.store.execute(
