@@ -13,9 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, Literal
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Final, Literal
 
 from .._errors import (
     ConfigurationError,
@@ -30,6 +28,9 @@ from ._errors import BalanceOverflow
 from ._schema import migrate
 from ._store import AccountRow, LimitBroken, LotRow, NewTx, PostingRow, StoredTx
 from ._types import Account, AccountFlags
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA", "OFF"]
 
@@ -360,6 +361,10 @@ class SQLiteStore:
         if self._bulk_db is None:
             # Created on first use, without plugins or pragmas, so the
             # checkout path's connection stays exactly as configured above.
+            # Imported here: sqlite-utils imports pandas and numpy when they
+            # are installed, seconds and tens of MB a till does not need.
+            import sqlite_utils
+
             self._bulk_db = sqlite_utils.Database(
                 self._conn, recursive_triggers=False, execute_plugins=False
             )

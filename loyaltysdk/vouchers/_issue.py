@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import sqlite_utils
 
 from ._code import new_code
 from ._errors import VoucherNotFound
@@ -101,6 +100,8 @@ class VoucherRegistry:
     """
 
     def __init__(self, path: str | Path) -> None:
+        import sqlite_utils  # here: it imports pandas and numpy when they are installed
+
         self.db = sqlite_utils.Database(str(path))
         self.db.execute("PRAGMA journal_mode=WAL")
         if "vouchers" not in self.db.table_names():
