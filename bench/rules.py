@@ -30,12 +30,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-# Importing loyaltysdk.rules runs the root package, which imports the till,
-# the ledger and so sqlite_utils, whose db module imports pandas and numpy
-# when they are installed (they are, for the tests). numpy's OpenBLAS
-# threads spin for a while after start-up; callgrind counts every thread,
-# and their spinning, which follows the wall clock, made the counts vary by
-# 5 % on a busy machine. One thread keeps them repeatable.
+# The SDK no longer imports numpy (sqlite-utils, which loads pandas and
+# numpy when installed, is imported only where it is used), but a user's
+# environment may: numpy's OpenBLAS threads spin after start-up, callgrind
+# counts every thread, and their spinning follows the wall clock (5 % on a
+# busy machine). One thread keeps the counts repeatable either way.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from _common import parse_args, result
