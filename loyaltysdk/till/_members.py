@@ -94,8 +94,7 @@ class Directory:
         ).fetchone()
         if row is None:
             raise UnknownMember(f"no member {member_id!r}")
-        birthday = date.fromisoformat(row[3]) if row[3] else None
-        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday)
+        return _record(row)
 
     def for_sale(self, member_id: str) -> tuple[MemberRecord, str | None]:
         """The member and their next tier review, in one read (a sale's commit needs both)."""
@@ -105,8 +104,7 @@ class Directory:
         ).fetchone()
         if row is None:
             raise UnknownMember(f"no member {member_id!r}")
-        birthday = date.fromisoformat(row[3]) if row[3] else None
-        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday), row[4]
+        return _record(row), row[4]
 
     def pin_hash(self, member_id: str) -> str | None:
         row = self._conn.execute(
@@ -170,8 +168,7 @@ class Directory:
         if row is None:
             self.card(uid)  # names the unknown card
             raise UnknownMember(f"card {uid} belongs to a member this till does not know")
-        birthday = date.fromisoformat(row[3]) if row[3] else None
-        return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday), row[4]
+        return _record(row), row[4]
 
     def card(self, uid: str) -> tuple[str, str, str]:
         """(member, kind, status) of a registered card."""
@@ -414,3 +411,9 @@ class Directory:
             (today.isoformat(),),
         )
         return [member for (member,) in rows]
+
+
+def _record(row: tuple[Any, ...]) -> MemberRecord:
+    """A member from (id, tier, segments, birthday, ...) as the directory's reads select them."""
+    birthday = date.fromisoformat(row[3]) if row[3] else None
+    return MemberRecord(row[0], row[1], frozenset(json.loads(row[2])), birthday)
