@@ -20,7 +20,7 @@ from typing import Final, cast
 
 from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount, LedgerError
 from .._ids import is_id, is_text
-from .._money import Amount, Money, Points, amount_of, check_unit
+from .._money import MAX_AMOUNT, Amount, Money, Points, amount_of, check_unit
 from ._boundary import storage_boundary
 from ._errors import (
     REJECTIONS,
@@ -202,6 +202,10 @@ def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, 
             )
             raise UnbalancedTransaction(f"transaction does not balance: {detail}")
     return items, tuple(rows)
+
+
+# A transfer of a batch, checked: key, postings, their rows, memo, postings JSON, fingerprint.
+_Parsed = tuple[str, tuple[Posting, ...], tuple[_Row, ...], "str | None", str, bytes]
 
 
 def _postings_json(rows: tuple[_Row, ...]) -> str:
@@ -507,6 +511,199 @@ class Ledger:
             )
 
         return self._write(key, fingerprint, apply, lookup=False)
+
+    def transfer_many(
+        self, entries: Iterable[tuple[str, Iterable[Posting], str | None]]
+    ) -> list[Transaction]:
+        """Post several transfers in order as one write, with one SQL statement per table.
+
+        The same as ``transfer(key, postings, memo=memo)`` for each entry in turn
+        inside one `atomic()` block: the same journal rows and seqs, postings,
+        balances, lots and outbox records, the same results and the same errors.
+        Each entry's limits are checked as if the entries before it were written,
+        so an earlier credit can pay for a later debit but not the other way round.
+        A debit of a lot-tracked account spends its lots oldest first, lots made
+        by an earlier entry of the batch included. A batch that would spend such
+        a lot, or that meets a used key, expired lots, a rejection or a bad entry,
+        is written entry by entry by `transfer` instead, with the same outcome (a
+        till's redemption comes before its earning, so a sale is not such a batch).
+
+        Args:
+            entries: (key, postings, memo) per transfer; memo may be None.
+
+        Returns:
+            The committed transactions in entry order (the first ones, on a repeat).
+
+        Raises:
+            As `transfer`, for the first entry that fails: the batch then rolls back
+            as an `atomic()` block does (with the caller's block, inside one), and a
+            rejection is remembered under that entry's key.
+        """
+        with self.atomic():
+            parsed: list[_Parsed] = []
+            failure: LedgerError | None = None
+            for entry in entries:
+                try:
+                    key, postings, memo = entry
+                except (TypeError, ValueError):
+                    failure = InvalidTransaction(f"an entry is (key, postings, memo): {entry!r}")
+                    break
+                try:
+                    key = _check_key(key)
+                    items, rows = _check_postings(postings)
+                    memo = _check_memo(memo)
+                except LedgerError as error:
+                    failure = error
+                    break
+                postings_json = _postings_json(rows)
+                fingerprint = _fingerprint(Kind.TRANSFER, None, postings_json, None, memo)
+                parsed.append((key, items, rows, memo, postings_json, fingerprint))
+            if failure is None:
+                written = self._write_many(parsed)
+                if written is not None:
+                    return written
+            # What the batch does not write alone, `transfer` writes entry by entry;
+            # a bad entry fails in its turn, after the entries before it.
+            done = [self.transfer(key, items, memo=memo) for key, items, _, memo, _, _ in parsed]
+            if failure is not None:
+                raise failure
+            return done
+
+    def _write_many(self, parsed: list[_Parsed]) -> list[Transaction] | None:
+        """Write checked transfers as `_movement` would one by one, with a statement per
+        table; None, with nothing written, when they must go one by one."""
+        if not parsed:
+            return []
+        if len({entry[0] for entry in parsed}) != len(parsed):
+            return None  # a key twice: the second replays the first, or conflicts
+        accounts = self._accounts
+        names = list({row[0]: None for entry in parsed for row in entry[2]})
+        missing = [name for name in names if name not in accounts]
+        if missing:
+            try:
+                self._describe(missing)
+            except UnknownAccount:
+                return None
+        # (debits, credits) posted per account, per entry, in posting order.
+        moves: list[dict[str, list[int]]] = []
+        for entry in parsed:
+            deltas: dict[str, list[int]] = {}
+            for account_id, side, minor, unit, _ in entry[2]:
+                if accounts[account_id].unit != unit:
+                    return None
+                delta = deltas.get(account_id)
+                if delta is None:
+                    delta = deltas[account_id] = [0, 0]
+                delta[side == "C"] += minor
+            moves.append(deltas)
+
+        store = self._store
+        now = self._now()
+        if not self._swept:  # as `_write_once` does on a group's first write
+            self._sweep_holds(now)
+            self._swept = True
+        read = store.balances_and_expiry(names, now)
+        balances = {name: list(columns[:4]) for name, columns in read.items()}
+        # Each entry's limits on top of the entries before it: what the CHECK
+        # constraints would decide one transfer at a time.
+        flag_bits = self._flag_bits
+        earned: set[str] = set()  # lot accounts an entry of the batch made a lot in
+        short: dict[str, int] = {}  # lot accounts' points to take from their open lots
+        for deltas in moves:
+            for account_id, (debit, credit) in deltas.items():
+                balance = balances[account_id]
+                balance[0] += debit
+                balance[1] += credit
+                flags = flag_bits[account_id]
+                lots = accounts[account_id].lots
+                if flags & _DEBIT_LIMIT and debit:
+                    if balance[0] + balance[2] > balance[1]:
+                        return None
+                    # The debit would book expired lots first, or may spend a lot
+                    # this batch made: `transfer` does both in its order.
+                    if lots and (read[account_id][4] or account_id in earned):
+                        return None
+                elif flags & _CREDIT_LIMIT and credit and balance[1] + balance[3] > balance[0]:
+                    return None
+                if lots and credit > debit:
+                    earned.add(account_id)
+                elif lots and debit > credit:
+                    short[account_id] = short.get(account_id, 0) + debit - credit
+        for balance in balances.values():
+            if balance[0] > MAX_AMOUNT or balance[1] > MAX_AMOUNT:
+                return None  # `transfer` raises BalanceOverflow at the entry that passes
+
+        # Every debit takes the oldest open lots the debits before it left.
+        queues = {
+            account_id: [
+                [lot.id, lot.remaining] for lot in store.lots_to_cover(account_id, n, None)
+            ]
+            for account_id, n in short.items()
+        }
+        taken: list[tuple[int, int, int]] = []  # (entry index, lot id, points)
+        made: list[tuple[int, str, int, int | None]] = []  # (entry index, account, points, expiry)
+        for index, deltas in enumerate(moves):
+            for account_id, (debit, credit) in deltas.items():
+                if not accounts[account_id].lots:
+                    continue
+                if credit > debit:
+                    expiries = [
+                        expires
+                        for account, side, _, _, expires in parsed[index][2]
+                        if account == account_id and side == "C" and expires is not None
+                    ]
+                    expiry = min(expiries) if expiries else None
+                    made.append((index, account_id, credit - debit, expiry))
+                    continue
+                need = debit - credit
+                queue = queues.get(account_id, [])
+                while need and queue:
+                    lot = queue[0]
+                    take = min(lot[1], need)
+                    taken.append((index, lot[0], take))
+                    need -= take
+                    lot[1] -= take
+                    if not lot[1]:
+                        del queue[0]
+                if need:
+                    raise LedgerCorrupted(f"{account_id}: lots hold less than its balance")
+
+        kind = Kind.TRANSFER._value_
+        first = store.insert_entries([(e[0], e[5], kind, now, e[3]) for e in parsed])
+        if first is None:
+            return None  # a key was used before: `transfer` replays it
+        totals: dict[str, tuple[int, int, int, int]] = {}
+        for deltas in moves:
+            for account_id, (debit, credit) in deltas.items():
+                had = totals.get(account_id, (0, 0, 0, 0))
+                totals[account_id] = (had[0] + debit, had[1] + credit, 0, 0)
+        try:
+            store.add_to_balances_at_once(totals)
+        except LimitBroken:
+            raise LedgerCorrupted(f"a limit broke that the checks passed: {parsed[0][0]}") from None
+        store.insert_posting_rows(
+            [
+                (first + index, idx, account, side, minor, unit, expires)
+                for index, entry in enumerate(parsed)
+                for idx, (account, side, minor, unit, expires) in enumerate(entry[2])
+            ]
+        )
+        if taken:
+            store.move_lots([(first + index, lot, -points) for index, lot, points in taken])
+        if made:
+            store.insert_lots([(a, first + index, n, now, e) for index, a, n, e in made])
+        origin = self.origin
+        store.append_outbox_rows(
+            [
+                (first + index, now, _payload(origin, key, kind, None, now, None, memo, text))
+                for index, (key, _, _, memo, text, _) in enumerate(parsed)
+            ]
+        )
+        at = from_micros(now)
+        return [
+            Transaction(first + index, key, Kind.TRANSFER, items, at, None, None, memo)
+            for index, (key, items, _, memo, _, _) in enumerate(parsed)
+        ]
 
     def mirror(
         self, key: str, postings: Iterable[Posting], *, memo: str | None = None

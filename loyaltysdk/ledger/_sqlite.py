@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 from .._errors import (
     ConfigurationError,
@@ -108,6 +108,83 @@ def _postings_insert(first: int, no_expiry: tuple[bool, ...], pending: bool) -> 
     return (
         "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
         f" VALUES {rows}"
+    )
+
+
+# A batch's statements (`SQLiteStore.insert_entries` and the others after it):
+# multi-row VALUES with missing values as NULL literals (see `_insert_row`),
+# the text kept per shape; at most this many rows each, far below SQLite's
+# 32,766 parameters.
+_CHUNK: Final = 999
+_Shape = TypeVar("_Shape", tuple[bool, ...], int)
+_BATCH_SQL: dict[tuple[str, object], str] = {}
+
+
+def _batch_sql(name: str, shape: _Shape, build: Callable[[_Shape], str]) -> str:
+    sql = _BATCH_SQL.get((name, shape))
+    if sql is None:
+        if len(_BATCH_SQL) > 512:
+            _BATCH_SQL.clear()
+        sql = _BATCH_SQL[name, shape] = build(shape)
+    return sql
+
+
+def _entries_insert(no_memo: tuple[bool, ...]) -> str:
+    rows = ",".join(f"(?, ?, ?, 'committed', ?, {'NULL' if none else '?'})" for none in no_memo)
+    return (
+        "INSERT INTO transactions (key, fingerprint, kind, status, created_at, memo)"
+        f" VALUES {rows} ON CONFLICT (key) DO NOTHING"
+    )
+
+
+def _posting_rows_insert(no_expiry: tuple[bool, ...]) -> str:
+    rows = ",".join(f"(?, ?, ?, ?, ?, ?, 0, {'NULL' if none else '?'})" for none in no_expiry)
+    return (
+        "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
+        f" VALUES {rows}"
+    )
+
+
+def _balances_update(count: int) -> str:
+    # One UPDATE ... FROM a VALUES list, the guard as in `_ADD_TO_BALANCES`. It starts
+    # with UPDATE, not WITH: sqlite3 sets rowcount only for statements that do.
+    return (
+        "UPDATE accounts SET debits_posted = debits_posted + v.column2,"
+        " credits_posted = credits_posted + v.column3,"
+        " debits_pending = debits_pending + v.column4,"
+        " credits_pending = credits_pending + v.column5"
+        f" FROM (VALUES {','.join(['(?, ?, ?, ?, ?)'] * count)}) AS v WHERE id = v.column1"
+        f" AND debits_posted + v.column2 <= {BALANCE_LIMIT}"
+        f" AND credits_posted + v.column3 <= {BALANCE_LIMIT}"
+        f" AND debits_pending + v.column4 <= {BALANCE_LIMIT}"
+        f" AND credits_pending + v.column5 <= {BALANCE_LIMIT}"
+    )
+
+
+def _lots_insert(no_expiry: tuple[bool, ...]) -> str:
+    rows = ",".join(f"(?, ?, ?, ?, ?, {'NULL' if none else '?'})" for none in no_expiry)
+    return (
+        "INSERT INTO lots (account, tx_seq, amount, remaining, earned_at, expires_at)"
+        f" VALUES {rows}"
+    )
+
+
+def _lots_update(count: int) -> str:
+    return (
+        "UPDATE lots SET remaining = remaining + v.column2"
+        f" FROM (VALUES {','.join(['(?, ?)'] * count)}) AS v WHERE id = v.column1"
+    )
+
+
+def _lot_moves_insert(count: int) -> str:
+    return (
+        f"INSERT INTO lot_moves (tx_seq, lot_id, amount) VALUES {','.join(['(?, ?, ?)'] * count)}"
+    )
+
+
+def _outbox_insert(count: int) -> str:
+    return (
+        f"INSERT INTO outbox (tx_seq, created_at, payload) VALUES {','.join(['(?, ?, ?)'] * count)}"
     )
 
 
@@ -794,3 +871,128 @@ class SQLiteStore:
                 tuple(account_ids),
             ).fetchall()
         return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    # -- several entries at once (`Ledger.transfer_many`) ------------------
+
+    def balances_and_expiry(
+        self, account_ids: Sequence[str], now: int
+    ) -> dict[str, tuple[int, int, int, int, bool]]:
+        """Balance columns of some accounts and, for a lot-tracked one, whether an open
+        lot of it has expired by `now`: what a batch reads before its checks, at once."""
+        found: dict[str, tuple[int, int, int, int, bool]] = {}
+        for start in range(0, len(account_ids), _CHUNK):
+            chunk = account_ids[start : start + _CHUNK]
+            rows = self._conn.execute(
+                "SELECT id, debits_posted, credits_posted, debits_pending, credits_pending,"
+                " CASE WHEN lots THEN EXISTS (SELECT 1 FROM lots l WHERE l.account = accounts.id"
+                " AND l.remaining > 0 AND l.expires_at <= ?) ELSE 0 END"
+                f" FROM accounts WHERE id IN ({','.join('?' * len(chunk))})",
+                (now, *chunk),
+            )
+            for ident, dp, cp, dpe, cpe, expired in rows:
+                found[ident] = (dp, cp, dpe, cpe, bool(expired))
+        return found
+
+    def insert_entries(self, rows: Sequence[tuple[str, bytes, str, int, str | None]]) -> int | None:
+        """Append committed journal rows (key, fingerprint, kind, created_at, memo), with
+        no reference or expiry, in order: the first one's seq (the others follow it one
+        by one), or None when a key was taken, with none of them left written."""
+        first: int | None = None
+        cursor = self._writer
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            sql = _batch_sql("entries", tuple(row[4] is None for row in chunk), _entries_insert)
+            params: list[object] = []
+            for key, fingerprint, kind, created_at, memo in chunk:
+                params += (key, bytearray(fingerprint), kind, created_at)
+                if memo is not None:
+                    params.append(memo)
+            cursor.execute(sql, params)
+            inserted, last = cursor.rowcount, cursor.lastrowid
+            if first is None and inserted > 0:
+                assert last is not None
+                first = last - inserted + 1
+            if inserted != len(chunk):
+                # Each row took max(seq) + 1, so what this call wrote is one run of
+                # seqs; deleted, they are given out again as if never taken.
+                if first is not None:
+                    cursor.execute(
+                        "DELETE FROM transactions WHERE seq BETWEEN ? AND ?", (first, last)
+                    )
+                return None
+        return first
+
+    def insert_posting_rows(
+        self, rows: Sequence[tuple[int, int, str, str, int, str, int | None]]
+    ) -> None:
+        """Insert posted (not pending) postings of any number of entries: (seq, idx,
+        account, side, amount, unit, expires_at) rows."""
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            sql = _batch_sql(
+                "postings", tuple(row[6] is None for row in chunk), _posting_rows_insert
+            )
+            params: list[object] = []
+            for row in chunk:
+                params += row if row[6] is not None else row[:6]
+            self._writer.execute(sql, params)
+
+    def add_to_balances_at_once(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
+        """`add_to_balances` in one statement for all accounts: for a batch, whose limits
+        were checked entry by entry before (a CHECK that fires here undoes nothing).
+
+        Raises:
+            LimitBroken: a row would break its account's limit.
+            BalanceOverflow: a column would pass `BALANCE_LIMIT`.
+        """
+        items = [(account, *delta) for account, delta in deltas.items()]
+        applied = 0
+        try:
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                sql = _batch_sql("balances", len(chunk), _balances_update)
+                params = [value for item in chunk for value in item]
+                applied += self._writer.execute(sql, params).rowcount
+        except sqlite3.IntegrityError as error:
+            if "CHECK constraint failed" not in str(error):
+                raise
+            raise LimitBroken(str(error)) from error
+        if applied != len(items):
+            raise BalanceOverflow(
+                f"a balance would pass {BALANCE_LIMIT}; nothing of this write was kept"
+            )
+
+    def insert_lots(self, rows: Sequence[tuple[str, int, int, int, int | None]]) -> None:
+        """Insert new lots, (account, tx_seq, amount, earned_at, expires_at), in order."""
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            sql = _batch_sql("lots", tuple(row[4] is None for row in chunk), _lots_insert)
+            params: list[object] = []
+            for account, seq, amount, earned_at, expires in chunk:
+                params += (account, seq, amount, amount, earned_at)
+                if expires is not None:
+                    params.append(expires)
+            self._writer.execute(sql, params)
+
+    def move_lots(self, moves: Sequence[tuple[int, int, int]]) -> None:
+        """`move_lot` for many (tx_seq, lot_id, delta) moves: one UPDATE of the lots (each
+        by the sum of its moves) and one INSERT of the moves."""
+        totals: dict[int, int] = {}
+        for _, lot_id, delta in moves:
+            totals[lot_id] = totals.get(lot_id, 0) + delta
+        lots = list(totals.items())
+        for start in range(0, len(lots), _CHUNK):
+            chunk = lots[start : start + _CHUNK]
+            sql = _batch_sql("lot-updates", len(chunk), _lots_update)
+            self._writer.execute(sql, [value for lot in chunk for value in lot])
+        for start in range(0, len(moves), _CHUNK):
+            chunk_moves = moves[start : start + _CHUNK]
+            sql = _batch_sql("lot-moves", len(chunk_moves), _lot_moves_insert)
+            self._writer.execute(sql, [value for move in chunk_moves for value in move])
+
+    def append_outbox_rows(self, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Append outbox records, (tx_seq, created_at, payload), in order."""
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            sql = _batch_sql("outbox", len(chunk), _outbox_insert)
+            self._writer.execute(sql, [value for row in chunk for value in row])
