@@ -13,6 +13,11 @@ journal row and its outbox record, one durable commit. Measured in one run:
   and at 1 ms (an LD_PRELOAD shim replaces fsync by that sleep), and on the
   real disk; the two alternate in blocks of 100.
 
+Beside it, a sale's two points entries (points taken, oldest lots first,
+then points earned as a new lot) written by one `transfer_many` and, for
+comparison, as two `transfer` calls in one `atomic()` block: statements and
+instructions per sale.
+
 Targets (issue 17): at most 300 k instructions, p50 at most 1.5x the bare
 commit at fixed flush latency.
 
@@ -42,7 +47,7 @@ EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
 
 def open_ledger(path: Path, members: int = MEMBERS) -> Ledger:
     ledger = Ledger.open(path, origin="S001-T1")
-    for name in ("sys:points:issued", "sys:points:breakage"):
+    for name in ("sys:points:issued", "sys:points:redeemed", "sys:points:breakage"):
         ledger.open_account(name, "PTS")
     ledger.open_account("sys:sales:EUR", "EUR")
     ledger.open_account("sys:float:EUR", "EUR")
@@ -76,6 +81,46 @@ def purchase(ledger: Ledger, n: int, members: int = MEMBERS) -> float:
     start = time.perf_counter()
     ledger.transfer(f"R-{n}", postings)
     return time.perf_counter() - start
+
+
+def seed_points(ledger: Ledger, members: int) -> None:
+    """Points for every member to spend in sales: one lot each."""
+    for m in range(members):
+        pts = Points(10**6)
+        ledger.transfer(
+            f"seed-points-{m}",
+            [
+                Posting.debit("sys:points:issued", pts),
+                Posting.credit(f"member:M-{m}:points", pts, expires_at=EXPIRES),
+            ],
+        )
+
+
+def sale(ledger: Ledger, n: int, members: int, *, batched: bool = True) -> None:
+    """A sale's points entries: points taken (before the earning, as the till does), earned."""
+    points = f"member:M-{n % members}:points"
+    taken, earned = Points(5 + n % 20), Points(10 + n % 50)
+    entries: list[tuple[str, list[Posting], str | None]] = [
+        (
+            f"S-{n}:points",
+            [Posting.debit(points, taken), Posting.credit("sys:points:redeemed", taken)],
+            None,
+        ),
+        (
+            f"S-{n}:earn",
+            [
+                Posting.debit("sys:points:issued", earned),
+                Posting.credit(points, earned, expires_at=EXPIRES),
+            ],
+            None,
+        ),
+    ]
+    if batched:
+        ledger.transfer_many(entries)
+        return
+    with ledger.atomic():
+        for key, postings, memo in entries:
+            ledger.transfer(key, postings, memo=memo)
 
 
 def floor(conn: sqlite3.Connection, n: int) -> None:
@@ -127,14 +172,28 @@ def counts() -> dict[str, float]:
         for n in range(20):
             purchase(ledger, -n - 1, 20)
         n = 200
-        with Counter(ledger.store.connection, path) as counted:  # type: ignore[attr-defined]
+        conn = ledger.store.connection  # type: ignore[attr-defined]
+        with Counter(conn, path) as counted:
             for i in range(n):
                 purchase(ledger, i, 20)
+        seed_points(ledger, 20)
+        for i in range(20):
+            sale(ledger, -i - 1, 20)
+            sale(ledger, -i - 1001, 20, batched=False)
+        with Counter(conn) as batched:
+            for i in range(n):
+                sale(ledger, i, 20)
+        with Counter(conn) as pair:
+            for i in range(n):
+                sale(ledger, i + 1000, 20, batched=False)
+        ledger.check()
         ledger.close()
     return {
         "statements": counted.statements / n,
         "commits": counted.commits / n,
         "frames": counted.frames / n,
+        "batch statements": batched.statements / n,
+        "pair statements": pair.statements / n,
     }
 
 
@@ -157,17 +216,23 @@ def wall(count: int) -> tuple[float, float, float]:
 
 def main() -> None:
     phase, count, rest = parse_phase(sys.argv[1:])
-    if phase in ("instr", "floor"):  # under callgrind: the same set-up, then `count` writes
+    if phase in ("instr", "floor", "batch", "pair"):  # under callgrind: set-up, `count` writes
         with tempfile.TemporaryDirectory() as tmp:
             ledger = open_ledger(Path(tmp) / "ledger.db", 5)
             for n in range(5):
                 purchase(ledger, -n - 1, 5)
+            if phase in ("batch", "pair"):
+                seed_points(ledger, 5)
+                for n in range(5):
+                    sale(ledger, -n - 1, 5, batched=phase == "batch")
             conn = ledger.store.connection  # type: ignore[attr-defined]
             for n in range(count or 0):
                 if phase == "instr":
                     purchase(ledger, n, 5)
-                else:
+                elif phase == "floor":
                     floor(conn, n)
+                else:
+                    sale(ledger, n, 5, batched=phase == "batch")
         return
     if phase == "wall":
         bare, p50, throughput = wall(count or 2_000)
@@ -184,6 +249,13 @@ def main() -> None:
     print(
         f"per transfer: {instr / 1e3:.0f} k instructions; the floor (same rows, executemany,"
         f" no reads) {least / 1e3:.0f} k"
+    )
+    batch = instructions(["--phase", "batch"], 200)
+    pair = instructions(["--phase", "pair"], 200)
+    print(
+        f"per sale of 2 points entries: transfer_many {seen['batch statements']:.1f} SQL"
+        f" statements, {batch / 1e3:.0f} k instructions; as 2 transfers in atomic()"
+        f" {seen['pair statements']:.1f} statements, {pair / 1e3:.0f} k instructions"
     )
     ratios = {}
     for delay in (200, 1_000):
