@@ -527,6 +527,7 @@ class Ledger:
         a lot, or that meets a used key, expired lots, a rejection or a bad entry,
         is written entry by entry by `transfer` instead, with the same outcome (a
         till's redemption comes before its earning, so a sale is not such a batch).
+        Entries written together share one ``created_at``.
 
         Args:
             entries: (key, postings, memo) per transfer; memo may be None.

@@ -257,8 +257,10 @@ BAD_POSTINGS = [
         lambda: [Posting.debit("sys:float:EUR", Money(2**63, EUR))], InvalidAmount, id="oversized"
     ),
     pytest.param(
-        lambda: [Posting.debit("sys:float:EUR", Money(12.5, EUR))], InvalidAmount, id="float-money"
-    ),  # type: ignore[arg-type]
+        lambda: [Posting.debit("sys:float:EUR", Money(12.5, EUR))],  # type: ignore[arg-type]
+        InvalidAmount,
+        id="float-money",
+    ),
     pytest.param(
         lambda: [
             Posting.debit("sys:float:EUR", eur(5)),
