@@ -48,6 +48,9 @@ class Rejection(LedgerError):
 
     #: Stable code stored with the rejected key.
     code = "rejected"
+    #: The idempotency key of the write it refused, which a retry replays it under
+    #: (in a `transfer_many` batch: the entry that failed); None if raised unkeyed.
+    key: str | None = None
 
 
 class InsufficientFunds(Rejection):

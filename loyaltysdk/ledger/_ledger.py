@@ -538,7 +538,7 @@ class Ledger:
         Raises:
             As `transfer`, for the first entry that fails: the batch then rolls back
             as an `atomic()` block does (with the caller's block, inside one), and a
-            rejection is remembered under that entry's key.
+            rejection is remembered under that entry's key, which it names as `key`.
         """
         with self.atomic():
             parsed: list[_Parsed] = []
@@ -1128,7 +1128,7 @@ class Ledger:
                     # undo it), so the rejection can be stored in the same commit.
                     # Inside atomic() the whole group rolls back and atomic()
                     # stores it after.
-                    error.ledger_key = key  # type: ignore[attr-defined]
+                    error.key = key
                     error.ledger_fingerprint = fingerprint  # type: ignore[attr-defined]
                     if self._batch_depth:
                         raise
@@ -1148,8 +1148,8 @@ class Ledger:
         return self._appended != key and self._store.find_tx(key) is not None
 
     def _remember(self, rejection: Rejection) -> None:
-        key = getattr(rejection, "ledger_key", None)
-        fingerprint = getattr(rejection, "ledger_fingerprint", None)
+        key = rejection.key
+        fingerprint = getattr(rejection, "ledger_fingerprint", None)  # a new rejection only
         if key is None or fingerprint is None:
             return
         with self._store.write():
@@ -1173,8 +1173,11 @@ class Ledger:
         if found.fingerprint != fingerprint:
             raise IdempotencyConflict(f"key {found.key!r} was used before with other content")
         if found.status == "rejected":
-            cls = REJECTIONS.get(found.error_code or "", Rejection)
-            raise cls(found.error_message or "rejected")
+            replayed = REJECTIONS.get(found.error_code or "", Rejection)(
+                found.error_message or "rejected"
+            )
+            replayed.key = found.key
+            raise replayed
         return self._load(found)
 
     def _load(self, found: StoredTx) -> Transaction:

@@ -237,6 +237,21 @@ def test_the_first_entry_that_breaks_a_limit_is_remembered(twins: Twins) -> None
     twins.both(batch[:1])  # the first entry alone was never written: it is written now
 
 
+def test_a_rejection_names_the_entry_it_refused(twins: Twins) -> None:
+    seed(twins)
+    batch = sale(twins, "R-1", "M-1", 150, 60_000, 12)
+    for _ in range(2):  # refused, then replayed from what the ledger remembered
+        with pytest.raises(InsufficientFunds) as refused:
+            twins.batched.transfer_many(batch)
+        assert refused.value.key == "r:R-1:wallet"
+    with pytest.raises(InsufficientFunds) as refused:
+        twins.single.transfer("alone", spend("M-1", 60_000))
+    assert refused.value.key == "alone"
+    with pytest.raises(InsufficientFunds) as refused:
+        twins.single.transfer("alone", spend("M-1", 60_000))
+    assert refused.value.key == "alone"
+
+
 def test_a_later_debit_can_spend_an_earlier_credit_not_the_other_way(twins: Twins) -> None:
     twins.both([("in", top_up("M-1", 500), None), ("out", spend("M-1", 500), None)])
     got, _ = twins.both([("out-2", spend("M-1", 1), None), ("in-2", top_up("M-1", 5), None)])
