@@ -295,7 +295,7 @@ class Hub:
             if ready:
                 self._apply(till_id, ready)
                 acked = ready[-1][0]
-                self.store.execute("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
+                self.store.defer("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
             later = [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
             for _, seq, p in later:
                 _records.parse(seq, p)
@@ -320,7 +320,8 @@ class Hub:
                 )
             waiting = len(later) + sum(1 for seq in held if seq > acked)
             newest = max([head or 0, *parsed])
-            self.store.execute(
+            # The cursor and the contact go out with the COMMIT (PostgreSQL).
+            self.store.defer(
                 "INSERT INTO hub_till_contact (till, last_sync, head) VALUES (?, ?, ?)"
                 " ON CONFLICT (till) DO UPDATE SET last_sync = excluded.last_sync,"
                 " head = CASE WHEN excluded.head > hub_till_contact.head"

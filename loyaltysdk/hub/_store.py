@@ -129,6 +129,15 @@ class HubStore(Protocol):
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """Run a statement whose result nobody reads, in order with the others.
+
+        Inside a transaction on PostgreSQL it is sent with the next statement
+        or the COMMIT (one round trip fewer); a failure still rolls the whole
+        transaction back. SQLite runs it at once.
+        """
+        ...
+
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], on_conflict: str
     ) -> None:
@@ -224,6 +233,9 @@ class SQLiteHubStore:
         with self._lock:
             self._conn.executemany(sql, rows)
 
+    def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self.execute(sql, args)
+
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], on_conflict: str
     ) -> None:
@@ -309,6 +321,9 @@ class PostgresHubStore:
             raise HubError(f"cannot connect to PostgreSQL: {error}") from error
         self._lock = threading.RLock()
         self._depth = 0
+        # Statements not sent yet (`transaction`, `defer`), and whether BEGIN went out.
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._begun = False
         with self._conn.transaction():
             # Serialise concurrent schema creation by several hub processes.
             self._conn.execute("SELECT pg_advisory_xact_lock(727274)")
@@ -339,24 +354,66 @@ class PostgresHubStore:
                     self._depth -= 1
                 return
             self._depth = 1
+            # BEGIN and the till's lock are sent with the transaction's first
+            # statement, in one round trip (pipeline mode): a push used to wait
+            # for each of them before its first read.
+            self._pending = [("BEGIN", ())]
+            self._begun = False
+            if lock_till is not None:
+                # One ingest per till at a time, across hub processes.
+                self._pending.append(
+                    ("SELECT 1 FROM hub_tills WHERE id = %s FOR UPDATE", (lock_till,))
+                )
             try:
-                with self._conn.transaction():
-                    if lock_till is not None:
-                        # One ingest per till at a time, across hub processes.
-                        self._conn.execute(
-                            "SELECT 1 FROM hub_tills WHERE id = %s FOR UPDATE", (lock_till,)
-                        )
-                    yield
+                yield
+                # Statements deferred to the end go out with the COMMIT: one round trip.
+                self._send(("COMMIT", ()))
+            except BaseException:
+                self._pending = []
+                if self._begun and not self._conn.closed:
+                    self._conn.execute("ROLLBACK")
+                raise
             finally:
                 self._depth = 0
+                self._pending = []
+                self._begun = False
+
+    def _send(self, last: tuple[str, tuple[Any, ...]] | None = None) -> Any:
+        """Send the pending statements (and `last`) in one round trip; `last`'s cursor."""
+        pending, self._pending = self._pending, []
+        if last is not None:
+            pending.append(last)
+        if not pending:
+            return None
+        self._begun = True
+        cursor = None
+        if len(pending) == 1:
+            return self._conn.execute(*pending[0])
+        with self._conn.pipeline():
+            for sql, args in pending:
+                cursor = self._conn.execute(sql, args)
+        return cursor
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            cursor = self._conn.execute(self._sql(sql), tuple(args))
+            if self._pending:
+                cursor = self._send((self._sql(sql), tuple(args)))
+            else:
+                cursor = self._conn.execute(self._sql(sql), tuple(args))
             return cursor.fetchall() if cursor.description else []
+
+    def defer(self, sql: str, args: Sequence[Any] = ()) -> None:
+        with self._lock:
+            if self._depth:
+                # Its result is not read: it goes out with the next statement
+                # or the COMMIT (a failure then still rolls the whole transaction back).
+                self._pending.append((self._sql(sql), tuple(args)))
+            else:
+                self._conn.execute(self._sql(sql), tuple(args))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock, self._conn.cursor() as cursor:
+            self._send()
             cursor.executemany(self._sql(sql), rows)
 
     def insert_rows(
@@ -369,6 +426,7 @@ class PostgresHubStore:
         stage = f"stage_{table}"
         names = ", ".join(columns)
         with self._lock:
+            self._send()  # COPY cannot join a pipeline: what waits goes first
             self._conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS"
                 f" SELECT {names} FROM {table} WITH NO DATA"
@@ -454,6 +512,7 @@ class PostgresHubStore:
 
         try:
             with self._lock, self._conn.cursor() as cursor:
+                self._send()  # COPY cannot join a pipeline: what waits goes first
                 copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
                 with cursor.copy(copy_sql) as copy:
                     for row in rows:
