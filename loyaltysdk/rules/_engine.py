@@ -25,9 +25,9 @@ from SKU, category and brand to rule numbers (one for lines with a
 discount, one without), what each rule does as a small tuple, and the
 receipt-level rules and caps. A line then costs a few dictionary lookups
 and integer operations; contributions are kept as parallel lists in the
-order the result lists them, and become result objects once, at the end,
-built by `map` rather than a loop. Those objects (about 120 for a 30-line
-basket) are now the larger part of the cost; see `_model`.
+order the result lists them, and become result objects once, at the end:
+tuple.__new__ mapped over columns, so the about 120 objects of a 30-line
+basket cost no Python frame each (see `_model`).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ _LineIndex = tuple[dict[str, _Group], dict[str, _Group], dict[str, _Group], _Gro
 _Condition = tuple[Who, When, Where]
 _PLANS = 64  # compiled outcomes kept per engine (a rule set has few in practice)
 _SKU = attrgetter("sku")
+_new = tuple.__new__  # (a result type, its fields): see _model
 
 
 def _rounded(scaled: int, denominator: int, policy: str) -> int:
@@ -406,28 +407,36 @@ class RulesEngine:
         total_scaled = sum(values)
         points = _rounded(total_scaled, big_d, rules.rounding)
         shares = _share_scaled(points, values, big_d)
-        # The result objects, built by map (no bytecode per item): every
-        # contribution, then each line's slice of them.
+        # The result objects, built by tuple.__new__ from columns (see
+        # _model: no frame per object): every contribution, then each
+        # line's slice of them.
         contributions = tuple(
             map(
-                Contribution,
-                map(self._ids.__getitem__, owners),
-                map(self._descriptions.__getitem__, owners),
-                shares,
-                values,
-                repeat(big_d),
+                _new,
+                repeat(Contribution),
+                zip(
+                    map(self._ids.__getitem__, owners),
+                    map(self._descriptions.__getitem__, owners),
+                    shares,
+                    values,
+                    repeat(big_d),
+                ),
             )
         )
         bounds = list(map(slice, starts, islice(starts, 1, None)))
         lines = tuple(
             map(
-                LineResult,
-                range(line_count),
-                map(_SKU, basket.lines),
-                nets,
-                map(sum, map(shares.__getitem__, bounds)),
-                map(contributions.__getitem__, bounds),
-                reasons,
+                _new,
+                repeat(LineResult),
+                zip(
+                    range(line_count),
+                    map(_SKU, basket.lines),
+                    nets,
+                    map(sum, map(shares.__getitem__, bounds)),
+                    map(contributions.__getitem__, bounds),
+                    reasons,
+                    strict=True,
+                ),
             )
         )
         return EarnResult(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 from fractions import Fraction
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import attrs
 
@@ -180,69 +182,161 @@ class Context:
 
 
 # The engine makes a result object per line and per contribution, about 120
-# for a 30-line basket, which made construction the largest part of an
-# evaluation: attrs' frozen, slotted __init__ sets each field through
-# object.__setattr__. These two keep their attributes in the instance dict,
-# which a plain __init__ fills directly (about 40 % fewer instructions per
-# object); equality, hashing, repr and immutability are attrs' as before.
+# for a 30-line basket, and with a Python __init__ (a frame per object) they
+# were about 40 % of an evaluation's instructions. These two are immutable
+# tuples underneath, so the engine builds them with tuple.__new__ from
+# columns (C all the way, no frame). To the caller they are what attrs made
+# of them before (tests/rules/test_results.py): the same attributes (read
+# through itemgetter properties), equality, hashing and repr, frozen and
+# unordered; they also happen to be sequences of their fields, as a
+# namedtuple is.
 
 
-@attrs.frozen(slots=False, init=False)
-class Contribution:
+class _Record(tuple[Any, ...]):
+    """An immutable record on a tuple: attrs' frozen semantics, a tuple's cost.
+
+    `_fields` names the items (for repr and pattern matching); the first
+    `_compared` of them decide equality and the hash, as attrs' ``eq=False``
+    fields did not take part.
+    """
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]]
+    _compared: ClassVar[int]
+    _shown: ClassVar[int]  # the first items the repr shows
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            # A plain tuple of the same items is not equal (tuple's own
+            # comparison, tried next on NotImplemented, would say it is).
+            return False if isinstance(other, tuple) else NotImplemented
+        n = self._compared
+        return self[:n] == cast(tuple[Any, ...], other)[:n]
+
+    def __ne__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return True if isinstance(other, tuple) else NotImplemented
+        n = self._compared
+        return self[:n] != cast(tuple[Any, ...], other)[:n]
+
+    def __hash__(self) -> int:
+        return hash((self.__class__.__name__, *self[: self._compared]))
+
+    # Not ordered, as attrs' classes are not (a tuple would compare items).
+    def __lt__(self, other: object) -> bool:
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    def __repr__(self) -> str:
+        n = self._shown
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._fields[:n], self[:n], strict=True)
+        )
+        return f"{self.__class__.__qualname__}({shown})"
+
+    if not TYPE_CHECKING:  # (a __setattr__ would tell mypy that any attribute may be set)
+
+        def __setattr__(self, name: str, value: object) -> None:
+            raise attrs.exceptions.FrozenInstanceError
+
+        def __delattr__(self, name: str) -> None:
+            raise attrs.exceptions.FrozenInstanceError
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        # pickle and copy rebuild through __new__, which takes the fields themselves.
+        return tuple(self)
+
+
+def _item(n: int, doc: str) -> Any:
+    return property(itemgetter(n), doc=doc)
+
+
+class Contribution(_Record):
     """Points one rule gave (to a line, or to the receipt as a whole).
 
     `points` is the integer share after the receipt's one rounding;
-    `exact` the rational value before it.
+    `exact` the rational value before it. Two contributions are equal when
+    rule, description and points are (as before, `exact` takes no part).
     """
 
-    rule: str
-    description: str
-    points: int
-    _scaled: int = attrs.field(repr=False, eq=False, alias="scaled")
-    _denominator: int = attrs.field(repr=False, eq=False, alias="denominator")
+    __slots__ = ()
+    __match_args__ = ("rule", "description", "points", "_scaled", "_denominator")
+    _fields = __match_args__
+    _compared = _shown = 3
 
-    def __init__(
-        self, rule: str, description: str, points: int, scaled: int, denominator: int
-    ) -> None:
-        fields = self.__dict__
-        fields["rule"] = rule
-        fields["description"] = description
-        fields["points"] = points
-        fields["_scaled"] = scaled
-        fields["_denominator"] = denominator
+    def __new__(
+        cls, rule: str, description: str, points: int, scaled: int, denominator: int
+    ) -> Contribution:
+        return tuple.__new__(cls, (rule, description, points, scaled, denominator))
+
+    if TYPE_CHECKING:
+
+        @property
+        def rule(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+        @property
+        def points(self) -> int: ...
+        @property
+        def _scaled(self) -> int: ...
+        @property
+        def _denominator(self) -> int: ...
+
+    else:
+        rule = _item(0, "The rule's id.")
+        description = _item(1, "The rule's description, as the receipt prints it.")
+        points = _item(2, "The integer points, after the one rounding.")
+        _scaled = _item(3, "`exact` times `_denominator`.")
+        _denominator = _item(4, "The denominator of `exact`.")
 
     @property
     def exact(self) -> Fraction:
-        return Fraction(self._scaled, self._denominator)
+        """The exact points before the one rounding (after caps)."""
+        return Fraction(self[3], self[4])
 
 
-@attrs.frozen(slots=False, init=False)
-class LineResult:
+class LineResult(_Record):
     """A basket line's points with the rules that produced them."""
 
-    index: int
-    sku: str
-    net: int
-    points: int
-    contributions: tuple[Contribution, ...]
-    excluded: str | None = None
+    __slots__ = ()
+    __match_args__ = ("index", "sku", "net", "points", "contributions", "excluded")
+    _fields = __match_args__
+    _compared = _shown = 6
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         index: int,
         sku: str,
         net: int,
         points: int,
         contributions: tuple[Contribution, ...],
         excluded: str | None = None,
-    ) -> None:
-        fields = self.__dict__
-        fields["index"] = index
-        fields["sku"] = sku
-        fields["net"] = net
-        fields["points"] = points
-        fields["contributions"] = contributions
-        fields["excluded"] = excluded
+    ) -> LineResult:
+        return tuple.__new__(cls, (index, sku, net, points, contributions, excluded))
+
+    if TYPE_CHECKING:
+
+        @property
+        def index(self) -> int: ...  # type: ignore[override]
+        @property
+        def sku(self) -> str: ...
+        @property
+        def net(self) -> int: ...
+        @property
+        def points(self) -> int: ...
+        @property
+        def contributions(self) -> tuple[Contribution, ...]: ...
+        @property
+        def excluded(self) -> str | None: ...
+
+    else:
+        index = _item(0, "The line's position in the basket.")
+        sku = _item(1, "The line's SKU.")
+        net = _item(2, "What the customer pays for the line, in minor units.")
+        points = _item(3, "The line's points (the sum of its contributions').")
+        contributions = _item(4, "The rules that gave the line points, in order.")
+        excluded = _item(5, "Why the line earns nothing, if it is excluded; else None.")
 
 
 @attrs.frozen

@@ -4,7 +4,9 @@
 The engine decides conditions once per basket and caches what they leave
 active (issue 17); the reference checks every rule on every line. They must
 agree on everything a till or a printer sees: points, exact values, every
-contribution in its order, exclusions, caps, dates and explain().
+contribution in its order, exclusions, caps, dates and explain(); and, as
+the engine builds its result objects from columns rather than through
+their constructors, on their types, reprs and hashes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyaltysdk.rules import Basket, Context, EarnResult, Line, Member, RulesEngine, load_rules
+from loyaltysdk.rules import (
+    Basket,
+    Context,
+    Contribution,
+    EarnResult,
+    Line,
+    LineResult,
+    Member,
+    RulesEngine,
+    load_rules,
+)
 
 from . import reference
 
@@ -191,3 +203,11 @@ def test_engine_agrees_with_the_reference(rules: Any, sales: list[Any]) -> None:
         want = reference.evaluate(rules, basket, member, context)
         assert seen(got) == seen(want)
         assert got == want
+        # The engine builds its result objects from columns, the reference
+        # through their constructors: the same types, reprs and hashes.
+        assert repr(got) == repr(want)
+        assert hash(got) == hash(want)
+        contributions = [c for r in got.lines for c in r.contributions] + list(got.receipt)
+        assert {type(r) for r in got.lines} <= {LineResult}
+        assert {type(c) for c in contributions} <= {Contribution}
+        assert all(c._denominator > 0 for c in contributions)
