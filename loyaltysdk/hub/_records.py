@@ -69,15 +69,19 @@ def _unit_of_account(account: str) -> str | None:
 # the reason: both accept exactly the same records, alike.
 _STR = r"[ !#-\[\]-~]*"
 _INT = r"(?:0|[1-9][0-9]{0,18})"
-_POSTING_FORM = rf'\["{_STR}","[DC]",{_INT},"[A-Z]{{3}}",(?:null|{_INT})\]'
 _COMPACT = re.compile(
     rf'\{{"v":1,"origin":"({_STR})","key":"({_STR})","kind":"([a-z]+)",'
     rf'"ref":(?:null|"({_STR})"),"at":({_INT}),"expires_at":(?:null|({_INT})),'
-    rf'"memo":(?:null|"({_STR})"),"postings":\[((?:{_POSTING_FORM},)*{_POSTING_FORM})?\]\}}'
+    rf'"memo":(?:null|"({_STR})"),"postings":\[(.*)\]\}}'
 )
-# Inside a matched postings list, items follow each other without overlap
-# (a string ends at its first quote), so findall yields exactly its items.
-_POSTING = re.compile(rf'\["({_STR})","([DC])",({_INT}),"([A-Z]{{3}})",(null|{_INT})\]')
+# The postings list is read by one findall (a posting after the first comes
+# with its comma). Matches do not overlap, so when their lengths add up to
+# the list's they tile it: the list is exactly these postings, comma-separated
+# (it used to be matched whole first, then found again: two passes).
+_POSTING = re.compile(rf'(?:^|,)\["({_STR})","([DC])",({_INT}),"([A-Z]{{3}})",(null|{_INT})\]')
+#: The characters of a posting besides its account, amount and lot: `["`, `","`,
+#: the side, `",`, `,"`, the unit, `",` and `]`.
+_POSTING_FIXED: Final = 16
 _NEEDS_REF: Final = frozenset({"post", "reversal", *_CLOSING})
 
 
@@ -96,7 +100,7 @@ def _compact(payload: str) -> dict[str, Any] | None:
         and (ref is None) != (kind in _NEEDS_REF)
         and (expires is None) != (kind == "hold")
         and (memo is None or len(memo) <= _MAX_MEMO)
-        and (items is not None) == with_postings
+        and (items != "") == with_postings
     ):
         return None
     at_us = int(at)
@@ -104,10 +108,14 @@ def _compact(payload: str) -> dict[str, Any] | None:
     if at_us > _MAX_MICROS or (expires_us is not None and expires_us > _MAX_MICROS):
         return None
     postings: list[list[Any]] = []
-    if items is not None:
+    if items:
+        found = _POSTING.findall(items)
+        # Each posting after the first has its comma: one character more.
+        length = len(found) * (_POSTING_FIXED + 1) - 1
         totals: dict[str, int] = {}
         fits = _account_fits
-        for account, side, amount, unit, lot in _POSTING.findall(items):
+        for account, side, amount, unit, lot in found:
+            length += len(account) + len(amount) + len(lot)
             minor = int(amount)
             if lot == "null":
                 lot_us = None
@@ -115,11 +123,14 @@ def _compact(payload: str) -> dict[str, Any] | None:
                 lot_us = int(lot)
                 if side != "C" or unit != POINTS_UNIT or lot_us > _MAX_MICROS:
                     return None
-            if not (1 <= minor <= MAX_AMOUNT and fits(account, unit)):
+            if not (0 < minor <= MAX_AMOUNT and fits(account, unit)):
                 return None
             postings.append([account, side, minor, unit, lot_us])
-            totals[unit] = totals.get(unit, 0) + (minor if side == "D" else -minor)
-        if len(postings) > _MAX_POSTINGS or any(totals.values()):
+            if side == "D":
+                totals[unit] = totals.get(unit, 0) + minor
+            else:
+                totals[unit] = totals.get(unit, 0) - minor
+        if length != len(items) or len(postings) > _MAX_POSTINGS or any(totals.values()):
             return None
     return {
         "v": 1,

@@ -183,3 +183,32 @@ def test_a_hold_waits_for_an_ingest_moving_its_account_then_sees_it(pg_dsn: str)
     assert holds.take_hold("T2", "h2", "member:M1:wallet:EUR", "EUR", 20) == 0
     for store in (ingest.store, holds.store, watch):
         store.close()
+
+
+_SALE_POSTINGS = '["member:M1:wallet:EUR","D",100,"EUR",null],["sys:sales:EUR","C",100,"EUR",null]'
+
+
+@pytest.mark.parametrize(
+    "postings",
+    [
+        '["member:M1:wallet:EUR","D",100,"EUR",null]["sys:sales:EUR","C",100,"EUR",null]',
+        '["member:M1:wallet:EUR","D",100,"EUR",null],,["sys:sales:EUR","C",100,"EUR",null]',
+        f",{_SALE_POSTINGS}",
+        f"{_SALE_POSTINGS},",
+        f"{_SALE_POSTINGS}x",
+        f'{_SALE_POSTINGS}]}},"extra":[1',
+        '["member:M1:wallet:EUR","D",100,"EUR",null],1,["sys:sales:EUR","C",100,"EUR",null]',
+    ],
+)
+def test_postings_that_only_contain_good_ones_are_not_the_lean_form(postings: str) -> None:
+    """The lean path finds postings in one pass; what lies between them must be a comma."""
+    head = (
+        '{"v":1,"origin":"T1","key":"k1","kind":"transfer","ref":null,"at":1,'
+        '"expires_at":null,"memo":null,"postings":['
+    )
+    good = json.loads(f"{head}{_SALE_POSTINGS}]}}")
+    assert _compact(f"{head}{_SALE_POSTINGS}]}}") == good
+    text = f"{head}{postings}]}}"
+    assert _compact(text) is None
+    with pytest.raises(BadRecord):
+        parse(1, text)
