@@ -90,23 +90,26 @@ class Moves:
                 if was != unit:
                     raise BadRecord(f"record {seq}: {account} is in {was}, not {unit}")
             return
-        deltas, at = self.deltas, record["at"]
+        deltas, named, lots, at = self.deltas, self.named, self.lots, record["at"]
         for index, (account, side, amount, unit, expires) in enumerate(postings):
             delta = deltas.get(account)
             if delta is None:
-                if self.named and account in self.named and self.named[account][0] != unit:
+                if named and account in named and named[account][0] != unit:
                     raise BadRecord(
-                        f"record {seq}: {account} is in {self.named[account][0]}, not {unit}"
+                        f"record {seq}: {account} is in {named[account][0]}, not {unit}"
                     )
                 delta = deltas[account] = [unit, 0, 0, seq, seq]
                 if account[:5] == "card:":
                     self.cards.append(account)
             elif delta[0] != unit:
                 raise BadRecord(f"record {seq}: {account} is in {delta[0]}, not {unit}")
-            delta[1 if side == "D" else 2] += amount
+            if side == "D":
+                delta[1] += amount
+            else:
+                delta[2] += amount
             delta[4] = seq
             if account[-7:] == POINTS_SUFFIX and account[:7] == "member:":  # _is_points
-                self.lots.append((account, side, amount, expires, at, seq, index))
+                lots.append((account, side, amount, expires, at, seq, index))
 
 
 class Book:
@@ -188,11 +191,21 @@ class Book:
         """Credits to points accounts make lots; debits take the oldest unexpired ones first."""
         if not moves:
             return
-        lots: dict[str, list[list[Any]]] = {m[0]: [] for m in moves}
+        columns = ("account", "till", "seq", "idx", "earned_at", "expires_at", "remaining")
         # Only a debit consumes lots: an account the batch only credits gets
         # its new lots appended, and its open lots are not read (they grow
         # with every purchase a member makes).
         debited = sorted({m[0] for m in moves if m[1] == "D"})
+        if not debited:
+            # The usual batch (sales earning points): every move is a new lot,
+            # written as it is, with no lot read or changed.
+            self.store.copy_rows(
+                "hub_lots",
+                columns,
+                [(a, till_id, seq, idx, at, exp, n) for a, _, n, exp, at, seq, idx in moves],
+            )
+            return
+        lots: dict[str, list[list[Any]]] = {m[0]: [] for m in moves}
         for start in range(0, len(debited), 500):
             chunk = debited[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -237,11 +250,7 @@ class Book:
         if new:
             # New lots of new records: their key (account, till, seq, idx) is new,
             # so they are appended (COPY on PostgreSQL) and a clash is an error.
-            self.store.copy_rows(
-                "hub_lots",
-                ("account", "till", "seq", "idx", "earned_at", "expires_at", "remaining"),
-                new,
-            )
+            self.store.copy_rows("hub_lots", columns, new)
         if changed:
             self.store.executemany(
                 "UPDATE hub_lots SET remaining = ? WHERE account = ? AND till = ? AND seq = ?"

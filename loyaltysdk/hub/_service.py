@@ -267,10 +267,13 @@ class Hub:
             if not rows:
                 raise Forbidden(f"till {till_id} is not registered")
             acked = int(rows[0][0])
-            duplicates = sum(1 for seq in parsed if seq <= acked)
-            if duplicates:
-                self._check_replays(till_id, {s: p for s, p in parsed.items() if s <= acked})
-            fresh = {seq: p for seq, p in parsed.items() if seq > acked}
+            if parsed and min(parsed) > acked:
+                duplicates, fresh = 0, parsed  # the usual push: nothing seen before
+            else:
+                duplicates = sum(1 for seq in parsed if seq <= acked)
+                if duplicates:
+                    self._check_replays(till_id, {s: p for s, p in parsed.items() if s <= acked})
+                fresh = {seq: p for seq, p in parsed.items() if seq > acked}
             # Records held from earlier pushes (a gap) join this batch; in the
             # usual case there are none and nothing goes through hub_held.
             held = (
@@ -284,11 +287,15 @@ class Hub:
                 if rows[0][1]
                 else {}
             )
-            merged = {**held, **fresh}
             ready: list[tuple[int, str]] = []
-            while acked + len(ready) + 1 in merged:
-                seq = acked + len(ready) + 1
-                ready.append((seq, merged[seq]))
+            if not held and fresh and max(fresh) - acked == len(fresh):
+                # Distinct and all past the cursor: exactly the next ones, no gap.
+                ready = sorted(fresh.items())
+            else:
+                merged = {**held, **fresh}
+                while acked + len(ready) + 1 in merged:
+                    seq = acked + len(ready) + 1
+                    ready.append((seq, merged[seq]))
             # New records are checked whole, the ones held beyond a gap too (after
             # the ready ones, so the first bad record in sequence is the one
             # named); a replay is only compared with what is stored.
@@ -296,7 +303,11 @@ class Hub:
                 self._apply(till_id, ready)
                 acked = ready[-1][0]
                 self.store.defer("UPDATE hub_tills SET acked = ? WHERE id = ?", (acked, till_id))
-            later = [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
+            later = (
+                [(till_id, seq, p) for seq, p in sorted(fresh.items()) if seq > acked]
+                if len(ready) < len(fresh) + len(held)
+                else []
+            )
             for _, seq, p in later:
                 _records.parse(seq, p)
             parked = sum(len(p) for _, _, p in later) + sum(
@@ -365,10 +376,11 @@ class Hub:
             # Each record is checked and gathered as its entry goes out, so on
             # PostgreSQL the server stores entries while the next ones are read.
             # A bad record stops the COPY and the push rolls back whole.
+            parse, add, keep = _records.parse, moves.add, batch.append
             for seq, payload in records:
-                record = _records.parse(seq, payload)
-                moves.add(seq, record)
-                batch.append((seq, record))
+                record = parse(seq, payload)
+                add(seq, record)
+                keep((seq, record))
                 key, kind = record["key"], record["kind"]
                 if kind == "transfer" and key[:8] == "voucher:" and key.count(":") == 1:
                     voucher_uses.append((key[8:], till_id, seq))

@@ -453,13 +453,31 @@ class Ledger:
                 raise UnknownAccount(f"no account {account_id!r}")
             return self._balance(row, self._now())
 
-    def _balance(self, row: AccountRow, now: int) -> Balance:
+    def balances_of(self, account_ids: Sequence[str]) -> list[Balance]:
+        """The balances of some accounts, as `balance` gives each, in one read.
+
+        Raises:
+            UnknownAccount: one of them does not exist.
+        """
+        ids = list(dict.fromkeys(account_ids))
+        with self._lock:
+            now = self._now()
+            found = self._store.accounts_with_expired(ids, now)
+            missing = [account_id for account_id in ids if account_id not in found]
+            if missing:
+                raise UnknownAccount(f"no account {missing[0]!r}")
+            rows = (found[account_id] for account_id in ids)
+            return [self._balance(row, now, expired) for row, expired in rows]
+
+    def _balance(self, row: AccountRow, now: int, expired_by_now: int | None = None) -> Balance:
         expired = 0
         if row.account.lots:
             # What expired and no open hold reserved is not spendable, even
             # before a write books it to breakage (as `_expire_lots` would).
             unreserved = row.credits_posted - row.debits_posted - row.debits_pending
-            expired = max(0, min(self._store.expired_remaining(row.account.id, now), unreserved))
+            if expired_by_now is None:
+                expired_by_now = self._store.expired_remaining(row.account.id, now)
+            expired = max(0, min(expired_by_now, unreserved))
         return Balance(
             row.account.id,
             row.account.unit,

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`Ledger.balances_of` gives what `balance` gives each account, in one statement."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loyaltysdk import Money, Points
+from loyaltysdk.ledger import InsufficientFunds, Ledger, Posting, UnknownAccount
+
+from .conftest import FakeClock, open_chart
+
+ACCOUNTS = [
+    "member:M-1:points",
+    "member:M-2:points",
+    "sys:points:issued",
+    "sys:float:EUR",
+    "sys:sales:EUR",
+]
+
+
+def _connection(ledger: Ledger) -> sqlite3.Connection:
+    return ledger.store.connection  # type: ignore[attr-defined,no-any-return]
+
+
+# Each step: (member 1 or 2, earn or spend, points, days the lot lives, days the clock moves).
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["M-1", "M-2"]),
+        st.booleans(),
+        st.integers(1, 50),
+        st.integers(1, 5),
+        st.integers(0, 3),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps, st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=6))
+def test_the_same_balances_as_one_read_each(
+    moves: list[tuple[str, bool, int, int, int]], asked: list[str]
+) -> None:
+    clock = FakeClock()
+    ledger = Ledger.in_memory(clock=clock)
+    open_chart(ledger)
+    ledger.transfer(
+        "fund",
+        [
+            Posting.debit("sys:float:EUR", Money(500, "EUR")),
+            Posting.credit("sys:sales:EUR", Money(500, "EUR")),
+        ],
+    )
+    for n, (member, earn, points, lives, wait) in enumerate(moves):
+        account = f"member:{member}:points"
+        expires = clock.now + timedelta(days=lives)
+        try:
+            if earn:
+                ledger.transfer(
+                    f"e{n}",
+                    [
+                        Posting.debit("sys:points:issued", Points(points)),
+                        Posting.credit(account, Points(points), expires_at=expires),
+                    ],
+                )
+            else:
+                ledger.transfer(
+                    f"s{n}",
+                    [
+                        Posting.debit(account, Points(points)),
+                        Posting.credit("sys:points:redeemed", Points(points)),
+                    ],
+                )
+        except InsufficientFunds:
+            pass
+        clock.advance(days=wait)  # some lots expire unbooked: `expired` must count them
+    asked.append("member:M-1:wallet:EUR")
+    expected = [ledger.balance(account) for account in dict.fromkeys(asked)]
+    assert ledger.balances_of(asked) == expected
+
+
+def test_one_statement_for_several_accounts_with_lots() -> None:
+    ledger = Ledger.in_memory(clock=FakeClock())
+    open_chart(ledger)
+    seen: list[str] = []
+    conn = _connection(ledger)
+    conn.set_trace_callback(seen.append)
+    try:
+        ledger.balances_of(["member:M-1:points", "member:M-2:points", "sys:float:EUR"])
+    finally:
+        conn.set_trace_callback(None)
+    assert len(seen) == 1
+
+
+def test_an_unknown_account_is_named() -> None:
+    ledger = Ledger.in_memory(clock=FakeClock())
+    open_chart(ledger)
+    with pytest.raises(UnknownAccount, match="member:M-9:points"):
+        ledger.balances_of(["member:M-1:points", "member:M-9:points"])
