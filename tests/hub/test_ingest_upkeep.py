@@ -208,3 +208,23 @@ def test_value_landing_on_replaced_cards_follows_their_members(hub: Hub) -> None
     assert hub.balance("member:M1:wallet:EUR") == ("EUR", 0, 100)
     assert hub.balance("member:M2:wallet:EUR") == ("EUR", 0, 200)
     assert hub.unit_totals() == {"EUR": 0}
+
+
+@pytest.mark.postgres
+def test_a_deferred_write_that_fails_rolls_the_push_back(pg_dsn: str) -> None:
+    """The cursor and contact writes go out with the COMMIT: if one fails, nothing commits."""
+    import psycopg  # this test's own need (the module's other tests run on SQLite too)
+
+    hub = Hub(PostgresHubStore(pg_dsn))
+    registered(hub, "T1")
+    # A rule the cursor write breaks, as a constraint the server checks at that write.
+    hub.store.execute("ALTER TABLE hub_tills ADD CONSTRAINT acked_small CHECK (acked < 2)")
+    hub.push("T1", [(1, topup(1))])
+    with pytest.raises(psycopg.errors.CheckViolation):
+        hub.push("T1", [(2, topup(2)), (3, topup(3))])
+    assert hub.cursor_of("T1") == 1 and hub.entries("T1") == 1
+    assert hub.balance("member:M1:wallet:EUR") == ("EUR", 0, 1_000)
+    # The connection is usable afterwards, and BEGIN and the lock still come first.
+    hub.store.execute("ALTER TABLE hub_tills DROP CONSTRAINT acked_small")
+    assert hub.push("T1", [(2, topup(2))]).acked == 2
+    hub.store.close()
