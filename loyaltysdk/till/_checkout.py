@@ -164,9 +164,14 @@ class Checkout:
         cached = self._available.get(account)
         if cached is not None and cached[0] == changes:
             return cached[1]
-        value = self.till._minor(self.till.ledger.balance(account).available)
-        self._available[account] = (changes, value)
-        return value
+        # A quote shows the member's points and wallet: both come in one read.
+        accounts = [account]
+        if self.identity is not None:
+            member_id = self.identity.member.id
+            accounts += (self.till.points_account(member_id), self.till.wallet_account(member_id))
+        for balance in self.till.ledger.balances_of(accounts):
+            self._available[balance.account] = (changes, self.till._minor(balance.available))
+        return self._available[account][1]
 
     def _points_left(self, member_id: str) -> int:
         """Points the member can spend now, other sessions' and this one's taken off."""

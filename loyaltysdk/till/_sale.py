@@ -125,17 +125,21 @@ def post_sale(
             )
         hub_holds: dict[str, str] = plan.get("hub_holds", {})
         taken: dict[str, bool] = {}
+        entries = _Entries(till)
         for kind in ("points", "wallet"):
             hub_hold = hub_holds.get(kind)
             if plan[f"{kind}_hold"]:  # a card intent's hold (or a file from before)
+                entries.flush()
                 taken[kind] = _post_hold(till, f"r:{ref}:{kind}", plan[f"{kind}_hold"], hub_hold)
             elif plan[kind]:
-                _spend(till, f"r:{ref}:{kind}", kind, member_id, plan[kind], hub_hold)
+                entries.spend(f"r:{ref}:{kind}", kind, member_id, plan[kind], hub_hold)
         points = plan["points"] if taken.get("points", True) else 0
         points_value = plan["points_value"] if points else 0
         wallet_paid = plan["wallet"] if taken.get("wallet", True) else 0
         uses: list[VoucherUse] = []
         campaigns: dict[str, str] = {}
+        if plan["vouchers"]:
+            entries.flush()  # a redemption reads and writes the ledger itself
         for scanned, amount in plan["vouchers"]:
             terms, _ = till.vouchers.terms_of(scanned)
             campaigns[terms.code] = terms.campaign
@@ -161,21 +165,24 @@ def post_sale(
         if plan["card"]:
             card_uid, card_paid = plan["card"]
             if chip is not None:
+                entries.flush()
                 till._mirror_card(card_uid, chip + card_paid, f"r:{ref}")
-            till.ledger.transfer(
+            entries.add(
                 f"r:{ref}:card",
                 [
                     Posting.debit(till.card_account(card_uid), Money(card_paid, currency)),
                     Posting.credit(f"sys:card:tender:{currency}", Money(card_paid, currency)),
                 ],
-                memo=json.dumps({"receipt": ref, "card": card_uid}),
+                json.dumps({"receipt": ref, "card": card_uid}),
             )
-        _sell_value(till, ref, basket, member_id)
+        total = basket.total
+        _sell_value(till, ref, basket, member_id, entries)
         points_earned = earn.points if member_id else 0
         voucher_total = sum(use.amount.minor for use in uses)
         if points_earned:
-            summary = {"total": basket.total, "redeemed": points, "vouchers": voucher_total}
-            _credit_points(till, ref, member_id, points_earned, earn, at, summary)
+            summary = {"total": total, "redeemed": points, "vouchers": voucher_total}
+            _credit_points(till, ref, member_id, points_earned, earn, at, summary, entries)
+        entries.flush()
         day = till.local_date(at)
         events: list[tuple[str, dict[str, Any]]] = []
         if member_id:
@@ -188,9 +195,9 @@ def post_sale(
             till._journal.mark(intent_id, "done")
         if plan.get("mode") == "offline":
             record_offline(till, ref, member_id, plan.get("offline_worth", 0), at)
-        total = basket.total
         to_pay = total - points_value - voucher_total - wallet_paid - card_paid
         money = till.money
+        points_balance, wallet_balance, card_balance = _balances_after(till, member_id, card_uid)
         receipt = Receipt(
             ref=ref,
             member=member_id,
@@ -210,13 +217,9 @@ def post_sale(
             card_uid=card_uid,
             mode=plan.get("mode", "standalone"),
             to_pay=money(max(to_pay, 0)),
-            points_balance=till.points_available(member_id) if member_id else None,
-            wallet_balance=till.wallet_available(member_id) if member_id else None,
-            card_balance=(
-                money(till._minor(till.ledger.balance(till.card_account(card_uid)).posted))
-                if card_uid
-                else None
-            ),
+            points_balance=points_balance,
+            wallet_balance=None if wallet_balance is None else money(wallet_balance),
+            card_balance=None if card_balance is None else money(card_balance),
         )
         till._conn.execute(
             "INSERT INTO till_receipts (ref, fingerprint, plan, receipt, status, local_date,"
@@ -237,6 +240,61 @@ def post_sale(
     return receipt, True
 
 
+class _Entries:
+    """The sale's ledger transfers, written together (one statement per table) where
+    nothing between them reads or writes the ledger otherwise; `flush` before that."""
+
+    def __init__(self, till: Till) -> None:
+        self.till = till
+        self.waiting: list[tuple[str, list[Posting], str | None]] = []
+        #: key -> (tender, member, amount): what a refused spend means to the POS.
+        self.spends: dict[str, tuple[str, str, int]] = {}
+
+    def add(self, key: str, postings: list[Posting], memo: str | None = None) -> None:
+        self.waiting.append((key, postings, memo))
+
+    def spend(self, key: str, kind: str, member: str, amount: int, hub_hold: str | None) -> None:
+        """What the session took from points or the wallet (see `_spend_refused`)."""
+        memo = json.dumps({"hub_holds": [hub_hold]}) if hub_hold else None
+        self.add(key, tender_postings(self.till, kind, member, amount), memo)
+        self.spends[key] = (kind, member, amount)
+
+    def flush(self) -> None:
+        if not self.waiting:
+            return
+        waiting, self.waiting = self.waiting, []
+        try:
+            self.till.ledger.transfer_many(waiting)
+        except InsufficientFunds as error:
+            spent = self.spends.get(error.key or "")
+            if spent is None:
+                raise
+            _spend_refused(self.till, *spent, error)
+
+
+def _balances_after(
+    till: Till, member_id: str | None, card_uid: str | None
+) -> tuple[int | None, int | None, int | None]:
+    """What the receipt shows: the member's points and wallet available, the card's
+    balance (posted), in one read."""
+    accounts: list[str] = []
+    if member_id:
+        accounts += (till.points_account(member_id), till.wallet_account(member_id))
+    if card_uid:
+        accounts.append(till.card_account(card_uid))
+    if not accounts:
+        return None, None, None
+    found = {b.account: b for b in till.ledger.balances_of(accounts)}
+    points = wallet = card = None
+    if member_id:
+        points_account, wallet_account = accounts[0], accounts[1]
+        points = till._minor(found[points_account].available) - till._reserved(points_account)
+        wallet = till._minor(found[wallet_account].available) - till._reserved(wallet_account)
+    if card_uid:
+        card = till._minor(found[accounts[-1]].posted)
+    return points, wallet, card
+
+
 def tender_postings(till: Till, kind: str, member: str, amount: int) -> list[Posting]:
     """What paying `amount` with points or the wallet moves."""
     if kind == "points":
@@ -250,23 +308,22 @@ def tender_postings(till: Till, kind: str, member: str, amount: int) -> list[Pos
     ]
 
 
-def _spend(till: Till, key: str, kind: str, member: str, amount: int, hub_hold: str | None) -> None:
-    """Post what the session took from points or the wallet, in the sale's commit.
+def _spend_refused(
+    till: Till, kind: str, member: str, amount: int, error: InsufficientFunds
+) -> None:
+    """A session's points or wallet value are no longer there, said as the POS needs it.
 
-    The session took it in memory; the ledger's own check here is the last
-    word (another process on this file may have spent it since), and a
-    refusal rolls the whole sale back, so the POS can pay otherwise.
+    The session took them in memory; the ledger's own check in the sale's
+    commit is the last word (another process on this file may have spent
+    them since), and the refusal rolls the whole sale back, so the POS can
+    pay otherwise.
     """
-    memo = json.dumps({"hub_holds": [hub_hold]}) if hub_hold else None
-    try:
-        till.ledger.transfer(key, tender_postings(till, kind, member, amount), memo=memo)
-    except InsufficientFunds as error:
-        if kind == "points":
-            raise NotEnoughPoints(f"the {amount} points are no longer there") from error
-        available = till.money(max(0, till._wallet_minor(member)))
-        raise WalletShort(
-            f"the wallet holds {available}, less than {till.money(amount)}", available=available
-        ) from error
+    if kind == "points":
+        raise NotEnoughPoints(f"the {amount} points are no longer there") from error
+    available = till.money(max(0, till._wallet_minor(member)))
+    raise WalletShort(
+        f"the wallet holds {available}, less than {till.money(amount)}", available=available
+    ) from error
 
 
 def _post_hold(till: Till, key: str, hold: str, hub_hold: str | None) -> bool:
@@ -292,35 +349,38 @@ def _post_hold(till: Till, key: str, hold: str, hub_hold: str | None) -> bool:
     return True
 
 
-def _sell_value(till: Till, ref: str, basket: Basket, member_id: str | None) -> None:
+def _sell_value(
+    till: Till, ref: str, basket: Basket, member_id: str | None, entries: _Entries
+) -> None:
     """Lines that sell value: activate the gift card, credit the top-up (in the sale's commit)."""
     currency = till.currency
     for index, line in enumerate(basket.lines):
         if line.category == GIFT_CARD:
             code = parse_code(line.reference)
             account = f"voucher:{code}"
+            entries.flush()  # the accounts exist before a transfer names them
             till.ledger.open_account(
                 account, currency, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
             )
             source = f"sys:vouchers:sold:{currency}"
             till.ledger.open_account(source, currency)
-            till.ledger.transfer(
+            entries.add(
                 f"r:{ref}:activate:{index}",
                 [
                     Posting.debit(source, Money(line.net, currency)),
                     Posting.credit(account, Money(line.net, currency)),
                 ],
-                memo=json.dumps({"receipt": ref, "gift_card": code}),
+                json.dumps({"receipt": ref, "gift_card": code}),
             )
         elif line.category == STORED_VALUE:
             member = line.reference or member_id or ""
-            till.ledger.transfer(
+            entries.add(
                 f"r:{ref}:topup:{index}",
                 [
                     Posting.debit(f"sys:wallet:float:{currency}", Money(line.net, currency)),
                     Posting.credit(till.wallet_account(member), Money(line.net, currency)),
                 ],
-                memo=json.dumps({"receipt": ref, "topup": member}),
+                json.dumps({"receipt": ref, "topup": member}),
             )
 
 
@@ -332,6 +392,7 @@ def _credit_points(
     earn: EarnResult,
     at: datetime,
     summary: dict[str, int],
+    entries: _Entries,
 ) -> None:
     expires_at = None
     if earn.expires_on is not None:
@@ -351,13 +412,13 @@ def _credit_points(
         }
     )
     if till.rules.pending_days:
-        till.ledger.transfer(
+        entries.add(
             f"r:{ref}:earn",
             [
                 Posting.debit("sys:points:issued", Points(points)),
                 Posting.credit(till.pending_account(member_id), Points(points)),
             ],
-            memo=memo,
+            memo,
         )
         till._conn.execute(
             "INSERT INTO till_pending_points (receipt, member, points, spendable_on, expires_at,"
@@ -371,11 +432,11 @@ def _credit_points(
             ),
         )
         return
-    till.ledger.transfer(
+    entries.add(
         f"r:{ref}:earn",
         [
             Posting.debit("sys:points:issued", Points(points)),
             Posting.credit(till.points_account(member_id), Points(points), expires_at=expires_at),
         ],
-        memo=memo,
+        memo,
     )
