@@ -16,6 +16,11 @@ instructions; and a flush latency held fixed so time ratios do not follow the di
   divided by ``n``: the work of one operation, repeatable to about a per cent
   whatever else the machine is doing. A warm-up run first writes the
   bytecode caches, so compiling a changed module is counted in neither.
+- `window_instructions(args, n)`: the same from one run, where callgrind
+  counts only inside the benchmark's `counting()` block around its ``n``
+  operations (a callgrind client request): no start-up, imports or set-up
+  in the figure at all, so nothing else that differs between two runs (a
+  module compiled in one of them, say) can move it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +167,71 @@ def instructions(extra: list[str], n: int) -> float:
     # run is thrown away, so compiling is in neither of the two compared.
     total(0)
     return (total(n) - total(0)) / n
+
+
+_WINDOW_SOURCE = r"""
+#include <valgrind/callgrind.h>
+
+/* Outside valgrind these do nothing. */
+void loyalty_count_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
+void loyalty_count_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+"""
+
+
+def _window_library() -> Path:
+    BUILD.mkdir(exist_ok=True)
+    source, library = BUILD / "count_window.c", BUILD / "count_window.so"
+    if not library.exists() or source.read_text() != _WINDOW_SOURCE:
+        source.write_text(_WINDOW_SOURCE)
+        subprocess.run(
+            ["gcc", "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True
+        )
+    return library
+
+
+@contextmanager
+def counting() -> Iterator[None]:
+    """Under `window_instructions`, callgrind counts what runs inside, and only that."""
+    library = ctypes.CDLL(str(_window_library()))
+    library.loyalty_count_start()
+    try:
+        yield
+    finally:
+        library.loyalty_count_stop()
+
+
+def window_instructions(extra: list[str], n: int) -> float:
+    """Callgrind instructions of one operation: those inside `counting()` / n."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("valgrind is needed for instruction counts (apt install valgrind)")
+    _window_library()  # built before the run, so building is not in it
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        env = dict(os.environ, PYTHONHASHSEED="0", LOYALTY_BENCH_SEED="0")
+        env.pop("LD_PRELOAD", None)
+        subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+                "--dump-line=no",
+                sys.executable,
+                sys.argv[0],
+                *extra,
+                "--count",
+                str(n),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        # With collection toggled, "summary" is 0 and "totals" holds the count.
+        match = re.search(r"^totals:\s*(\d+)", out.read_text(), re.MULTILINE)
+        if match is None:
+            raise RuntimeError("no instruction total in callgrind's output")
+        return int(match.group(1)) / n
 
 
 class Counter:

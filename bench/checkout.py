@@ -35,7 +35,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _common import BareCommit, percentile, result
-from _measure import BUILD, Counter, fsyncs, instructions, parse_phase, rerun_with_shim
+from _measure import (
+    BUILD,
+    Counter,
+    counting,
+    fsyncs,
+    parse_phase,
+    rerun_with_shim,
+    window_instructions,
+)
 
 from loyaltysdk import Basket, Line, Money, Points, Till
 from loyaltysdk._cli_demo import DEMO_RULES, demo_rules
@@ -208,8 +216,9 @@ def main() -> None:
             shop = Shop(Path(tmp) / "till.db", 5)
             for n in range(3):
                 shop.checkout(-n - 1)
-            for n in range(count or 0):
-                shop.checkout(n)
+            with counting():
+                for n in range(count or 0):
+                    shop.checkout(n)
         return
     if phase == "wall":
         bare, checkout, flushed = wall(count or 1_000)
@@ -221,8 +230,8 @@ def main() -> None:
         f"per checkout: {seen['statements']:.1f} SQL statements, {seen['commits']:.2f} commits,"
         f" {seen['frames']:.1f} WAL frames (pages written)"
     )
-    instr = instructions(["--phase", "instr"], 20)
-    print(f"per checkout: {instr / 1e6:.2f} M instructions (callgrind, 20 checkouts minus 0)")
+    instr = window_instructions(["--phase", "instr"], 50)
+    print(f"per checkout: {instr / 1e6:.2f} M instructions (callgrind, inside 50 checkouts)")
     ratios = {}
     for delay in (200, 1_000):
         out = rerun_with_shim(delay, ["--phase", "wall", "--count", str(runs)])
