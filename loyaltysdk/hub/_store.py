@@ -386,9 +386,10 @@ class PostgresHubStore:
         if not pending:
             return None
         self._begun = True
-        cursor = None
         if len(pending) == 1:
-            return self._conn.execute(*pending[0])
+            # A BEGIN or COMMIT alone: a simple query, as psycopg's own transactions send it.
+            sql, args = pending[0]
+            return self._conn.execute(sql, args or None, prepare=False)
         with self._conn.pipeline():
             for sql, args in pending:
                 cursor = self._conn.execute(sql, args)
