@@ -29,169 +29,6 @@ def _whole(name: str, value: object, *, minimum: int = 0) -> int:
     return value
 
 
-@attrs.frozen(init=False)
-class Line:
-    """One basket line.
-
-    Prices are `Money` (``Line("A", 2, Money(1250, "EUR"))``), or ints in
-    minor units of the basket's currency (the rules' own compact form, as in
-    rules files and tests). Either way the attributes hold minor units, which
-    is what the rules compute with; a `Money` price in another currency than
-    the basket's is refused when the basket is made.
-
-    Attributes:
-        sku, category, brand: what was bought.
-        quantity: units (a positive integer).
-        unit_price: price per unit before discount, in minor units.
-        discount: discount on the whole line (0 or more, at most the gross).
-        reference: what the line sells when it is value itself: the voucher
-            code a gift-card line activates, or the member a stored-value
-            top-up line credits (see the till's checkout).
-        currency: the currency the prices were given in as `Money`, else None.
-    """
-
-    sku: str
-    quantity: int
-    unit_price: int
-    category: str = ""
-    brand: str = ""
-    discount: int = 0
-    reference: str = ""
-    currency: str | None = attrs.field(default=None, eq=False, repr=False)
-
-    def __init__(
-        self,
-        sku: str,
-        quantity: int,
-        unit_price: int | Money,
-        category: str = "",
-        brand: str = "",
-        discount: int | Money = 0,
-        reference: str = "",
-        currency: str | None = None,
-    ) -> None:
-        for value in (unit_price, discount):
-            if isinstance(value, Money):
-                if currency is not None and value.currency != currency:
-                    raise BasketError(f"line {sku}: prices in {currency} and {value.currency}")
-                currency = value.currency
-        self.__attrs_init__(
-            sku,
-            quantity,
-            unit_price.minor if isinstance(unit_price, Money) else unit_price,
-            category,
-            brand,
-            discount.minor if isinstance(discount, Money) else discount,
-            reference,
-            currency,
-        )
-
-    def __attrs_post_init__(self) -> None:
-        _whole("quantity", self.quantity, minimum=1)
-        _whole("unit_price", self.unit_price)
-        _whole("discount", self.discount)
-        if self.quantity * self.unit_price > MAX_AMOUNT:
-            raise BasketError(f"line {self.sku}: its price is beyond the maximum amount")
-        if self.discount > self.quantity * self.unit_price:
-            raise BasketError(f"line {self.sku}: discount exceeds the line's price")
-
-    @property
-    def gross(self) -> int:
-        return self.quantity * self.unit_price
-
-    @property
-    def net(self) -> int:
-        """What the customer pays for the line."""
-        return self.gross - self.discount
-
-
-def _lines(lines: Iterable[Line]) -> tuple[Line, ...]:
-    return tuple(lines)
-
-
-def _segments(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(names)
-
-
-@attrs.frozen
-class Basket:
-    """The lines of one receipt, in one currency."""
-
-    currency: str
-    lines: tuple[Line, ...] = attrs.field(converter=_lines)
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.currency, str) or not (
-            len(self.currency) == 3
-            and self.currency.isascii()
-            and self.currency.isalpha()
-            and self.currency.isupper()
-        ):
-            raise BasketError(f"a basket's currency is an ISO 4217 code, not {self.currency!r}")
-        for line in self.lines:
-            if not isinstance(line, Line):
-                raise BasketError(f"a basket holds Line values, not {line!r}")
-            if line.currency is not None and line.currency != self.currency:
-                raise BasketError(
-                    f"line {line.sku} is priced in {line.currency}, the basket in {self.currency}"
-                )
-        if self.total > MAX_AMOUNT:
-            raise BasketError(f"the basket's total is beyond the maximum amount {MAX_AMOUNT}")
-
-    @property
-    def total(self) -> int:
-        """The lines' net total in minor units (the rules' view; a checkout's `total` is Money)."""
-        return sum(line.net for line in self.lines)
-
-
-@attrs.frozen
-class Member:
-    """Who is buying, as the rules see them.
-
-    Attributes:
-        id: the member number.
-        tier: the member's current tier name ("" for none).
-        segments: marketing segments the member belongs to.
-        birthday: the date of birth, if known.
-        earned_this_period: points already earned in the current cap period
-            (for the per-member cap).
-        used_rules: rules with a frequency limit (`once_per`) this member
-            has already had in the rule's current period; they do not apply.
-    """
-
-    id: str
-    tier: str = ""
-    segments: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
-    birthday: date | None = None
-    earned_this_period: int = 0
-    used_rules: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
-
-
-@attrs.frozen
-class Context:
-    """Where and when: the store, its region and time zone, and the moment of sale."""
-
-    store: str
-    at: datetime
-    timezone: str = "UTC"
-    region: str = ""
-
-    def __attrs_post_init__(self) -> None:
-        if self.at.tzinfo is None:
-            raise RulesError("the context time must be timezone-aware")
-
-
-# The engine makes a result object per line and per contribution, about 120
-# for a 30-line basket, and with a Python __init__ (a frame per object) they
-# were about 40 % of an evaluation's instructions. These two are immutable
-# tuples underneath, so the engine builds them with tuple.__new__ from
-# columns (C all the way, no frame). To the caller they are what attrs made
-# of them before (tests/rules/test_results.py): the same attributes (read
-# through itemgetter properties), equality, hashing and repr, frozen and
-# unordered; they also happen to be sequences of their fields, as a
-# namedtuple is.
-
-
 class _Record(tuple[Any, ...]):
     """An immutable record on a tuple: attrs' frozen semantics, a tuple's cost.
 
@@ -250,6 +87,212 @@ class _Record(tuple[Any, ...]):
 
 def _item(n: int, doc: str) -> Any:
     return property(itemgetter(n), doc=doc)
+
+
+class Line(_Record):
+    """One basket line.
+
+    Prices are `Money` (``Line("A", 2, Money(1250, "EUR"))``), or ints in
+    minor units of the basket's currency (the rules' own compact form, as in
+    rules files and tests). Either way the attributes hold minor units, which
+    is what the rules compute with; a `Money` price in another currency than
+    the basket's is refused when the basket is made.
+
+    Attributes:
+        sku, category, brand: what was bought.
+        quantity: units (a positive integer).
+        unit_price: price per unit before discount, in minor units.
+        discount: discount on the whole line (0 or more, at most the gross).
+        reference: what the line sells when it is value itself: the voucher
+            code a gift-card line activates, or the member a stored-value
+            top-up line credits (see the till's checkout).
+        currency: the currency the prices were given in as `Money`, else None
+            (not compared, not shown).
+
+    A POS builds a basket's lines at every checkout, so a line is a tuple
+    with the checks inline: a few hundred instructions, not an attrs
+    object's thousands (bench/checkout.py counts them as the checkout's).
+    """
+
+    __slots__ = ()
+    __match_args__ = (
+        "sku",
+        "quantity",
+        "unit_price",
+        "category",
+        "brand",
+        "discount",
+        "reference",
+        "currency",
+    )
+    _fields = __match_args__
+    _compared = _shown = 7
+
+    def __new__(
+        cls,
+        sku: str,
+        quantity: int,
+        unit_price: int | Money,
+        category: str = "",
+        brand: str = "",
+        discount: int | Money = 0,
+        reference: str = "",
+        currency: str | None = None,
+    ) -> Line:
+        if type(unit_price) is not int or type(discount) is not int:
+            for value in (unit_price, discount):
+                if isinstance(value, Money):
+                    if currency is not None and value.currency != currency:
+                        raise BasketError(f"line {sku}: prices in {currency} and {value.currency}")
+                    currency = value.currency
+            unit_price = unit_price.minor if isinstance(unit_price, Money) else unit_price
+            discount = discount.minor if isinstance(discount, Money) else discount
+        if type(quantity) is not int or type(unit_price) is not int or type(discount) is not int:
+            _whole("quantity", quantity, minimum=1)
+            _whole("unit_price", unit_price)
+            _whole("discount", discount)
+        gross = quantity * unit_price
+        if not (
+            1 <= quantity <= MAX_AMOUNT and unit_price >= 0 and 0 <= discount <= gross <= MAX_AMOUNT
+        ):
+            _whole("quantity", quantity, minimum=1)
+            _whole("unit_price", unit_price)
+            _whole("discount", discount)
+            if gross > MAX_AMOUNT:
+                raise BasketError(f"line {sku}: its price is beyond the maximum amount")
+            raise BasketError(f"line {sku}: discount exceeds the line's price")
+        return tuple.__new__(
+            cls, (sku, quantity, unit_price, category, brand, discount, reference, currency)
+        )
+
+    if TYPE_CHECKING:
+
+        @property
+        def sku(self) -> str: ...
+        @property
+        def quantity(self) -> int: ...
+        @property
+        def unit_price(self) -> int: ...
+        @property
+        def category(self) -> str: ...
+        @property
+        def brand(self) -> str: ...
+        @property
+        def discount(self) -> int: ...
+        @property
+        def reference(self) -> str: ...
+        @property
+        def currency(self) -> str | None: ...
+
+    else:
+        sku = _item(0, "What was bought.")
+        quantity = _item(1, "Units (a positive integer).")
+        unit_price = _item(2, "Price per unit before discount, in minor units.")
+        category = _item(3, "What was bought: its category.")
+        brand = _item(4, "What was bought: its brand.")
+        discount = _item(5, "Discount on the whole line, in minor units.")
+        reference = _item(6, "The voucher code or member a value line sells to.")
+        currency = _item(7, "The currency the prices were given in as Money, else None.")
+
+    @property
+    def gross(self) -> int:
+        return self[1] * self[2]  # type: ignore[no-any-return]
+
+    @property
+    def net(self) -> int:
+        """What the customer pays for the line."""
+        return self[1] * self[2] - self[5]  # type: ignore[no-any-return]
+
+
+def _lines(lines: Iterable[Line]) -> tuple[Line, ...]:
+    return tuple(lines)
+
+
+def _segments(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
+
+
+@attrs.frozen
+class Basket:
+    """The lines of one receipt, in one currency."""
+
+    currency: str
+    lines: tuple[Line, ...] = attrs.field(converter=_lines)
+    # Read several times a checkout; the lines cannot change.
+    _total: int = attrs.field(init=False, default=0, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.currency, str) or not (
+            len(self.currency) == 3
+            and self.currency.isascii()
+            and self.currency.isalpha()
+            and self.currency.isupper()
+        ):
+            raise BasketError(f"a basket's currency is an ISO 4217 code, not {self.currency!r}")
+        for line in self.lines:
+            if not isinstance(line, Line):
+                raise BasketError(f"a basket holds Line values, not {line!r}")
+            if line.currency is not None and line.currency != self.currency:
+                raise BasketError(
+                    f"line {line.sku} is priced in {line.currency}, the basket in {self.currency}"
+                )
+        total = sum(line[1] * line[2] - line[5] for line in self.lines)
+        if total > MAX_AMOUNT:
+            raise BasketError(f"the basket's total is beyond the maximum amount {MAX_AMOUNT}")
+        object.__setattr__(self, "_total", total)
+
+    @property
+    def total(self) -> int:
+        """The lines' net total in minor units (the rules' view; a checkout's `total` is Money)."""
+        return self._total
+
+
+@attrs.frozen
+class Member:
+    """Who is buying, as the rules see them.
+
+    Attributes:
+        id: the member number.
+        tier: the member's current tier name ("" for none).
+        segments: marketing segments the member belongs to.
+        birthday: the date of birth, if known.
+        earned_this_period: points already earned in the current cap period
+            (for the per-member cap).
+        used_rules: rules with a frequency limit (`once_per`) this member
+            has already had in the rule's current period; they do not apply.
+    """
+
+    id: str
+    tier: str = ""
+    segments: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
+    birthday: date | None = None
+    earned_this_period: int = 0
+    used_rules: frozenset[str] = attrs.field(default=frozenset(), converter=_segments)
+
+
+@attrs.frozen
+class Context:
+    """Where and when: the store, its region and time zone, and the moment of sale."""
+
+    store: str
+    at: datetime
+    timezone: str = "UTC"
+    region: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise RulesError("the context time must be timezone-aware")
+
+
+# The engine makes a result object per line and per contribution, about 120
+# for a 30-line basket, and with a Python __init__ (a frame per object) they
+# were about 40 % of an evaluation's instructions. These two are immutable
+# tuples underneath, so the engine builds them with tuple.__new__ from
+# columns (C all the way, no frame). To the caller they are what attrs made
+# of them before (tests/rules/test_results.py): the same attributes (read
+# through itemgetter properties), equality, hashing and repr, frozen and
+# unordered; they also happen to be sequences of their fields, as a
+# namedtuple is.
 
 
 class Contribution(_Record):
