@@ -292,7 +292,8 @@ class Context:
 # of them before (tests/rules/test_results.py): the same attributes (read
 # through itemgetter properties), equality, hashing and repr, frozen and
 # unordered; they also happen to be sequences of their fields, as a
-# namedtuple is.
+# namedtuple is, and are no longer attrs classes (attrs.asdict on an
+# EarnResult gives lists for them; nothing in the SDK serializes them).
 
 
 class Contribution(_Record):
