@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 from itertools import islice, repeat
-from operator import attrgetter
+from operator import itemgetter
 
 from .._errors import RulesError
 from ._model import Basket, Context, Contribution, EarnResult, LineResult, Member
@@ -52,7 +52,7 @@ _Group = tuple[int, ...]
 _LineIndex = tuple[dict[str, _Group], dict[str, _Group], dict[str, _Group], _Group]
 _Condition = tuple[Who, When, Where]
 _PLANS = 64  # compiled outcomes kept per engine (a rule set has few in practice)
-_SKU = attrgetter("sku")
+_SKU = itemgetter(0)  # a Line's sku (a Line is a tuple: see _model)
 _new = tuple.__new__  # (a result type, its fields): see _model
 
 
@@ -326,18 +326,17 @@ class RulesEngine:
         add_owner, add_value = owners.append, values.append
         add_start, add_net, add_reason = starts.append, nets.append, reasons.append
 
-        for line in basket.lines:
-            quantity = line.quantity
-            discount = line.discount
-            net = quantity * line.unit_price - discount
+        # A Line is a tuple (see _model): unpacked in its field order, as
+        # six reads through its properties would cost more than the rest of
+        # a line without rules.
+        for sku, quantity, unit_price, category, brand, discount, _, _ in basket.lines:
+            net = quantity * unit_price - discount
             add_net(net)
             add_start(len(values))
-            category = line.category
             if category in exclude_categories:
                 add_reason(f"{category} earns no points")
                 excluded += 1
                 continue
-            sku = line.sku
             if sku in exclude_skus:
                 add_reason("this item earns no points")
                 excluded += 1
@@ -347,7 +346,7 @@ class RulesEngine:
             # Once each, in document order: the category's group (which holds
             # the rules for every line too), then any the brand or SKU adds.
             found: Sequence[int] = by_category.get(category, every)
-            more = by_brand.get(line.brand)
+            more = by_brand.get(brand)
             if more:
                 found = sorted({*found, *more}) if overlap else sorted([*found, *more])
             more = by_sku.get(sku)
