@@ -297,7 +297,8 @@ class PgCounter:
 
     Statements and round trips come from libpq's own protocol trace (a frontend
     ``Query`` or ``Execute`` message is a statement, a ``ReadyForQuery`` ends a
-    round trip), so nothing in the code under test is wrapped. Rows per table
+    round trip, a backend ``CommandComplete "COMMIT"`` is a commit), so nothing
+    in the code under test is wrapped. Rows per table
     are the server's counters (``pg_stat_user_tables``) for `schema`; WAL bytes
     and flushes are cluster-wide (``pg_stat_wal``: another session writing at
     the same time adds to them). CPU: this process, and the server backend
@@ -360,10 +361,13 @@ class PgCounter:
             side, kind = parts[0], parts[2].strip()
             if side == "F" and kind in ("Query", "Execute"):
                 self.statements += 1
-                if kind == "Query" and parts[3].strip().strip('"').upper() == "COMMIT":
-                    self.commits += 1
             elif side == "B" and kind == "ReadyForQuery":
                 self.round_trips += 1
+            elif side == "B" and kind == "CommandComplete":
+                # The server's word for a commit, sent alone or in a pipeline
+                # (where the client's COMMIT is a Parse/Bind/Execute).
+                if parts[3].strip().strip('"').upper() == "COMMIT":
+                    self.commits += 1
         self._trace.close()
         after = self._tables()
         for name, (ins, upd, dele) in after.items():

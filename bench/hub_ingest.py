@@ -234,9 +234,6 @@ def main() -> None:
     print(copy_counts.describe(count, "txn", batches))
     print(f"hub ingest                {rate:10,.0f} transactions/s   ratio to COPY {ratio:.2f}")
     print(ingest_counts.describe(count, "txn", batches))
-    # `PgCounter` sees a COMMIT sent as a simple query; ingest's goes out in a
-    # pipeline with its last writes (one per batch all the same).
-    print("  (ingest's COMMIT is pipelined: counted among statements, not as commits)")
     print(
         f"duplicate replay          {count / replay:10,.0f} records/s"
         f"   ({ingest / replay:.1f}x faster than ingest)"
