@@ -51,6 +51,8 @@ from loyaltysdk.ledger import Posting
 
 BLOCK = 50
 LOTS = 10_000
+#: Points a benchmark checkout redeems, and what each of the big file's lots holds.
+REDEEM = 100
 
 
 class Shop:
@@ -85,7 +87,7 @@ class Shop:
         ]
         start = time.perf_counter()
         sale = till.checkout(Basket("EUR", lines), till.identify(uid))
-        sale.redeem_points(min(100, sale.quote().max_redeemable))
+        sale.redeem_points(min(REDEEM, sale.quote().max_redeemable))
         sale.complete(f"B-{n}-{member}")
         return time.perf_counter() - start
 
@@ -140,9 +142,17 @@ def wall(count: int) -> tuple[float, float, float]:
 
 
 def big_file(entries: int) -> Path:
-    """A till file with `entries` journal entries and member M-0 holding LOTS open lots."""
+    """A till file with `entries` journal entries and member M-0 holding LOTS open lots.
+
+    Each lot holds what one checkout redeems, so a redemption takes one lot
+    here as on the fresh file (whose lots are the seed sale's and each
+    checkout's earnings): the two do the same work, and only the file's size
+    and the lots the member holds differ. With one-point lots, a redemption
+    of 100 points would rightly write 100 lots and 100 lot moves, work the
+    fresh file's checkout does not do.
+    """
     BUILD.mkdir(exist_ok=True)
-    path = BUILD / f"till-{entries}.db"
+    path = BUILD / f"till-{entries}-lots{REDEEM}.db"
     if path.exists():
         return path
     building = path.with_suffix(".building")
@@ -159,12 +169,12 @@ def big_file(entries: int) -> Path:
     while made < entries:
         with ledger.atomic():
             for _ in range(min(batch, entries - made)):
-                if made < LOTS:  # small earnings: each its own open lot
+                if made < LOTS:  # earnings: each its own open lot
                     ledger.transfer(
                         f"lot-{made}",
                         [
-                            Posting.debit("sys:points:issued", Points(1)),
-                            Posting.credit(account, Points(1), expires_at=expires),
+                            Posting.debit("sys:points:issued", Points(REDEEM)),
+                            Posting.credit(account, Points(REDEEM), expires_at=expires),
                         ],
                     )
                 else:
