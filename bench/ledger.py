@@ -6,7 +6,7 @@ postings (wallet -> sales, points issued -> the member's points lot), its
 journal row and its outbox record, one durable commit. Measured in one run:
 
 - per transfer: SQL statements, commits, WAL frames (pages written);
-- instructions per transfer (callgrind, N transfers minus 0), beside the
+- instructions per transfer (callgrind, counted inside the N transfers only), beside the
   floor: the same rows written with one executemany per table and no reads
   (the least any ledger with these tables could do);
 - p50 against a bare one-row durable commit with the flush held at 200 us
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import BareCommit, percentile, result
-from _measure import Counter, instructions, parse_phase, rerun_with_shim
+from _measure import Counter, counting, parse_phase, rerun_with_shim, window_instructions
 
 from loyaltysdk import Money, Points
 from loyaltysdk.ledger import AccountFlags, Ledger, Posting
@@ -226,13 +226,14 @@ def main() -> None:
                 for n in range(5):
                     sale(ledger, -n - 1, 5, batched=phase == "batch")
             conn = ledger.store.connection  # type: ignore[attr-defined]
-            for n in range(count or 0):
-                if phase == "instr":
-                    purchase(ledger, n, 5)
-                elif phase == "floor":
-                    floor(conn, n)
-                else:
-                    sale(ledger, n, 5, batched=phase == "batch")
+            with counting():
+                for n in range(count or 0):
+                    if phase == "instr":
+                        purchase(ledger, n, 5)
+                    elif phase == "floor":
+                        floor(conn, n)
+                    else:
+                        sale(ledger, n, 5, batched=phase == "batch")
         return
     if phase == "wall":
         bare, p50, throughput = wall(count or 2_000)
@@ -244,14 +245,14 @@ def main() -> None:
         f"per transfer: {seen['statements']:.1f} SQL statements, {seen['commits']:.2f} commits,"
         f" {seen['frames']:.2f} WAL frames (pages written)"
     )
-    instr = instructions(["--phase", "instr"], 200)
-    least = instructions(["--phase", "floor"], 200)
+    instr = window_instructions(["--phase", "instr"], 200)
+    least = window_instructions(["--phase", "floor"], 200)
     print(
         f"per transfer: {instr / 1e3:.0f} k instructions; the floor (same rows, executemany,"
         f" no reads) {least / 1e3:.0f} k"
     )
-    batch = instructions(["--phase", "batch"], 200)
-    pair = instructions(["--phase", "pair"], 200)
+    batch = window_instructions(["--phase", "batch"], 200)
+    pair = window_instructions(["--phase", "pair"], 200)
     print(
         f"per sale of 2 points entries: transfer_many {seen['batch statements']:.1f} SQL"
         f" statements, {batch / 1e3:.0f} k instructions; as 2 transfers in atomic()"
