@@ -255,9 +255,11 @@ def test_ev1_authentication_both_sides_agree() -> None:
     card = Ev1CardAuthentication(0, key, rnd_b=bytes(range(16)))
     reader = Ev1Authentication(0, key, rnd_a=bytes(range(100, 116)))
     answer = reader.respond(card.challenge())
-    reply, card_key = card.verify(answer)
+    reply, card_session = card.verify(answer)
+    reader_session = reader.finish(reply)
     assert (
-        reader.finish(reply)
-        == card_key
+        reader_session.key
+        == card_session.key
         == ev1_session_key(bytes(range(100, 116)), bytes(range(16)))
     )
+    assert reader_session.iv == card_session.iv == bytes(16)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""DESFire EV2 secure messaging and the authentication handshakes, as pure objects.
+"""DESFire EV2 and EV1 secure messaging and the authentication handshakes, as pure objects.
 
 Nothing here touches a transport: an authentication is a sequence of steps
 (make the first command, answer the card's challenge, check its reply), and
@@ -15,6 +15,18 @@ their odd bytes. Full mode encrypts data (ISO/IEC 9797-1 method 2 padding)
 with AES-CBC under KSesAuthENC, the IV being the encryption of
 ``A5 5A || TI || CmdCtr || 0*8`` for commands and ``5A A5 || ...`` for
 responses.
+
+EV1 after AuthenticateAES (`Ev1Session`; libfreefare's mifare_desfire_crypto.c
+and the EV1 communication examples published with sotechcllc/RFDoorLock show
+the same rules) keeps one 16-byte IV for the whole session, zero at the start.
+Every command and every answer moves it: a CMAC started from the IV
+instead of from zero, over ``Cmd || header || data`` for a command and
+``data || status`` for an answer, becomes the next IV. A command carries the
+first 8 bytes of its CMAC only when it sends file data in MAC mode (Credit,
+Debit, WriteRecord...); every successful answer carries them unless it is
+enciphered. Full mode enciphers ``data || CRC32`` with zero padding in
+AES-CBC from the IV, whose last block is the next IV; the CRC32 covers
+``Cmd || header || data`` for a command and ``data || status`` for an answer.
 """
 
 from __future__ import annotations
@@ -26,10 +38,12 @@ import attrs
 
 from ..._errors import CardAuthenticationFailed, CardIntegrityError, MalformedResponse
 from ..crypto import (
+    BLOCK,
     ZERO_IV,
     aes_cmac,
     cbc_decrypt,
     cbc_encrypt,
+    desfire_crc32,
     encrypt_block,
     equal,
     ev1_session_key,
@@ -46,6 +60,9 @@ _MAX_COUNTER = 0xFFFF
 AUTHENTICATE_EV2_FIRST = 0x71
 AUTHENTICATE_EV2_NON_FIRST = 0x77
 AUTHENTICATE_AES = 0xAA
+#: ChangeKey, whose EV1 cryptogram puts the new key's CRC32 after the command's.
+_CHANGE_KEY = 0xC4
+_CRC_LENGTH = 4
 
 
 class CommMode(enum.IntEnum):
@@ -198,6 +215,167 @@ class Ev2Session:
             self.counter += 1
 
 
+def _zero_padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % BLOCK)
+
+
+def _split_crc(plain: bytes, prefix: bytes, suffix: bytes) -> bytes | None:
+    """The data of a deciphered ``data || CRC32(prefix || data || suffix) || 00..``.
+
+    The data length is not sent, so every place the CRC can sit (with less
+    than a block of zero padding after it) is tried, shortest data first:
+    longest first would be wrong, as this CRC (no final XOR) of a message
+    followed by its own CRC is zero, and stays zero over zero padding, so
+    the last four bytes of every such plaintext "match". A wrong key or a
+    flipped bit matches nowhere but once in 2**32.
+    """
+    last = len(plain) - _CRC_LENGTH
+    for end in range(max(0, last - BLOCK + 1), last + 1):
+        if any(plain[end + _CRC_LENGTH :]):
+            continue
+        if equal(desfire_crc32(prefix + plain[:end] + suffix), plain[end : end + _CRC_LENGTH]):
+            return plain[:end]
+    return None
+
+
+@attrs.define
+class Ev1Session:
+    """An authenticated EV1 AES session: the session key and the IV that chains it.
+
+    Same shape as `Ev2Session`: the reader side calls `wrap` and `unwrap`,
+    the card side `open` and `seal`, each moving the IV as the card does.
+    A failed check leaves the IV wherever it got to; both ends drop the
+    session then, so it is never used again.
+
+    Attributes:
+        key_no: the key the session was authenticated with.
+        key: the session key, RndA[0..3] || RndB[0..3] || RndA[12..15] || RndB[12..15].
+        iv: the current IV, zero right after AuthenticateAES.
+    """
+
+    key_no: int
+    key: bytes = attrs.field(repr=False)
+    iv: bytes = attrs.field(default=ZERO_IV, repr=False)
+
+    def cmac(self, message: bytes) -> bytes:
+        """The 16-byte CMAC of `message` chained from the IV, which it becomes.
+
+        A CMAC started from IV V equals the standard CMAC of one block
+        D(K, V) followed by the message (the first block's encryption is V),
+        as long as the message is not empty; DESFire's never are: a command
+        has its code, an answer its status.
+        """
+        if not message:
+            raise ValueError("EV1 MACs cover at least the command code or the status")
+        self.iv = aes_cmac(self.key, cbc_decrypt(self.key, ZERO_IV, self.iv) + message)
+        return self.iv
+
+    def _encipher(self, plain: bytes) -> bytes:
+        sealed = cbc_encrypt(self.key, self.iv, _zero_padded(plain))
+        self.iv = sealed[-BLOCK:]
+        return sealed
+
+    def _decipher(self, sealed: bytes) -> bytes:
+        if not sealed or len(sealed) % BLOCK:
+            raise CardIntegrityError("enciphered data is not whole AES blocks")
+        plain = cbc_decrypt(self.key, self.iv, sealed)
+        self.iv = sealed[-BLOCK:]
+        return plain
+
+    def _command_plaintext(self, command: int, header: bytes, data: bytes) -> bytes:
+        prefix = bytes([command]) + header
+        if command == _CHANGE_KEY and len(data) == 21:
+            # Another key: XORed key || version, their CRC32 (over the command
+            # too), then the new key's CRC32, as the EV1 datasheet orders them.
+            return data[:17] + desfire_crc32(prefix + data[:17]) + data[17:]
+        return data + desfire_crc32(prefix + data)
+
+    def _command_data(self, command: int, header: bytes, plain: bytes) -> bytes:
+        prefix = bytes([command]) + header
+        data = _split_crc(plain, prefix, b"")
+        if data is not None:
+            return data
+        key_crc_follows = command == _CHANGE_KEY and not any(plain[25:])
+        if key_crc_follows and equal(desfire_crc32(prefix + plain[:17]), plain[17:21]):
+            return plain[:17] + plain[21:25]  # what the EV2 layout hands the card
+        raise CardIntegrityError("enciphered command fails its CRC32")
+
+    # -- reader side -------------------------------------------------------
+
+    def wrap(self, command: int, header: bytes, data: bytes, mode: CommMode) -> bytes:
+        """Protect a command; returns what follows the command byte on the wire.
+
+        Args:
+            command: the command byte (0xDC Debit, ...).
+            header: parameters sent in clear even in full mode (file number...).
+            data: the command data, enciphered in full mode.
+            mode: the communication mode of this command.
+        """
+        if mode is CommMode.FULL and data:
+            return header + self._encipher(self._command_plaintext(command, header, data))
+        mac = self.cmac(bytes([command]) + header + data)
+        if mode is CommMode.MAC and data:
+            return header + data + mac[:MAC_LENGTH]
+        return header + data
+
+    def unwrap(self, status: int, body: bytes, mode: CommMode) -> bytes:
+        """Check a successful answer and return its plain data; moves the IV.
+
+        Args:
+            status: the status byte (0x00).
+            body: the answer data, all frames joined.
+            mode: the communication mode of the command it answers; a
+                full-mode answer without data (to Credit, say) is MACed.
+
+        Raises:
+            CardIntegrityError: the CMAC or CRC32 is wrong.
+            MalformedResponse: the answer is too short for its CMAC, or
+                enciphered data is not whole blocks.
+        """
+        if mode is CommMode.FULL and len(body) != MAC_LENGTH:
+            if not body or len(body) % BLOCK:
+                raise MalformedResponse(f"enciphered answer is not whole AES blocks: {body.hex()}")
+            data = _split_crc(self._decipher(body), b"", bytes([status]))
+            if data is None:
+                raise CardIntegrityError("enciphered answer fails its CRC32: response rejected")
+            return data
+        if len(body) < MAC_LENGTH:
+            raise MalformedResponse(f"response too short for its CMAC: {body.hex()}")
+        data, mac = body[:-MAC_LENGTH], body[-MAC_LENGTH:]
+        if not equal(mac, self.cmac(data + bytes([status]))[:MAC_LENGTH]):
+            raise CardIntegrityError("response CMAC does not match: response rejected")
+        return data
+
+    # -- card side ---------------------------------------------------------
+
+    def open(
+        self, command: int, body: bytes, header_length: int, mode: CommMode
+    ) -> tuple[bytes, bytes]:
+        """Check a command as the card does; returns (header, plain data).
+
+        Raises:
+            CardIntegrityError: wrong CMAC or CRC32 (the card answers 0x1E).
+        """
+        header, data = body[:header_length], body[header_length:]
+        if mode is CommMode.FULL and data:
+            return header, self._command_data(command, header, self._decipher(data))
+        if mode is CommMode.MAC and data:
+            if len(data) <= MAC_LENGTH:
+                raise CardIntegrityError("command too short for its data and CMAC")
+            data, mac = data[:-MAC_LENGTH], data[-MAC_LENGTH:]
+            if not equal(mac, self.cmac(bytes([command]) + header + data)[:MAC_LENGTH]):
+                raise CardIntegrityError("command CMAC does not match")
+            return header, data
+        self.cmac(bytes([command]) + body)
+        return header, data
+
+    def seal(self, status: int, data: bytes, mode: CommMode) -> bytes:
+        """Protect an answer as the card does; moves the IV."""
+        if mode is CommMode.FULL and data:
+            return self._encipher(data + desfire_crc32(data + bytes([status])))
+        return data + self.cmac(data + bytes([status]))[:MAC_LENGTH]
+
+
 class Ev2Authentication:
     """The reader's side of AuthenticateEV2First or AuthenticateEV2NonFirst, step by step.
 
@@ -341,8 +519,8 @@ class Ev1Authentication:
         self._last_block = answer[-16:]
         return answer
 
-    def finish(self, reply: bytes) -> bytes:
-        """Check E(K, RndA') and return the EV1 session key.
+    def finish(self, reply: bytes) -> Ev1Session:
+        """Check E(K, RndA') and start the session (IV zero).
 
         Raises:
             CardAuthenticationFailed: the card did not prove the key.
@@ -353,7 +531,7 @@ class Ev1Authentication:
             raise MalformedResponse(f"authentication reply is {len(reply)} bytes, not 16")
         if not equal(cbc_decrypt(self._key, self._last_block, reply), rotate_left(self._rnd_a)):
             raise CardAuthenticationFailed("the card did not prove the key (RndA' differs)")
-        return ev1_session_key(self._rnd_a, self._rnd_b)
+        return Ev1Session(self.key_no, ev1_session_key(self._rnd_a, self._rnd_b))
 
 
 class Ev1CardAuthentication:
@@ -369,8 +547,8 @@ class Ev1CardAuthentication:
         """E(K, RndB) with a zero IV."""
         return self._challenge
 
-    def verify(self, answer: bytes) -> tuple[bytes, bytes]:
-        """Check the reader's answer; return (reply, session key)."""
+    def verify(self, answer: bytes) -> tuple[bytes, Ev1Session]:
+        """Check the reader's answer; return (reply, the new session)."""
         if len(answer) != 32:
             raise CardAuthenticationFailed("authentication answer is not 32 bytes")
         plain = cbc_decrypt(self._key, self._challenge, answer)
@@ -378,4 +556,4 @@ class Ev1CardAuthentication:
         if not equal(plain[16:], rotate_left(self._rnd_b)):
             raise CardAuthenticationFailed("the reader did not prove the key")
         reply = cbc_encrypt(self._key, answer[-16:], rotate_left(rnd_a))
-        return reply, ev1_session_key(rnd_a, self._rnd_b)
+        return reply, Ev1Session(self.key_no, ev1_session_key(rnd_a, self._rnd_b))
