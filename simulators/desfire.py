@@ -36,6 +36,7 @@ from loyaltysdk.cards.desfire._client import AccessRights
 from loyaltysdk.cards.desfire._secure import (
     CommMode,
     Ev1CardAuthentication,
+    Ev1Session,
     Ev2CardAuthentication,
     Ev2Session,
 )
@@ -195,8 +196,7 @@ class VirtualDesfire:
 
     def _reset_volatile(self) -> None:
         self.selected = 0
-        self.session: Ev2Session | None = None
-        self.ev1_key: bytes | None = None
+        self.session: Ev2Session | Ev1Session | None = None
         self._handshake: Ev2CardAuthentication | Ev1CardAuthentication | None = None
         self._previous: Ev2Session | None = None
         self._frames: list[bytes] = []
@@ -206,7 +206,6 @@ class VirtualDesfire:
     def _refuse(self) -> None:
         # Any refusing status drops authentication and the transaction.
         self.session = None
-        self.ev1_key = None
         self._handshake = None
         self._frames = []
         self._staged, self._debits = {}, {}
@@ -239,6 +238,10 @@ class VirtualDesfire:
         return keys[key_no][0]
 
     def _mode(self, default: CommMode = CommMode.MAC) -> CommMode:
+        if isinstance(self.session, Ev1Session):
+            # EV1 sends management commands without a MAC (their CMAC only
+            # moves the IV) and MACs every answer in either mode.
+            return CommMode.PLAIN
         return default if self.session is not None else CommMode.PLAIN
 
     def _open(self, command: int, data: bytes, header: int, mode: CommMode) -> tuple[bytes, bytes]:
@@ -282,7 +285,7 @@ class VirtualDesfire:
         if handshake is not None:
             self._handshake = None
             if isinstance(handshake, Ev1CardAuthentication):
-                reply, self.ev1_key = handshake.verify(data)
+                reply, self.session = handshake.verify(data)
                 return _OK, reply
             reply, self.session = handshake.verify(data, self._previous)
             return _OK, reply
@@ -296,11 +299,11 @@ class VirtualDesfire:
             raise _Refusal(_LENGTH)
         key_no = data[0]
         key = self._key(key_no)
-        previous = self.session
+        previous = self.session if isinstance(self.session, Ev2Session) else None
         if not first and previous is None:
             raise _Refusal(_AUTH)
         self._staged, self._debits = {}, {}
-        self.session, self.ev1_key = None, None
+        self.session = None
         self._previous = previous
         self._handshake = Ev2CardAuthentication(key_no, key, first=first)
         return _AF, self._handshake.challenge()
@@ -316,7 +319,7 @@ class VirtualDesfire:
             raise _Refusal(_LENGTH)
         key = self._key(data[0])
         self._staged, self._debits = {}, {}
-        self.session, self.ev1_key = None, None
+        self.session = None
         self._handshake = Ev1CardAuthentication(data[0], key)
         return _AF, self._handshake.challenge()
 

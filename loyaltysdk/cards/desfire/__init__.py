@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""MIFARE DESFire EV2: secure messaging, the client, and every status code as an exception."""
+"""MIFARE DESFire EV2 and EV1: secure messaging, the client, every status code as an exception."""
 
 from ._client import AccessRights, DesfireClient, VersionInfo, aid_bytes
 from ._secure import (
     CommMode,
     Ev1Authentication,
     Ev1CardAuthentication,
+    Ev1Session,
     Ev2Authentication,
     Ev2CardAuthentication,
     Ev2Session,
@@ -52,6 +53,7 @@ __all__ = [
     "EepromError",
     "Ev1Authentication",
     "Ev1CardAuthentication",
+    "Ev1Session",
     "Ev2Authentication",
     "Ev2CardAuthentication",
     "Ev2Session",

@@ -6,8 +6,10 @@ every PC/SC reader passes through; answers longer than one frame come in
 0xAF-chained parts that the client joins. After an EV2 authentication every
 command goes through the session (`Ev2Session`): file commands in the
 file's communication mode, management commands MAC-protected, as the EV2
-datasheet requires. Any refusing status, or a card that leaves the field,
-ends the session: the card has dropped it too.
+datasheet requires. After an EV1 AuthenticateAES the same commands go
+through an `Ev1Session` instead (CMAC-chained IV, see `_secure`). Any
+refusing status, or a card that leaves the field, ends the session: the
+card has dropped it too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..transport import Transport
 from ._secure import (
     CommMode,
     Ev1Authentication,
+    Ev1Session,
     Ev2Authentication,
     Ev2Session,
 )
@@ -151,20 +154,22 @@ class DesfireClient:
         transport: the channel to the card.
 
     Attributes:
-        session: the running EV2 session, or None when not authenticated.
-        ev1_session_key: the session key after an EV1 AuthenticateAES, else None.
+        session: the running EV2 or EV1 session, or None when not authenticated.
     """
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.session: Ev2Session | None = None
-        self.ev1_session_key: bytes | None = None
+        self.session: Ev2Session | Ev1Session | None = None
+
+    @property
+    def ev1_session_key(self) -> bytes | None:
+        """The session key of a running EV1 session, else None (kept for older callers)."""
+        return self.session.key if isinstance(self.session, Ev1Session) else None
 
     # -- framing -------------------------------------------------------------
 
     def _drop_session(self) -> None:
         self.session = None
-        self.ev1_session_key = None
 
     def _send(self, command: int, data: bytes) -> tuple[int, bytes]:
         """One command, all its response frames; returns (status byte, data)."""
@@ -233,10 +238,10 @@ class DesfireClient:
         Raises:
             CardAuthenticationFailed: the card refused the key or failed to prove it.
         """
-        if not first and self.session is None:
-            raise CardAuthenticationFailed("AuthenticateEV2NonFirst needs a running session")
+        previous = self.session if isinstance(self.session, Ev2Session) else None
+        if not first and previous is None:
+            raise CardAuthenticationFailed("AuthenticateEV2NonFirst needs a running EV2 session")
         steps = Ev2Authentication(key_no, key, first=first)
-        previous = self.session
         code, data = steps.command()
         self._drop_session()
         status, challenge = self._send(code, data)
@@ -246,11 +251,14 @@ class DesfireClient:
         self.session = steps.finish(reply, previous)
         return self.session
 
-    def authenticate_ev1(self, key_no: int, key: bytes) -> bytes:
-        """EV1 AuthenticateAES (0xAA); returns the EV1 session key.
+    def authenticate_ev1(self, key_no: int, key: bytes) -> Ev1Session:
+        """EV1 AuthenticateAES (0xAA); later commands use EV1 secure messaging.
 
-        Only the handshake is offered for EV1: the stored-value application
-        needs EV2 secure messaging.
+        For cards without EV2 authentication. The session key is the
+        returned session's ``key`` (also `ev1_session_key`).
+
+        Raises:
+            CardAuthenticationFailed: the card refused the key or failed to prove it.
         """
         steps = Ev1Authentication(key_no, key)
         code, data = steps.command()
@@ -259,8 +267,8 @@ class DesfireClient:
         self._expect_auth(code, status, ADDITIONAL_FRAME)
         status, reply = self._send(0xAF, steps.respond(challenge))
         self._expect_auth(code, status, OPERATION_OK)
-        self.ev1_session_key = steps.finish(reply)
-        return self.ev1_session_key
+        self.session = steps.finish(reply)
+        return self.session
 
     def _expect_auth(self, command: int, status: int, expected: int) -> None:
         if status == expected:
