@@ -363,11 +363,14 @@ class PgCounter:
                 self.statements += 1
             elif side == "B" and kind == "ReadyForQuery":
                 self.round_trips += 1
-            elif side == "B" and kind == "CommandComplete":
+            elif (
+                side == "B"
+                and kind == "CommandComplete"
+                and parts[3].strip().strip('"').upper() == "COMMIT"
+            ):
                 # The server's word for a commit, sent alone or in a pipeline
                 # (where the client's COMMIT is a Parse/Bind/Execute).
-                if parts[3].strip().strip('"').upper() == "COMMIT":
-                    self.commits += 1
+                self.commits += 1
         self._trace.close()
         after = self._tables()
         for name, (ins, upd, dele) in after.items():
