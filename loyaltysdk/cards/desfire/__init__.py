@@ -1,7 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """MIFARE DESFire EV2 and EV1: secure messaging, the client, every status code as an exception."""
 
-from ._client import AccessRights, DesfireClient, VersionInfo, aid_bytes
+from ._client import (
+    AccessRights,
+    DesfireClient,
+    FileSettings,
+    FileType,
+    KeyType,
+    VersionInfo,
+    aid_bytes,
+)
 from ._secure import (
     CommMode,
     Ev1Authentication,
@@ -59,8 +67,11 @@ __all__ = [
     "Ev2Session",
     "FileIntegrityError",
     "FileNotFound",
+    "FileSettings",
+    "FileType",
     "IllegalCommand",
     "IntegrityError",
+    "KeyType",
     "LengthError",
     "NoChanges",
     "NoSuchKey",

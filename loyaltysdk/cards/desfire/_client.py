@@ -14,6 +14,7 @@ card has dropped it too.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 
 import attrs
@@ -61,6 +62,19 @@ COMMIT_TRANSACTION = 0xC7
 ABORT_TRANSACTION = 0xA7
 FORMAT_PICC = 0xFC
 DELETE_APPLICATION = 0xDA
+GET_APPLICATION_IDS = 0x6A
+GET_FREE_MEMORY = 0x6E
+GET_KEY_VERSION = 0x64
+GET_DF_NAMES = 0x6D
+GET_FILE_IDS = 0x6F
+GET_FILE_SETTINGS = 0xF5
+AUTHENTICATE_LEGACY = 0x0A  # DES / 2K3DES, D40 secure messaging
+AUTHENTICATE_ISO = 0x1A  # DES / 2K3DES / 3K3DES, EV1 secure messaging
+WRITE_RECORD_NATIVE = 0x3B  # the same WriteRecord as 0x8B
+READ_RECORDS_NATIVE = 0xAB  # the same ReadRecords as 0xBB
+
+#: The DF name of the PICC level, for ISO 7816-4 SELECT (by DF name).
+DESFIRE_DF_NAME = bytes.fromhex("D2760000850100")
 
 #: The largest command data one short APDU carries.
 _MAX_LC = 255
@@ -93,6 +107,96 @@ class AccessRights:
     def decode(cls, data: bytes) -> AccessRights:
         """Parse the two wire bytes."""
         return cls(data[1] >> 4, data[1] & 0xF, data[0] >> 4, data[0] & 0xF)
+
+
+class KeyType(enum.IntEnum):
+    """A key's cipher, as the top bits of a key-count or key-number byte carry it."""
+
+    DES = 0x00  # DES or 2K3DES (a DES key is a 2K3DES key with equal halves)
+    TK3DES = 0x40
+    AES = 0x80
+
+
+class FileType(enum.IntEnum):
+    """The file types GetFileSettings reports."""
+
+    STANDARD = 0x00
+    BACKUP = 0x01
+    VALUE = 0x02
+    LINEAR_RECORD = 0x03
+    CYCLIC_RECORD = 0x04
+
+
+@attrs.frozen
+class FileSettings:
+    """What GetFileSettings reports about one file.
+
+    Attributes:
+        file_type: standard, backup, value, linear or cyclic record file.
+        comm_mode: the file's communication mode.
+        access: who may read, write, read-and-write and change the settings.
+        size: a data file's size in bytes (None for other types).
+        lower_limit, upper_limit: a value file's limits (None otherwise).
+        limited_credit_value: what LimitedCredit may give back now (value files).
+        limited_credit: whether LimitedCredit is enabled (value files).
+        record_size, max_records, current_records: a record file's shape (None otherwise).
+    """
+
+    file_type: FileType
+    comm_mode: CommMode
+    access: AccessRights
+    size: int | None = None
+    lower_limit: int | None = None
+    upper_limit: int | None = None
+    limited_credit_value: int | None = None
+    limited_credit: bool | None = None
+    record_size: int | None = None
+    max_records: int | None = None
+    current_records: int | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> FileSettings:
+        """Parse a GetFileSettings answer.
+
+        Raises:
+            MalformedResponse: unknown file type, communication mode or length.
+        """
+        if len(data) < 4:
+            raise MalformedResponse(f"GetFileSettings returned {len(data)} bytes")
+        try:
+            file_type = FileType(data[0])
+            comm_mode = CommMode(data[1] & 0x03)
+        except ValueError:
+            raise MalformedResponse(f"GetFileSettings: unknown settings {data[:2].hex()}") from None
+        access = AccessRights.decode(data[2:4])
+        rest = data[4:]
+        # Each type's fixed length; EV2 may append SDM or additional access rights
+        # only when flagged in the comm byte's upper bits, which this SDK never sets.
+        expected = {FileType.VALUE: 13, FileType.STANDARD: 3, FileType.BACKUP: 3}
+        if len(rest) != expected.get(file_type, 9):
+            raise MalformedResponse(
+                f"GetFileSettings for a {file_type.name} file returned {len(data)} bytes"
+            )
+        if file_type is FileType.VALUE:
+            return cls(
+                file_type,
+                comm_mode,
+                access,
+                lower_limit=int.from_bytes(rest[0:4], "little", signed=True),
+                upper_limit=int.from_bytes(rest[4:8], "little", signed=True),
+                limited_credit_value=int.from_bytes(rest[8:12], "little", signed=True),
+                limited_credit=bool(rest[12] & 0x01),
+            )
+        if file_type in (FileType.STANDARD, FileType.BACKUP):
+            return cls(file_type, comm_mode, access, size=int.from_bytes(rest, "little"))
+        return cls(
+            file_type,
+            comm_mode,
+            access,
+            record_size=int.from_bytes(rest[0:3], "little"),
+            max_records=int.from_bytes(rest[3:6], "little"),
+            current_records=int.from_bytes(rest[6:9], "little"),
+        )
 
 
 @attrs.frozen
@@ -355,6 +459,35 @@ class DesfireClient:
         self.command(DELETE_APPLICATION, aid_bytes(aid), mode=CommMode.MAC)
         self._drop_session()
 
+    def get_key_version(self, key_no: int) -> int:
+        """GetKeyVersion: the version byte of key `key_no` of the selected level.
+
+        A till checks it before trusting a card's keys: a key still at the
+        factory version was never changed.
+
+        Raises:
+            NoSuchKey: the application has no such key.
+        """
+        if not 0 <= key_no <= 0x0D:
+            raise ValueError(f"key number out of range: {key_no}")
+        answer = self.command(GET_KEY_VERSION, bytes([key_no]), mode=CommMode.MAC)
+        if len(answer) != 1:
+            raise MalformedResponse(f"GetKeyVersion returned {len(answer)} bytes")
+        return answer[0]
+
+    def get_file_settings(self, file_no: int) -> FileSettings:
+        """GetFileSettings: a file's type, mode, access rights and shape.
+
+        Raises:
+            FileNotFound: the selected application has no such file.
+            MalformedResponse: the answer is not a file's settings.
+        """
+        if not 0 <= file_no <= 31:
+            raise ValueError(f"file number out of range: {file_no}")
+        return FileSettings.parse(
+            self.command(GET_FILE_SETTINGS, bytes([file_no]), mode=CommMode.MAC)
+        )
+
     def format_picc(self) -> None:
         """FormatPICC: delete every application (PICC master key session needed)."""
         self.command(FORMAT_PICC, mode=CommMode.MAC)
@@ -466,5 +599,8 @@ __all__ = [
     "AccessRights",
     "DesfireClient",
     "DesfireError",
+    "FileSettings",
+    "FileType",
+    "KeyType",
     "VersionInfo",
 ]
