@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from loyaltysdk.cards.crypto import (
     aes_cmac,
+    cbc_decrypt,
     cbc_encrypt,
     desfire_crc32,
     diversify_aes128,
@@ -19,6 +20,7 @@ from loyaltysdk.cards.desfire import (
     CommMode,
     Ev1Authentication,
     Ev1CardAuthentication,
+    Ev1Session,
     Ev2Authentication,
     Ev2Session,
 )
@@ -263,3 +265,154 @@ def test_ev1_authentication_both_sides_agree() -> None:
         == ev1_session_key(bytes(range(100, 116)), bytes(range(16)))
     )
     assert reader_session.iv == card_session.iv == bytes(16)
+
+
+# The AES part of "DESFire EV1 Communication Examples" (Elmue's debug output
+# from a real EV1 card, published in github.com/sotechcllc/RFDoorLock as
+# "Desfire EV1 Communication Examples.htm"): an AuthenticateAES, then the
+# CMAC-chained IV across commands, and ChangeKey cryptograms.
+ELMUE_KEY = h("10182028303840485058606870788088")
+
+
+def test_ev1_authenticate_aes_elmue() -> None:
+    reader = Ev1Authentication(0, ELMUE_KEY, rnd_a=h("90F7A201C4DB760538FF8A49EC63DECD"))
+    assert reader.command() == (0xAA, b"\x00")
+    answer = reader.respond(h("3E2BE626C05E7798EE518355A751648E"))
+    assert answer == h("FABF71BB0DC45B8F31BAEDDFF7F3439652D4094DF12C17EF0C94353E6D7770C8")
+    session = reader.finish(h("1CE6C574E24923D404E18B6A240C1B08"))
+    assert session.key == h("90F7A20191036845EC63DECD544B9931")
+    assert session.iv == bytes(16)
+
+
+def test_ev1_iv_chaining_get_key_version_then_change_own_key_elmue() -> None:
+    session = Ev1Session(0, h("90F7A20191036845EC63DECD544B9931"))
+    # GetKeyVersion(0) in clear: its CMAC is not sent but becomes the IV.
+    assert session.wrap(0x64, b"\x00", b"", CommMode.MAC) == b"\x00"
+    assert session.iv == h("257FC538618A944A3A20967B6F314348")
+    assert session.unwrap(0x00, h("108A8FA36F55CD210D"), CommMode.MAC) == b"\x10"
+    assert session.iv == h("8A8FA36F55CD210DD8054658AC70D99A")
+    # ChangeKey of the session's own key to zeros, version 0: key || version
+    # || CRC32 over C4 00 and them, zero padded, enciphered from that IV.
+    wrapped = session.wrap(0xC4, b"\x00", bytes(17), CommMode.FULL)
+    assert wrapped == b"\x00" + h(
+        "635375E4919F8AF2E9E86B1C1BA55B0C0807EAF484D7A7EF6E0C3084160F5A61"
+    )
+
+
+@pytest.mark.parametrize(
+    ("iv", "new", "old", "enciphered", "answer", "next_iv"),
+    [
+        (
+            "00000000000000000000000000000000",
+            "00102030405060708090A0B0B0A09080",
+            "00000000000000000000000000000000",
+            "E7ECCB6BD1CA64BC161A12B1C024F71430337408C8A87EACAB7A1FF18951FCA3",
+            "2128D3CD9C9ACFFF",
+            "2128D3CD9C9ACFFFF6EB9546ADF35E17",
+        ),
+        (
+            "2128D3CD9C9ACFFFF6EB9546ADF35E17",
+            "10182028303840485058606870788088",
+            "00102030405060708090A0B0B0A09080",
+            "2841938C40A4BC2C33064482FEADA5F43EC535D34255B0286C2352CD173863C7",
+            "CAF3BF0B2836E9DE",
+            "CAF3BF0B2836E9DE80B1FD6FB45E9380",
+        ),
+    ],
+    ids=["Elmue ChangeKey(1) from zeros", "Elmue ChangeKey(1) again"],
+)
+def test_ev1_change_other_key_elmue(
+    iv: str, new: str, old: str, enciphered: str, answer: str, next_iv: str
+) -> None:
+    # Another key: (new XOR old) || version 0x10 || CRC32 of C4 01 and those
+    # || CRC32 of the new key; the client hands the session the EV2 layout
+    # (the new key's CRC right after the version) and the session reorders.
+    key = h("C2A1E47BD8100044FE6D00A74D7AB17C")
+    xored = bytes(a ^ b for a, b in zip(h(new), h(old), strict=True))
+    data = xored + b"\x10" + desfire_crc32(h(new))
+    reader, card = Ev1Session(0, key, h(iv)), Ev1Session(0, key, h(iv))
+    wrapped = reader.wrap(0xC4, b"\x01", data, CommMode.FULL)
+    assert wrapped == b"\x01" + h(enciphered)
+    assert card.open(0xC4, wrapped, 1, CommMode.FULL) == (b"\x01", data)
+    assert card.seal(0x00, b"", CommMode.MAC) == h(answer)
+    assert reader.unwrap(0x00, h(answer), CommMode.MAC) == b""
+    assert reader.iv == card.iv == h(next_iv)
+
+
+# Key 1's session of the same trace: command, data in clear, the card's answer
+# (data || first 8 bytes of its CMAC) and the IV after it.
+ELMUE_FILE_SESSION = [
+    ("CD", "05001100500000", "", "", "A75316AD1596B953", "A75316AD1596B95374EEF55FB7FA00EC"),
+    ("6F", "", "", "05", "2D5FF67FFEC9D2D3", "2D5FF67FFEC9D2D36087211588EAC2D7"),
+    ("F5", "05", "", "00001100500000", "2AAC7517024E09DC", "2AAC7517024E09DC452857D5D56FD213"),
+    (
+        "3D",
+        "05000000340000",
+        bytes(range(0x34)).hex(),
+        "",
+        "765C9DAA50ECB62F",
+        "765C9DAA50ECB62F59BACA81F2EF80F9",
+    ),
+    (
+        "3D",
+        "053400001C0000",
+        bytes(range(0x34, 0x50)).hex(),
+        "",
+        "3E0AED986B8B0F37",
+        "3E0AED986B8B0F37F64D79B911A5A6C9",
+    ),
+    (
+        "BD",
+        "05000000300000",
+        "",
+        bytes(range(0x30)).hex(),
+        "4C65F1F842262BAC",
+        "4C65F1F842262BAC65FFBF61CF71FD06",
+    ),
+    (
+        "BD",
+        "05300000200000",
+        "",
+        bytes(range(0x30, 0x50)).hex(),
+        "F02205CF913C03C9",
+        "F02205CF913C03C9354C8FF43D1C9E61",
+    ),
+    ("DF", "05", "", "", "1BEF0D32B6D1D7F9", "1BEF0D32B6D1D7F9E6A832320919CE67"),
+]
+
+
+def test_ev1_cmac_chain_over_a_file_session_elmue() -> None:
+    # Reader and card halves run the trace side by side: the reader's
+    # commands go in clear (plain files, management commands), the card's
+    # answers come out byte for byte as the real card sent them.
+    key = h("40E7D271626FFBD49C530E3D304F5B17")
+    reader, card = Ev1Session(1, key), Ev1Session(1, key)
+    tx_macs = {0: "F23B0368578C65AD705C52AFE76261B6", 3: "5F7BCA269F97495C64BCFB3DB41449CA"}
+    for step, (command, header, data, answer, mac, next_iv) in enumerate(ELMUE_FILE_SESSION):
+        code = int(command, 16)
+        wrapped = reader.wrap(code, h(header), h(data), CommMode.PLAIN)
+        assert wrapped == h(header + data)
+        if step in tx_macs:
+            assert reader.iv == h(tx_macs[step])  # the trace's "TX CMAC"
+        assert card.open(code, wrapped, len(h(header)), CommMode.PLAIN) == (h(header), h(data))
+        sealed = card.seal(0x00, h(answer), CommMode.PLAIN)
+        assert sealed == h(answer + mac)
+        assert reader.unwrap(0x00, sealed, CommMode.PLAIN) == h(answer)
+        assert reader.iv == card.iv == h(next_iv)
+
+
+def test_get_card_uid_plaintext_layout_proxmark3() -> None:
+    # Proxmark3 desfiretest.c TestCRC32: a deciphered GetCardUID answer,
+    # UID || CRC32(UID || status 00) || zero padding.
+    plain = h("04440F3276318099CE1AD40000000000")
+    assert desfire_crc32(plain[:7] + b"\x00") == plain[7:11]
+    session = Ev1Session(0, bytes(16))
+    sealed = session.seal(0x00, plain[:7], CommMode.FULL)
+    assert cbc_decrypt(bytes(16), bytes(16), sealed) == plain
+    assert Ev1Session(0, bytes(16)).unwrap(0x00, sealed, CommMode.FULL) == plain[:7]
+
+
+def test_ev1_chained_cmac_is_a_cmac_from_the_iv() -> None:
+    # With a zero IV the chained CMAC is plain AES-CMAC (RFC 4493 example 2).
+    session = Ev1Session(0, RFC4493_KEY)
+    assert session.cmac(RFC4493_MESSAGE[:16]) == h("070a16b46b4d4144f79bdd9dd04a287c")
