@@ -245,3 +245,19 @@ def test_get_key_settings_answer_checked_without_the_session_code() -> None:
     iv = command_mac.finalize()
     expected = _cmac_from(key, iv, b"\x0b\x83\x00")
     assert answers[-1] == b"\x0b\x83" + expected[:8]
+
+
+def test_a_tampered_change_key_answer_drops_the_session(reader: Reader) -> None:
+    def flip_change_key_mac(apdu: bytes, raw: bytes) -> bytes:
+        if apdu[1] == 0xC4 and len(raw) == 10:  # another key's ChangeKey: CMAC, 91 00
+            return bytes([raw[0] ^ 0x01]) + raw[1:]
+        return raw
+
+    client = DesfireClient(_relay(reader.connect(), answer=flip_change_key_mac))
+    client.select_application(0)
+    client.create_application(AID, 0x0B, 3)
+    client.select_application(AID)
+    client.authenticate_ev1(0, MASTER)
+    with pytest.raises(CardIntegrityError):
+        client.change_key(1, DEBIT_KEY)
+    assert client.session is None

@@ -449,7 +449,11 @@ class DesfireClient:
         if key_no == session.key_no:
             self._drop_session()  # the card answers in clear and forgets the session
             return
-        session.unwrap(status, answer, CommMode.MAC)
+        try:
+            session.unwrap(status, answer, CommMode.MAC)
+        except (CardIntegrityError, MalformedResponse):
+            self._drop_session()
+            raise
 
     def delete_application(self, aid: int) -> None:
         """DeleteApplication: with the PICC master key, or that application's master key.
