@@ -23,6 +23,7 @@ from loyaltysdk.cards.desfire import (
     DesfireClient,
     DesfireError,
     DuplicateError,
+    KeyType,
     OutOfEeprom,
     PermissionDenied,
     UnknownStatus,
@@ -265,7 +266,9 @@ def test_authenticate_non_first_keeps_ti_and_counter() -> None:
 
 
 def test_format_picc_needs_the_picc_master_key() -> None:
-    card = VirtualDesfire()
+    # A card whose PICC master key was already changed to AES (a factory
+    # card's is DES: see test_desfire_conformance.py).
+    card = VirtualDesfire(picc_key_type=KeyType.AES)
     _, client = _prepared(card)
     client.select_application(0)
     with pytest.raises(AuthenticationError):
