@@ -375,9 +375,10 @@ class VirtualDesfire:
         # what a factory card (DES master key) gives an AES-only tool.
         # A wrong length is the handler's 0x7E, checked first as on a card.
         expected = 2 + data[1] if command == 0x71 and len(data) > 1 else 1
-        if len(data) != expected or self.selected != 0 or data[0] & 0x3F:
-            return  # application keys are AES; _key() checks the number
-        aes = self.picc_key_type is KeyType.AES
+        if len(data) != expected or (self.selected == 0 and data[0] & 0x3F):
+            return  # the handler answers the length or the key number
+        # Application keys are AES here (CreateApplication takes only AES).
+        aes = self.selected != 0 or self.picc_key_type is KeyType.AES
         if aes != (command in (0x71, 0x77, 0xAA)):
             raise _Refusal(_AUTH)
 

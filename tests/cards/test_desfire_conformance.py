@@ -275,6 +275,8 @@ def test_directory_commands(slot: VirtualReader | PcscSlot) -> None:
     assert raw(_h("906F000000")) == _h("919D")  # GetFileIDs: no files at PICC level
     assert raw(_h("905A000003010000 00")) == _h("9100")
     assert raw(_h("906F000000")) == _h("9100")  # GetFileIDs: none
+    assert raw(_h("900A0000010000")) == _h("91AE")  # application keys are AES
+    assert raw(_h("905A000003010000 00")) == _h("9100")
     assert raw(_h("90F50000010100")) == _h("91F0")  # GetFileSettings: no file 1
     assert raw(_h("906400000100 00")) == _h("00 9100")
     assert raw(_h("90640000010100")) == _h("9140")  # only key 0
