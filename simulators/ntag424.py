@@ -23,8 +23,8 @@ counter), an optional encrypted file-data block, and the SDMMAC into it.
 Not modelled: authentication, so UPDATE BINARY and reading the proprietary
 file are refused (6982: a personalised tag's NDEF file needs a key to be
 written, whatever the unchanged CC says); SELECT with P1 01 or 03; native
-framing without ISO wrapping (PC/SC applications wrap, and vpcd takes a
-1-byte message for a control message).
+framing without the ISO wrapper (PC/SC applications and the SDK's
+`Transport` send the wrapped form).
 """
 
 from __future__ import annotations
