@@ -120,7 +120,8 @@ def _describe(
         version = DesfireClient(transport).get_version()
     except CardError:
         version = None
-    if version is not None:
+    # An NTAG 424 DNA answers GetVersion too, as hardware type 04 (DESFire is 01).
+    if version is not None and version.hardware_type == 0x01:
         click.echo(
             f"type:   MIFARE DESFire {version.generation} ({version.storage_size:#x} storage)"
         )
