@@ -116,6 +116,9 @@ class VirtualNtag424:
         file_data: bytes | None = None,
         counter: int = 0,
     ) -> None:
+        if file_data is not None and (not file_data or len(file_data) % 16):
+            # The file part of a SUN is AES-CBC enciphered: whole blocks only.
+            raise ValueError(f"file_data must be whole 16-byte blocks, not {len(file_data)} bytes")
         self._uid = uid if uid is not None else b"\x04" + os.urandom(6)
         self.meta_read_key = meta_read_key
         self.file_read_key = file_read_key

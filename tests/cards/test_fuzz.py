@@ -157,7 +157,7 @@ def _issued_card() -> VirtualDesfire:
 
 @_FUZZ
 @given(
-    state=st.sampled_from(["fresh", "issued", "authenticated"]),
+    state=st.sampled_from(["fresh", "issued", "authenticated", "authenticated-ev1"]),
     key_no=st.integers(1, 3),
     apdus=st.lists(_apdus(_DESFIRE_SEEDS), min_size=1, max_size=8),
     tear_at=st.none() | st.integers(0, 7),
@@ -168,15 +168,17 @@ def test_virtual_desfire_answers_any_bytes(
 ) -> None:
     card = VirtualDesfire(UID) if state == "fresh" else _issued_card()
     card.power_on()
-    if state == "authenticated":
-        # Inside an EV2 session of the purse application, so random bytes meet
-        # the MAC and FULL mode checks. (Not yet EV1: see the issue 18 report,
-        # ChangeKey with no data raises IndexError in an EV1 session.)
+    if state.startswith("authenticated"):
+        # Inside an EV2 or EV1 session of the purse application, so random bytes
+        # meet the MAC and FULL mode checks of either secure messaging.
         reader = VirtualReader()
         reader.insert(card)
         client = DesfireClient(reader.connect())
         client.select_application(_PURSE.layout.aid)
-        client.authenticate(key_no, _PURSE._key(key_no, UID))
+        if state == "authenticated-ev1":
+            client.authenticate_ev1(key_no, _PURSE._key(key_no, UID))
+        else:
+            client.authenticate(key_no, _PURSE._key(key_no, UID))
     if tear_at is not None:
         card.faults.tear_before = card.apdu_count + tear_at
     card.faults.mute = mute
@@ -275,3 +277,21 @@ def test_fuzzed_cards_answer_through_the_bridge(ntag: bool) -> None:
         assert all(answers), answers
     finally:
         peer.close()
+
+
+def test_a_short_command_in_an_ev1_session_is_refused_not_raised() -> None:
+    """Found by this fuzz: ChangeKey with no data in an EV1 session raised IndexError."""
+    card = _issued_card()
+    card.power_on()
+    reader = VirtualReader()
+    reader.insert(card)
+    client = DesfireClient(reader.connect())
+    client.select_application(_PURSE.layout.aid)
+    client.authenticate_ev1(1, _PURSE._key(1, UID))
+    assert card.process(bytes.fromhex("90C4000000")) == b"\x91\x1e"
+
+
+def test_a_tag_refuses_file_data_it_could_not_encipher() -> None:
+    """Found by this fuzz: 7 bytes of file data were taken, and the tap's read raised."""
+    with pytest.raises(ValueError, match="whole 16-byte blocks"):
+        VirtualNtag424(UID, file_data=b"loyalty")

@@ -355,7 +355,10 @@ class Ev1Session:
 
         Raises:
             CardIntegrityError: wrong CMAC or CRC32 (the card answers 0x1E).
+            MalformedResponse: too short for its header.
         """
+        if len(body) < header_length:
+            raise MalformedResponse("command too short for its header")
         header, data = body[:header_length], body[header_length:]
         if mode is CommMode.FULL and data:
             return header, self._command_data(command, header, self._decipher(data))
