@@ -11,16 +11,12 @@ instructions; and a flush latency held fixed so time ratios do not follow the di
   them. `rerun_with_shim(delay_us)` runs this same
   benchmark in a child process with the shim loaded; `fsyncs()` reads the
   count in a process that has it.
-- `instructions(args, n)`: callgrind's instruction count of ``n``
-  operations minus that of ``0`` (the same process start, imports and set-up),
-  divided by ``n``: the work of one operation, repeatable to about a per cent
-  whatever else the machine is doing. A warm-up run first writes the
-  bytecode caches, so compiling a changed module is counted in neither.
-- `window_instructions(args, n)`: the same from one run, where callgrind
-  counts only inside the benchmark's `counting()` block around its ``n``
-  operations (a callgrind client request): no start-up, imports or set-up
-  in the figure at all, so nothing else that differs between two runs (a
-  module compiled in one of them, say) can move it.
+- `window_instructions(args, n)`: callgrind's instruction count of one
+  operation, from one run where callgrind counts only inside the
+  benchmark's `counting()` block around its ``n`` operations (a callgrind
+  client request), divided by ``n``: no start-up, imports or set-up in the
+  figure at all, so nothing that differs between runs (a module compiled in
+  one of them, say) can move it, whatever else the machine is doing.
 """
 
 from __future__ import annotations
@@ -128,45 +124,6 @@ def rerun_with_shim(delay_us: int, extra: list[str]) -> str:
         check=True,
     )
     return run.stdout
-
-
-def instructions(extra: list[str], n: int) -> float:
-    """Callgrind instructions of one operation: (run of n - run of 0) / n."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise RuntimeError("valgrind is needed for instruction counts (apt install valgrind)")
-
-    def total(count: int) -> int:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "callgrind.out"
-            env = dict(os.environ, PYTHONHASHSEED="0", LOYALTY_BENCH_SEED="0")
-            env.pop("LD_PRELOAD", None)
-            subprocess.run(
-                [
-                    valgrind,
-                    "--tool=callgrind",
-                    f"--callgrind-out-file={out}",
-                    "--dump-line=no",
-                    "--compress-strings=no",
-                    sys.executable,
-                    sys.argv[0],
-                    *extra,
-                    "--count",
-                    str(count),
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            match = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.MULTILINE)
-            if match is None:
-                raise RuntimeError("no instruction total in callgrind's output")
-            return int(match.group(1))
-
-    # A first run compiles what changed since the last (.pyc files): that
-    # run is thrown away, so compiling is in neither of the two compared.
-    total(0)
-    return (total(n) - total(0)) / n
 
 
 _WINDOW_SOURCE = r"""

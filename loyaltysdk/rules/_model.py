@@ -147,18 +147,22 @@ class Line(_Record):
                     currency = value.currency
             unit_price = unit_price.minor if isinstance(unit_price, Money) else unit_price
             discount = discount.minor if isinstance(discount, Money) else discount
-        if type(quantity) is not int or type(unit_price) is not int or type(discount) is not int:
-            _whole("quantity", quantity, minimum=1)
-            _whole("unit_price", unit_price)
-            _whole("discount", discount)
-        gross = quantity * unit_price
-        if not (
-            1 <= quantity <= MAX_AMOUNT and unit_price >= 0 and 0 <= discount <= gross <= MAX_AMOUNT
+        # The usual all-int line passes one chained comparison (`or` stops before it
+        # for another type); any other is named by the per-field checks.
+        if (
+            type(quantity) is not int
+            or type(unit_price) is not int
+            or type(discount) is not int
+            or not (
+                1 <= quantity <= MAX_AMOUNT
+                and unit_price >= 0
+                and 0 <= discount <= quantity * unit_price <= MAX_AMOUNT
+            )
         ):
             _whole("quantity", quantity, minimum=1)
             _whole("unit_price", unit_price)
             _whole("discount", discount)
-            if gross > MAX_AMOUNT:
+            if quantity * unit_price > MAX_AMOUNT:
                 raise BasketError(f"line {sku}: its price is beyond the maximum amount")
             raise BasketError(f"line {sku}: discount exceeds the line's price")
         return tuple.__new__(

@@ -287,9 +287,7 @@ def _balances_after(
     found = {b.account: b for b in till.ledger.balances_of(accounts)}
     points = wallet = card = None
     if member_id:
-        points_account, wallet_account = accounts[0], accounts[1]
-        points = till._minor(found[points_account].available) - till._reserved(points_account)
-        wallet = till._minor(found[wallet_account].available) - till._reserved(wallet_account)
+        points, wallet = till._spendable(found[accounts[0]]), till._spendable(found[accounts[1]])
     if card_uid:
         card = till._minor(found[accounts[-1]].posted)
     return points, wallet, card

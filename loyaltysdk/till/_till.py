@@ -30,7 +30,7 @@ from .._money import Money, Points, check_unit
 from ..cards.ntag424 import SunReplayed, SunTap, SunVerifier
 from ..cards.purse import Kind, Purse
 from ..cards.transport import Transport
-from ..ledger import AccountFlags, HoldExpired, HoldResolved, Ledger, Posting
+from ..ledger import AccountFlags, Balance, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger import Kind as EntryKind
 from ..ledger._boundary import storage_boundary
 from ..ledger._sqlite import SQLiteStore
@@ -696,28 +696,28 @@ class Till:
             member_id,
             self._minor(points.posted),
             self._minor(points.pending),
-            self._minor(points.available) - self._reserved(account),
+            self._spendable(points),
             self._minor(pending.posted),
             next_expiry,
             self.money(self._minor(wallet.posted)),
-            self.money(
-                self._minor(wallet.available) - self._reserved(self.wallet_account(member_id))
-            ),
+            self.money(self._spendable(wallet)),
             cards,
         )
 
     def points_available(self, member_id: str) -> int:
         """Points the member can spend now (held, taken by an open checkout, expired: not)."""
-        account = self.points_account(member_id)
-        return self._minor(self.ledger.balance(account).available) - self._reserved(account)
+        return self._spendable(self.ledger.balance(self.points_account(member_id)))
 
     def wallet_available(self, member_id: str) -> Money:
         """What the member's wallet can pay now (held amounts are not)."""
         return self.money(self._wallet_minor(member_id))
 
     def _wallet_minor(self, member_id: str) -> int:
-        account = self.wallet_account(member_id)
-        return self._minor(self.ledger.balance(account).available) - self._reserved(account)
+        return self._spendable(self.ledger.balance(self.wallet_account(member_id)))
+
+    def _spendable(self, balance: Balance) -> int:
+        """An account's available balance less what open sessions have taken from it."""
+        return self._minor(balance.available) - self._reserved(balance.account)
 
     def _reserve(self, session: str, tender: str, account: str, amount: int) -> None:
         until = self.now() + self.policy.hold_timeout
