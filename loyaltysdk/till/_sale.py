@@ -12,10 +12,10 @@ evaluation is reused only when that state is what it saw.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .._json import compact
 from .._money import Money, Points
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, InsufficientFunds, Posting
 from ..rules import Basket, Context, EarnResult, Line, Member, evaluate
@@ -173,7 +173,7 @@ def post_sale(
                     Posting.debit(till.card_account(card_uid), Money(card_paid, currency)),
                     Posting.credit(f"sys:card:tender:{currency}", Money(card_paid, currency)),
                 ],
-                json.dumps({"receipt": ref, "card": card_uid}),
+                compact({"receipt": ref, "card": card_uid}),
             )
         total = basket.total
         _sell_value(till, ref, basket, member_id, entries)
@@ -227,8 +227,8 @@ def post_sale(
             (
                 ref,
                 plan["fingerprint"],
-                json.dumps(plan, separators=(",", ":")),
-                json.dumps(receipt.to_json(), separators=(",", ":")),
+                compact(plan),
+                compact(receipt.to_json()),
                 day.isoformat(),
                 till.now().isoformat(),
             ),
@@ -255,7 +255,7 @@ class _Entries:
 
     def spend(self, key: str, kind: str, member: str, amount: int, hub_hold: str | None) -> None:
         """What the session took from points or the wallet (see `_spend_refused`)."""
-        memo = json.dumps({"hub_holds": [hub_hold]}) if hub_hold else None
+        memo = compact({"hub_holds": [hub_hold]}) if hub_hold else None
         self.add(key, tender_postings(self.till, kind, member, amount), memo)
         self.spends[key] = (kind, member, amount)
 
@@ -332,7 +332,7 @@ def _post_hold(till: Till, key: str, hold: str, hub_hold: str | None) -> bool:
     account holds now; if that is too little, the tender is dropped and its
     amount is left to pay.
     """
-    memo = json.dumps({"hub_holds": [hub_hold]}) if hub_hold else None
+    memo = compact({"hub_holds": [hub_hold]}) if hub_hold else None
     try:
         till.ledger.post(key, hold, memo=memo)
         return True
@@ -368,7 +368,7 @@ def _sell_value(
                     Posting.debit(source, Money(line.net, currency)),
                     Posting.credit(account, Money(line.net, currency)),
                 ],
-                json.dumps({"receipt": ref, "gift_card": code}),
+                compact({"receipt": ref, "gift_card": code}),
             )
         elif line.category == STORED_VALUE:
             member = line.reference or member_id or ""
@@ -378,7 +378,7 @@ def _sell_value(
                     Posting.debit(f"sys:wallet:float:{currency}", Money(line.net, currency)),
                     Posting.credit(till.wallet_account(member), Money(line.net, currency)),
                 ],
-                json.dumps({"receipt": ref, "topup": member}),
+                compact({"receipt": ref, "topup": member}),
             )
 
 
@@ -396,7 +396,7 @@ def _credit_points(
     if earn.expires_on is not None:
         expires_at = datetime.combine(earn.expires_on, datetime.min.time(), till.zone)
     # What head office's reports need travels with the entry to the hub.
-    memo = json.dumps(
+    memo = compact(
         {
             "receipt": ref,
             "earned": points,

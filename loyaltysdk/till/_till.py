@@ -26,6 +26,7 @@ import attrs
 
 from .._errors import ConfigurationError, InvalidAmount, WrongType
 from .._ids import RESERVED_NAMES, is_id, is_name
+from .._json import compact
 from .._money import Money, Points, check_unit
 from ..cards.ntag424 import SunReplayed, SunTap, SunVerifier
 from ..cards.purse import Kind, Purse
@@ -1131,7 +1132,7 @@ class Till:
         if self._quiet or not events:
             return
         at = self.now().isoformat()
-        rows = [(kind, _compact(payload), at) for kind, payload in events]
+        rows = [(kind, compact(payload), at) for kind, payload in events]
         values = ", ".join(["(?, ?, ?)"] * len(rows))  # placeholders only
         self._conn.execute(
             f"INSERT INTO till_events (kind, payload, at) VALUES {values}",  # noqa: S608
@@ -1261,9 +1262,6 @@ def sync_status_of(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _compact(value: Any) -> str:
-    """JSON for the till's own rows: no spaces (fewer pages written per sale)."""
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _check_rules(rules: object) -> None:
