@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
 
 from .._errors import (
     ConfigurationError,
@@ -87,7 +87,14 @@ _ADD_TO_BALANCES: Final = (
     f" AND debits_posted + ?1 <= {BALANCE_LIMIT} AND credits_posted + ?2 <= {BALANCE_LIMIT}"
     f" AND debits_pending + ?3 <= {BALANCE_LIMIT} AND credits_pending + ?4 <= {BALANCE_LIMIT}"
 )
-_POSTING_INSERTS: dict[tuple[int, tuple[bool, ...], bool], str] = {}
+# The same for the posted columns only (every entry but a hold or its resolution): SQLite
+# then skips the CHECKs on the pending columns, and the row binds 3 values, not 5.
+_ADD_TO_POSTED: Final = (
+    "UPDATE accounts SET debits_posted = debits_posted + ?1,"
+    " credits_posted = credits_posted + ?2 WHERE id = ?3"
+    f" AND debits_posted + ?1 <= {BALANCE_LIMIT} AND credits_posted + ?2 <= {BALANCE_LIMIT}"
+)
+_POSTING_INSERTS: dict[tuple[object, ...], str] = {}
 
 
 def _tx_insert(nulls: int) -> str:
@@ -99,15 +106,28 @@ def _tx_insert(nulls: int) -> str:
     )
 
 
-def _postings_insert(first: int, no_expiry: tuple[bool, ...], pending: bool) -> str:
-    flag = int(pending)
-    rows = ",".join(
-        f"(?, {first + i}, ?, ?, ?, ?, {flag}, {'NULL' if none else '?'})"
-        for i, none in enumerate(no_expiry)
-    )
+def _postings_insert(shape: tuple[object, ...]) -> str:
+    """The postings insert for `shape`: (first index, pending, then side, unit and
+    whether the expiry is missing, per row). The seq is bound once (?1); side, unit,
+    index, pending and a missing expiry are literals, so a row binds account and
+    amount (and its expiry), not seven values."""
+    first, flag = cast(int, shape[0]), int(bool(shape[1]))
+    rows = []
+    number = 2
+    for i in range(0, len(shape) - 2, 3):
+        side, unit, no_expiry = shape[2 + i : 5 + i]
+        if side not in ("D", "C") or not isinstance(unit, str):
+            raise ValueError(f"not a posting's side and unit: {side!r}, {unit!r}")
+        unit_literal = "'" + unit.replace("'", "''") + "'"
+        expiry = "NULL" if no_expiry else f"?{number + 2}"
+        rows.append(
+            f"(?1, {first + i // 3}, ?{number}, '{side}', ?{number + 1}, {unit_literal},"
+            f" {flag}, {expiry})"
+        )
+        number += 2 if no_expiry else 3
     return (
         "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
-        f" VALUES {rows}"
+        f" VALUES {','.join(rows)}"
     )
 
 
@@ -497,10 +517,16 @@ class SQLiteStore:
         # would silently turn the sum into a float. A row it skips is refused.
         # executemany, one row per account: fewer statements with UPDATE ... FROM
         # VALUES measured more instructions (a join over the VALUES list).
+        posted: list[tuple[object, ...]] = []
+        rows = posted
+        sql = _ADD_TO_POSTED
+        for account_id, (dp, cp, dpe, cpe) in deltas.items():
+            if dpe or cpe:
+                sql, rows = _ADD_TO_BALANCES, [(*d, a) for a, d in deltas.items()]
+                break
+            posted.append((dp, cp, account_id))
         try:
-            cursor = self._writer.executemany(
-                _ADD_TO_BALANCES, [(*d, a) for a, d in deltas.items()]
-            )
+            cursor = self._writer.executemany(sql, rows)
         except sqlite3.IntegrityError as error:
             if "CHECK constraint failed" not in str(error):
                 raise
@@ -610,22 +636,26 @@ class SQLiteStore:
         self, seq: int, rows: Iterable[tuple[str, str, int, str, bool, int | None]]
     ) -> None:
         # One multi-row INSERT per entry (a few postings; 999 rows at most per
-        # statement), with index, pending and a missing expiry as literals
-        # (see `_insert_row`); the statement text is kept per shape.
+        # statement, far below SQLite's 32,766 parameters), the statement text
+        # kept per shape (see `_postings_insert` and `_insert_row`).
         numbered = list(rows)
         for start in range(0, len(numbered), 999):
             chunk = numbered[start : start + 999]
-            shape = (start, tuple(row[5] is None for row in chunk), bool(chunk[0][4]))
-            sql = _POSTING_INSERTS.get(shape)
+            shape: list[object] = [start, chunk[0][4]]
+            params: list[object] = [seq]
+            for account, side, amount, unit, _, expires in chunk:
+                if expires is None:
+                    shape += (side, unit, True)
+                    params += (account, amount)
+                else:
+                    shape += (side, unit, False)
+                    params += (account, amount, expires)
+            key = tuple(shape)
+            sql = _POSTING_INSERTS.get(key)
             if sql is None:
                 if len(_POSTING_INSERTS) > 256:
                     _POSTING_INSERTS.clear()
-                sql = _POSTING_INSERTS[shape] = _postings_insert(*shape)
-            params: list[object] = []
-            for account, side, amount, unit, _, expires in chunk:
-                params += (seq, account, side, amount, unit)
-                if expires is not None:
-                    params.append(expires)
+                sql = _POSTING_INSERTS[key] = _postings_insert(key)
             self._writer.execute(sql, params)
 
     def postings_of(self, seq: int) -> list[PostingRow]:
