@@ -20,7 +20,7 @@ from typing import Final, cast
 
 from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount, LedgerError
 from .._ids import is_id, is_text
-from .._money import Amount, Money, Points, amount_of, check_unit
+from .._money import POINTS_UNIT, Amount, Money, Points, amount_of, check_unit
 from ._boundary import storage_boundary
 from ._errors import (
     REJECTIONS,
@@ -161,7 +161,9 @@ def _rows_and_json(postings: tuple[Posting, ...]) -> tuple[tuple[_Row, ...], str
     return rows, _postings_json(rows)
 
 
-def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, ...]]:
+def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, ...], str]:
+    """The postings as a tuple, their flattened rows (as `_rows` makes them) and their
+    JSON (as `_postings_json` writes it), in one pass that also checks the balance."""
     if isinstance(postings, Posting | str | bytes):
         raise InvalidTransaction("postings must be a sequence of Posting")
     try:
@@ -172,9 +174,10 @@ def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, 
         raise InvalidTransaction("a transaction needs at least one posting")
     if len(items) > _MAX_POSTINGS:
         raise InvalidTransaction(f"at most {_MAX_POSTINGS} postings in one transaction")
-    # One pass: type checks, the flattened rows (as `_rows` makes them) and the totals.
     debit = Side.DEBIT
+    text = _json_string
     rows: list[_Row] = []
+    parts: list[str] = []
     totals: dict[str, int] = {}
     for item in items:
         if type(item) is not Posting:
@@ -185,14 +188,27 @@ def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, 
             if expiry.tzinfo is None:
                 raise InvalidTransaction("a lot expiry must be an aware datetime")
             expires = to_micros(expiry)
+        # Exact types first: `Points.minor` and `.unit` are properties (Python calls).
         amount = item.amount
-        minor, unit = amount.minor, amount.unit
-        if item.side is debit:
-            rows.append((item.account, "D", minor, unit, expires))
-            totals[unit] = totals.get(unit, 0) + minor
+        kind = type(amount)
+        if kind is Money:
+            minor, unit = amount.minor, amount.currency  # type: ignore[union-attr]
+        elif kind is Points:
+            minor, unit = amount.value, POINTS_UNIT  # type: ignore[union-attr]
         else:
-            rows.append((item.account, "C", minor, unit, expires))
+            minor, unit = amount.minor, amount.unit
+        account = item.account
+        if item.side is debit:
+            rows.append((account, "D", minor, unit, expires))
+            totals[unit] = totals.get(unit, 0) + minor
+            side = "D"
+        else:
+            rows.append((account, "C", minor, unit, expires))
             totals[unit] = totals.get(unit, 0) - minor
+            side = "C"
+        parts.append(
+            f'[{text(account)},"{side}",{minor},"{unit}",{"null" if expires is None else expires}]'
+        )
     for total in totals.values():
         if total:
             detail = ", ".join(
@@ -201,7 +217,7 @@ def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, 
                 if total
             )
             raise UnbalancedTransaction(f"transaction does not balance: {detail}")
-    return items, tuple(rows)
+    return items, tuple(rows), "[" + ",".join(parts) + "]"
 
 
 # What `_write_many` takes for an account it did not read: unknown, so not the fast path.
@@ -521,9 +537,8 @@ class Ledger:
             IdempotencyConflict: `key` was used for something else.
         """
         key = _check_key(key)
-        items, rows = _check_postings(postings)
+        items, rows, postings_json = _check_postings(postings)
         memo = _check_memo(memo)
-        postings_json = _postings_json(rows)
         fingerprint = _fingerprint(Kind.TRANSFER, None, postings_json, None, memo)
 
         def apply(now: int) -> Transaction:
@@ -572,12 +587,11 @@ class Ledger:
                     break
                 try:
                     key = _check_key(key)
-                    items, rows = _check_postings(postings)
+                    items, rows, postings_json = _check_postings(postings)
                     memo = _check_memo(memo)
                 except LedgerError as error:
                     failure = error
                     break
-                postings_json = _postings_json(rows)
                 fingerprint = _fingerprint(Kind.TRANSFER, None, postings_json, None, memo)
                 parsed.append((key, items, rows, memo, postings_json, fingerprint))
             if failure is None:
@@ -752,9 +766,8 @@ class Ledger:
         the outbox like any other, and the hub does not apply it again.
         """
         key = _check_key(key)
-        items, rows = _check_postings(postings)
+        items, rows, postings_json = _check_postings(postings)
         memo = _check_memo(memo)
-        postings_json = _postings_json(rows)
         fingerprint = _fingerprint(Kind.MIRROR, None, postings_json, None, memo)
 
         def apply(now: int) -> Transaction:
@@ -788,12 +801,11 @@ class Ledger:
             As `transfer`; InvalidTransaction for a non-positive timeout.
         """
         key = _check_key(key)
-        items, rows = _check_postings(postings)
+        items, rows, postings_json = _check_postings(postings)
         memo = _check_memo(memo)
         if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
             raise InvalidTransaction(f"a hold needs a positive timeout, not {timeout!r}")
         timeout_us = timeout // timedelta(microseconds=1)
-        postings_json = _postings_json(rows)
         fingerprint = _fingerprint(Kind.HOLD, None, postings_json, timeout_us, memo)
 
         def apply(now: int) -> Transaction:
@@ -847,11 +859,13 @@ class Ledger:
         memo = _check_memo(memo)
         if postings is not None and amount is not None:
             raise InvalidTransaction("give postings or amount, not both")
-        items, rows = (None, ()) if postings is None else _check_postings(postings)
+        items, _, postings_json = (
+            (None, (), "[]") if postings is None else _check_postings(postings)
+        )
         if amount is not None and (not isinstance(amount, Money | Points) or amount.minor <= 0):
             raise InvalidAmount(f"post amount must be positive Money or Points: {amount!r}")
         extra = None if amount is None else (amount.minor, amount.unit)
-        fingerprint = _fingerprint(Kind.POST, hold_key, _postings_json(rows), extra, memo)
+        fingerprint = _fingerprint(Kind.POST, hold_key, postings_json, extra, memo)
 
         def apply(now: int) -> Transaction:
             hold, held = self._open_hold(hold_key)
