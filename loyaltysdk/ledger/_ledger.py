@@ -88,7 +88,8 @@ def _utcnow() -> datetime:
 
 
 def _check_key(key: object) -> str:
-    if not is_id(key, _MAX_KEY):
+    # is_id(key, _MAX_KEY), written out: it runs on every write.
+    if not (isinstance(key, str) and 0 < len(key) <= _MAX_KEY and key.isprintable()):
         raise InvalidTransaction(
             f"an idempotency key is 1-{_MAX_KEY} printable characters: {key!r}"
         )
@@ -300,6 +301,7 @@ class Ledger:
         self._batch_depth = 0
         self._swept = False  # expired holds already voided in this atomic group
         self._appended: str | None = None  # the key whose journal row this write appended
+        self._moment: tuple[int, datetime] | None = None  # the write's clock: micros, datetime
         # The earliest expiry of an open hold, as this ledger knows it (None:
         # unknown, read it). A write sweeps expired holds only once the clock
         # passes it, instead of asking on every write; a hold another process
@@ -365,6 +367,14 @@ class Ledger:
 
     def _now(self) -> int:
         return to_micros(self._clock())
+
+    def _at(self, now: int) -> datetime:
+        """`now` as a datetime: the write's own clock reading when that is UTC (the
+        same value from_micros makes, without its timedelta arithmetic)."""
+        moment = self._moment
+        if moment is not None and moment[0] == now:
+            return moment[1]
+        return from_micros(now)
 
     # -- accounts ----------------------------------------------------------
 
@@ -538,7 +548,8 @@ class Ledger:
         """
         key = _check_key(key)
         items, rows, postings_json = _check_postings(postings)
-        memo = _check_memo(memo)
+        if memo is not None:
+            memo = _check_memo(memo)
         fingerprint = _fingerprint(Kind.TRANSFER, None, postings_json, None, memo)
 
         def apply(now: int) -> Transaction:
@@ -1163,7 +1174,9 @@ class Ledger:
                 found = self._store.find_tx(key)
                 if found is not None:
                     return self._replay(found, fingerprint)
-            now = self._now()
+            at = self._clock()
+            now = to_micros(at)
+            self._moment = (now, at) if at.tzinfo is UTC else None
             if not self._swept:  # once per commit is enough: a group takes microseconds
                 self._sweep_holds(now)
                 self._swept = self._batch_depth > 0
@@ -1514,7 +1527,7 @@ class Ledger:
             key,
             kind,
             postings,
-            from_micros(now),
+            self._at(now),
             ref_key,
             None if expires_at is None else from_micros(expires_at),
             memo,
