@@ -45,6 +45,7 @@ from ._errors import (
     WrongCurrency,
     reference,
 )
+from ._fingerprint import Fingerprint
 from ._online import OnlineRefused, authorise
 from ._receipt import Quote, Receipt, VoucherUse
 from ._sale import check_value_lines, finish_sale, lines_of, post_sale, tender_postings
@@ -82,7 +83,7 @@ class Checkout:
         self.identity = identity
         self.receipt_ref = None if receipt_ref is None else reference(receipt_ref, "receipt number")
         self._lines = lines_of(basket)
-        self._fingerprint = till.fingerprint(self._lines, self._member_id_or_none())
+        self._fingerprint = Fingerprint(self._lines, self._member_id_or_none())
         #: The stored receipt when this session re-runs one the till completed.
         self._replayed = self._stored(receipt_ref) if receipt_ref is not None else None
         check_value_lines(till, basket, identity)
@@ -519,7 +520,7 @@ class Checkout:
             "member": self._member_id_or_none(),
             "at": self.at.isoformat(),
             "lines": self._lines,
-            "fingerprint": self._fingerprint,
+            "fingerprint": self._fingerprint.value,
             "points": self._points,
             "points_value": self._points_value(),
             "points_hold": self._points_hold,

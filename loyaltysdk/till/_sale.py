@@ -27,6 +27,7 @@ from ._receipt import Receipt, VoucherUse
 from ._refunds import GIFT_CARD, STORED_VALUE
 
 if TYPE_CHECKING:
+    from ._fingerprint import Fingerprint
     from ._till import Identity, Till
 
 
@@ -87,7 +88,7 @@ def post_sale(
     *,
     chip: int | None = None,
     session: tuple[Basket, tuple[str, ...]] | None = None,
-    fingerprint: str | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> tuple[Receipt, bool]:
     """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
 

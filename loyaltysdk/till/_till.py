@@ -12,7 +12,6 @@ never wait on each other in opposite orders.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -62,6 +61,7 @@ from ._errors import (
     WrongCurrency,
     reference,
 )
+from ._fingerprint import Fingerprint
 from ._members import Directory, MemberRecord, pin_hash
 from ._online import OfflineAllowance, OfflineUse, synced
 from ._receipt import MemberBalance, Receipt, Refund
@@ -1161,13 +1161,15 @@ class Till:
             raise ReceiptNotFound(f"no receipt {ref!r} on this till")
         return Receipt.from_json(json.loads(row[0]))
 
-    def _stored_receipt(self, ref: str, *, fingerprint: str | None = None) -> Receipt | None:
+    def _stored_receipt(
+        self, ref: str, *, fingerprint: Fingerprint | None = None
+    ) -> Receipt | None:
         row = self._conn.execute(
             "SELECT fingerprint, receipt FROM till_receipts WHERE ref = ?", (ref,)
         ).fetchone()
         if row is None:
             return None
-        if fingerprint is not None and row[0] != fingerprint:
+        if fingerprint is not None and not fingerprint.matches(row[0]):
             raise ReceiptConflict(f"receipt {ref} was completed with another basket")
         return Receipt.from_json(json.loads(row[1]))
 
@@ -1237,10 +1239,6 @@ class Till:
         """
         return self._refunds.refund(ref, lines, refund_ref, card)
 
-    @staticmethod
-    def fingerprint(lines: list[list[Any]], member: str | None) -> str:
-        return hashlib.sha256(json.dumps([lines, member]).encode()).hexdigest()[:32]
-
 
 def sync_status_of(path: str | Path) -> dict[str, Any]:
     """A till file's sync status (outbox, cursors, last good sync), without its configuration."""
@@ -1260,8 +1258,6 @@ def sync_status_of(path: str | Path) -> dict[str, Any]:
         "last_ok": values.get("last_ok"),
         "update_problems": int(problems),
     }
-
-
 
 
 def _check_rules(rules: object) -> None:
