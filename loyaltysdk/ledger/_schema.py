@@ -121,8 +121,24 @@ CREATE INDEX lots_expiring ON lots(account, expires_at) WHERE remaining > 0;
 CREATE INDEX lots_due ON lots(expires_at) WHERE remaining > 0
 """
 
+# Version 3: fewer index pages per write. A posting of a `sys:` account (sales,
+# points issued, float: in nearly every entry) has no entry in postings_by_account;
+# their history is read from the journal's newest end (`SQLiteStore.history`), and
+# `fold_journal` groups the postings before joining accounts. The sweep for
+# expired lots across accounts walks lots_expiring, one range per account, so
+# lots_due goes. A transfer's WAL frames: about 20 -> 17.
+_V3 = """
+DROP INDEX postings_by_account;
+CREATE INDEX postings_by_account ON postings(account, tx_seq)
+    WHERE substr(account, 1, 4) <> 'sys:';
+DROP INDEX lots_due
+"""
+
+#: The partial index's condition, repeated in every query that is to use it.
+MEMBER_POSTING: Final = "substr(p.account, 1, 4) <> 'sys:'"
+
 #: Migrations in order; index + 1 is the user_version after it ran.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -25,7 +25,7 @@ from .._errors import (
 )
 from .._money import MAX_AMOUNT
 from ._errors import BalanceOverflow
-from ._schema import migrate
+from ._schema import MEMBER_POSTING, migrate
 from ._store import AccountRow, LimitBroken, LotRow, NewTx, PostingRow, StoredTx
 from ._types import Account, AccountFlags
 
@@ -681,11 +681,16 @@ class SQLiteStore:
     def history(
         self, account_id: str, limit: int, before_seq: int | None
     ) -> list[tuple[StoredTx, PostingRow]]:
+        # A member's postings are a range of postings_by_account (its condition repeated,
+        # so SQLite may use it); a `sys:` account's, in nearly every entry and not in
+        # that index, are found walking the journal back from its newest end.
+        member = "" if account_id.startswith("sys:") else f" AND {MEMBER_POSTING}"
         rows = self._conn.execute(
             f"SELECT {', '.join('t.' + c.strip() for c in _TX_COLUMNS.split(','))},"
             " p.tx_seq, p.account, p.side, p.amount, p.unit, p.pending, p.expires_at"
             " FROM postings p JOIN transactions t ON t.seq = p.tx_seq"
-            " WHERE p.account = ? AND p.tx_seq < ? ORDER BY p.tx_seq DESC, p.idx DESC LIMIT ?",
+            f" WHERE p.account = ?{member} AND p.tx_seq < ?"
+            " ORDER BY p.tx_seq DESC, p.idx DESC LIMIT ?",
             (account_id, before_seq if before_seq is not None else 2**62, limit),
         ).fetchall()
         return [
@@ -799,9 +804,16 @@ class SQLiteStore:
                 (account, now),
             ).fetchone()
             return [] if row is None else [account]
+        # One probe per account with open lots, stepping from one account to the next
+        # along lots_expiring (a skip-scan written out): no index on expiry alone to
+        # write on every lot.
         rows = self._conn.execute(
-            "SELECT DISTINCT account FROM lots WHERE remaining > 0 AND expires_at <= ?"
-            " ORDER BY account",
+            "WITH RECURSIVE a(account) AS ("
+            " SELECT (SELECT min(account) FROM lots WHERE remaining > 0)"
+            " UNION ALL SELECT (SELECT min(account) FROM lots"
+            "  WHERE remaining > 0 AND account > a.account) FROM a WHERE a.account IS NOT NULL)"
+            " SELECT account FROM a WHERE account IS NOT NULL AND EXISTS (SELECT 1 FROM lots l"
+            "  WHERE l.account = a.account AND l.remaining > 0 AND l.expires_at <= ?)",
             (now,),
         )
         return [name for (name,) in rows]
@@ -884,17 +896,19 @@ class SQLiteStore:
 
     def fold_journal(self) -> Iterator[tuple[str, int, int, int, int]]:
         """Per account: debits and credits posted, and pending in open holds."""
+        # The postings grouped first, in one pass: `sys:` accounts have no range in
+        # postings_by_account to join on.
         yield from self._conn.execute(
-            "SELECT a.id,"
-            " coalesce(sum(CASE WHEN p.pending = 0 AND p.side = 'D' THEN p.amount END), 0),"
-            " coalesce(sum(CASE WHEN p.pending = 0 AND p.side = 'C' THEN p.amount END), 0),"
-            " coalesce(sum(CASE WHEN p.pending = 1 AND p.side = 'D' AND h.hold_seq IS NOT NULL"
-            "   THEN p.amount END), 0),"
-            " coalesce(sum(CASE WHEN p.pending = 1 AND p.side = 'C' AND h.hold_seq IS NOT NULL"
-            "   THEN p.amount END), 0)"
-            " FROM accounts a LEFT JOIN postings p ON p.account = a.id"
-            " LEFT JOIN open_holds h ON h.hold_seq = p.tx_seq"
-            " GROUP BY a.id ORDER BY a.id"
+            "SELECT a.id, coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dpe, 0),"
+            " coalesce(s.cpe, 0) FROM accounts a LEFT JOIN (SELECT p.account AS account,"
+            " sum(CASE WHEN p.pending = 0 AND p.side = 'D' THEN p.amount END) AS dp,"
+            " sum(CASE WHEN p.pending = 0 AND p.side = 'C' THEN p.amount END) AS cp,"
+            " sum(CASE WHEN p.pending = 1 AND p.side = 'D' AND h.hold_seq IS NOT NULL"
+            "   THEN p.amount END) AS dpe,"
+            " sum(CASE WHEN p.pending = 1 AND p.side = 'C' AND h.hold_seq IS NOT NULL"
+            "   THEN p.amount END) AS cpe"
+            " FROM postings p LEFT JOIN open_holds h ON h.hold_seq = p.tx_seq"
+            " GROUP BY p.account) s ON s.account = a.id ORDER BY a.id"
         )
 
     def committed_without_outbox(self) -> int:
