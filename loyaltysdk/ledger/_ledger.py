@@ -162,13 +162,16 @@ def _rows_and_json(postings: tuple[Posting, ...]) -> tuple[tuple[_Row, ...], str
     return rows, _postings_json(rows)
 
 
+_Postings = Iterable[Posting]  # built once: a subscription at run time makes a new alias
+
+
 def _check_postings(postings: object) -> tuple[tuple[Posting, ...], tuple[_Row, ...], str]:
     """The postings as a tuple, their flattened rows (as `_rows` makes them) and their
     JSON (as `_postings_json` writes it), in one pass that also checks the balance."""
     if isinstance(postings, Posting | str | bytes):
         raise InvalidTransaction("postings must be a sequence of Posting")
     try:
-        items = tuple(cast(Iterable[Posting], postings))
+        items = tuple(cast(_Postings, postings))
     except TypeError:
         raise InvalidTransaction("postings must be a sequence of Posting") from None
     if not items:

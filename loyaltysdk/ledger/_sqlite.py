@@ -342,6 +342,9 @@ class SQLiteStore:
         self._writer = self._conn.cursor()
         self._lock = threading.RLock()
         self._depth = 0
+        # One for every write: it keeps no state of its own (the depth is the store's,
+        # under the lock it takes), so nested and concurrent blocks may share it.
+        self._write_block = _Write(self)
         self.path = str(path)
         try:
             self._configure(synchronous, existed=existed)
@@ -397,7 +400,7 @@ class SQLiteStore:
 
     def write(self) -> _Write:
         """A write transaction; nested calls join the outermost one."""
-        return _Write(self)
+        return self._write_block
 
     @contextlib.contextmanager
     def relaxed(self) -> Iterator[None]:

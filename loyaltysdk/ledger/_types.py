@@ -188,7 +188,7 @@ class Balance:
         )
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class Transaction:
     """A committed journal entry.
 
@@ -211,6 +211,33 @@ class Transaction:
     ref: str | None = None
     expires_at: datetime | None = None
     memo: str | None = None
+
+    # Written out, setting the slots through their descriptors: every write returns
+    # one, and attrs' generated __init__ sets each field by name.
+    def __init__(
+        self,
+        seq: int,
+        key: str,
+        kind: Kind,
+        postings: tuple[Posting, ...],
+        created_at: datetime,
+        ref: str | None = None,
+        expires_at: datetime | None = None,
+        memo: str | None = None,
+    ) -> None:
+        _tx_seq(self, seq)
+        _tx_key(self, key)
+        _tx_kind(self, kind)
+        _tx_postings(self, postings)
+        _tx_created_at(self, created_at)
+        _tx_ref(self, ref)
+        _tx_expires_at(self, expires_at)
+        _tx_memo(self, memo)
+
+
+_tx_seq, _tx_key, _tx_kind, _tx_postings, _tx_created_at, _tx_ref, _tx_expires_at, _tx_memo = (
+    vars(Transaction)[field.name].__set__ for field in attrs.fields(Transaction)
+)
 
 
 @attrs.frozen
