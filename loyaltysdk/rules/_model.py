@@ -415,15 +415,22 @@ class EarnResult:
 
     def explain(self) -> list[str]:
         """Human-readable lines for the receipt printer."""
-        out = []
+        # The till prints this at every quote: the results are tuples (see
+        # above), read by index here, as a property read per field cost more
+        # than the text they make.
+        out: list[str] = []
+        add = out.append
         for line in self.lines:
-            if line.excluded:
-                out.append(f"{line.sku}: no points ({line.excluded})")
+            if line[5]:  # excluded
+                add(f"{line[1]}: no points ({line[5]})")
                 continue
-            for c in line.contributions:
-                if c.points:
-                    out.append(f"{line.sku}: {c.points} pts - {c.description}")
-        out.extend(f"{c.points} pts - {c.description}" for c in self.receipt if c.points)
+            sku = line[1]
+            for c in line[4]:  # (rule, description, points, ...)
+                if c[2]:
+                    add(f"{sku}: {c[2]} pts - {c[1]}")
+        for c in self.receipt:
+            if c[2]:
+                add(f"{c[2]} pts - {c[1]}")
         for cap in self.capped_by:
-            out.append(f"limited by {cap}")
+            add(f"limited by {cap}")
         return out

@@ -201,3 +201,20 @@ def evaluate(rules: RuleSet, basket: Basket, member: Member, context: Context) -
         today + timedelta(days=rules.expiry_days) if rules.expiry_days else None,
         rules.version,
     )
+
+
+def explain(result: EarnResult) -> list[str]:
+    """The receipt text as `EarnResult.explain` wrote it through attributes (issue 17):
+    the engine's faster text must match it byte for byte, as receipts store it."""
+    out = []
+    for line in result.lines:
+        if line.excluded:
+            out.append(f"{line.sku}: no points ({line.excluded})")
+            continue
+        for c in line.contributions:
+            if c.points:
+                out.append(f"{line.sku}: {c.points} pts - {c.description}")
+    out.extend(f"{c.points} pts - {c.description}" for c in result.receipt if c.points)
+    for cap in result.capped_by:
+        out.append(f"limited by {cap}")
+    return out

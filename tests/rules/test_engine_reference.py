@@ -203,6 +203,8 @@ def test_engine_agrees_with_the_reference(rules: Any, sales: list[Any]) -> None:
         want = reference.evaluate(rules, basket, member, context)
         assert seen(got) == seen(want)
         assert got == want
+        # explain() reads the tuples by index; the text is the attributes' own.
+        assert got.explain() == reference.explain(got) == reference.explain(want)
         # The engine builds its result objects from columns, the reference
         # through their constructors: the same types, reprs and hashes.
         assert repr(got) == repr(want)
