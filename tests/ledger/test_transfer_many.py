@@ -375,6 +375,29 @@ def test_a_balance_that_would_overflow_is_refused_as_transfer_refuses_it(twins: 
     assert isinstance(got, tuple)
 
 
+def test_a_batch_moving_many_accounts_updates_each_as_transfer_does(twins: Twins) -> None:
+    """More accounts than one CASE update takes (`_CASE_ROWS`): the VALUES join writes them."""
+    for ledger in (twins.batched, twins.single):
+        for n in range(12):
+            ledger.open_account(f"shop:till-{n}:EUR", "EUR")
+    batch: Batch = [
+        (
+            f"move-{n}",
+            [
+                Posting.debit(f"shop:till-{n}:EUR", eur(100 + n)),
+                Posting.credit("sys:sales:EUR", eur(100 + n)),
+            ],
+            None,
+        )
+        for n in range(12)
+    ]
+    got, _ = twins.both(batch)
+    assert isinstance(got, list)
+    assert len(got) == 12
+    few: Batch = [(f"few-{key}", postings, memo) for key, postings, memo in batch[:3]]
+    twins.both(few)
+
+
 # -- random batches against sequential transfers ---------------------------------
 
 MEMBERS = st.sampled_from(["M-1", "M-2"])
