@@ -168,11 +168,25 @@ def _entries_insert(no_memo: tuple[bool, ...]) -> str:
     )
 
 
-def _posting_rows_insert(no_expiry: tuple[bool, ...]) -> str:
-    rows = ",".join(f"(?, ?, ?, ?, ?, ?, 0, {'NULL' if none else '?'})" for none in no_expiry)
+def _posting_rows_insert(shape: tuple[object, ...]) -> str:
+    """A batch's postings insert, as `_postings_insert` makes an entry's: `shape` is
+    (seq - first seq, index, side, unit, whether the expiry is missing) per row."""
+    rows = []
+    number = 2
+    for i in range(0, len(shape), 5):
+        offset, idx, side, unit, no_expiry = shape[i : i + 5]
+        if side not in ("D", "C") or not isinstance(unit, str):
+            raise ValueError(f"not a posting's side and unit: {side!r}, {unit!r}")
+        unit_literal = "'" + unit.replace("'", "''") + "'"
+        expiry = "NULL" if no_expiry else f"?{number + 2}"
+        rows.append(
+            f"(?1 + {int(cast(int, offset))}, {int(cast(int, idx))}, ?{number}, '{side}',"
+            f" ?{number + 1}, {unit_literal}, 0, {expiry})"
+        )
+        number += 2 if no_expiry else 3
     return (
         "INSERT INTO postings (tx_seq, idx, account, side, amount, unit, pending, expires_at)"
-        f" VALUES {rows}"
+        f" VALUES {','.join(rows)}"
     )
 
 
@@ -1021,12 +1035,22 @@ class SQLiteStore:
         account, side, amount, unit, expires_at) rows."""
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            sql = _batch_sql(
-                "postings", tuple(row[6] is None for row in chunk), _posting_rows_insert
-            )
-            params: list[object] = []
-            for row in chunk:
-                params += row if row[6] is not None else row[:6]
+            first = chunk[0][0]
+            shape: list[object] = []
+            params: list[object] = [first]
+            for seq, idx, account, side, amount, unit, expires in chunk:
+                if expires is None:
+                    shape += (seq - first, idx, side, unit, True)
+                    params += (account, amount)
+                else:
+                    shape += (seq - first, idx, side, unit, False)
+                    params += (account, amount, expires)
+            key = ("batch", *shape)
+            sql = _POSTING_INSERTS.get(key)
+            if sql is None:
+                if len(_POSTING_INSERTS) > 256:
+                    _POSTING_INSERTS.clear()
+                sql = _POSTING_INSERTS[key] = _posting_rows_insert(tuple(shape))
             self._writer.execute(sql, params)
 
     def add_to_balances_at_once(self, deltas: dict[str, tuple[int, int, int, int]]) -> None:
