@@ -47,9 +47,17 @@ from ._schema import Rule, RuleSet, When, Where, Who, check_timezone
 _EARN, _UNIT, _LINE, _MULTIPLY, _BASKET = range(5)
 _Operation = tuple[int, int, int]
 _Group = tuple[int, ...]
+# What a group of rules does to a line, worked out when the plan is compiled:
+# the contributions it adds, (rule, kind, amount) in document order, the sum
+# of its earn amounts, its winning multiplier (rule or -1, and (a - b, b)),
+# and its basket-threshold rules.
+_Recipe = tuple[tuple[tuple[int, int, int], ...], int, int, int, int, tuple[int, ...]]
 # A line index: rule numbers by the category (with the rules for every line),
-# brand and SKU they name, and the rules for every line alone.
-_LineIndex = tuple[dict[str, _Group], dict[str, _Group], dict[str, _Group], _Group]
+# brand and SKU they name, and the rules for every line alone; then the
+# recipes of the category groups and of the every-line group.
+_LineIndex = tuple[
+    dict[str, _Group], dict[str, _Group], dict[str, _Group], _Group, dict[str, _Recipe], _Recipe
+]
 _Condition = tuple[Who, When, Where]
 _PLANS = 64  # compiled outcomes kept per engine (a rule set has few in practice)
 _SKU = itemgetter(0)  # a Line's sku (a Line is a tuple: see _model)
@@ -248,10 +256,8 @@ class RulesEngine:
         # Lines meet every rule but the per-receipt bonuses (a basket threshold
         # adds up the lines it names).
         on_lines = [n for n in active if _on_receipt(rules[n]) != "receipt"]
-        plain = _line_index(self.rules, on_lines)
-        discounted = _line_index(
-            self.rules, [n for n in on_lines if not rules[n].exclude_discounted]
-        )
+        plain = self._line_index(on_lines)
+        discounted = self._line_index([n for n in on_lines if not rules[n].exclude_discounted])
         receipt: list[tuple[int, int, int, int]] = []
         for n in active:
             effect = rules[n].effect
@@ -273,6 +279,48 @@ class RulesEngine:
             self._plans.clear()
         self._plans[key] = plan
         return plan
+
+    def _line_index(self, numbers: list[int]) -> _LineIndex:
+        """Rule numbers (ascending) by the category, brand and SKU they name.
+
+        Each category's group holds the rules for every line as well; a line
+        of a category no rule names meets the last group, those rules alone.
+        """
+        every: list[int] = []
+        by_category: dict[str, list[int]] = {}
+        by_brand: dict[str, list[int]] = {}
+        by_sku: dict[str, list[int]] = {}
+        for n in numbers:
+            what = self.rules.rules[n].what
+            if what.any:
+                every.append(n)
+            for category in what.categories:
+                by_category.setdefault(category, []).append(n)
+            for brand in what.brands:
+                by_brand.setdefault(brand, []).append(n)
+            for sku in what.skus:
+                by_sku.setdefault(sku, []).append(n)
+        categories = {name: tuple(sorted({*every, *group})) for name, group in by_category.items()}
+        return (
+            categories,
+            {name: tuple(group) for name, group in by_brand.items()},
+            {name: tuple(group) for name, group in by_sku.items()},
+            tuple(every),
+            {name: self._recipe(group) for name, group in categories.items()},
+            self._recipe(every),
+        )
+
+    def _recipe(self, group: Sequence[int]) -> _Recipe:
+        """What the rules of `group` (ascending) do to a line that meets them alone."""
+        operations = [(n, *self._operations[n]) for n in group]
+        adds = tuple((n, kind, a) for n, kind, a, _ in operations if kind in (_EARN, _UNIT, _LINE))
+        earn = sum(a for _, kind, a, _ in operations if kind == _EARN)
+        # The highest factor wins (the lowest rank), as in the per-line loop.
+        ranked = [(rank, n) for n, kind, _, rank in operations if kind == _MULTIPLY]
+        best = min(ranked)[1] if ranked else -1
+        gain, denominator = self._factors.get(best, (0, 1))
+        thresholds = tuple(n for n, kind, _, _ in operations if kind == _BASKET)
+        return adds, earn, best, gain, denominator, thresholds
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -342,14 +390,31 @@ class RulesEngine:
                 excluded += 1
                 continue
             add_reason(None)
-            by_category, by_brand, by_sku, every = discounted if discount else plain
+            by_category, by_brand, by_sku, every, recipes, default = (
+                discounted if discount else plain
+            )
+            brand_adds = by_brand.get(brand) if by_brand else None
+            sku_adds = by_sku.get(sku) if by_sku else None
+            if not (brand_adds or sku_adds):
+                # The usual line meets its category's group alone, whose
+                # recipe was worked out with the plan.
+                adds, earn, best, gain, denominator, thresholds = recipes.get(category, default)
+                for n, kind, a in adds:
+                    add_owner(n)
+                    add_value(net * a if kind == _EARN else a * quantity if kind == _UNIT else a)
+                if best >= 0 and (earned := net * earn):
+                    add_owner(best)
+                    add_value(earned * gain // denominator)
+                for n in thresholds:
+                    totals[n] = totals.get(n, 0) + net
+                continue
             # Once each, in document order: the category's group (which holds
             # the rules for every line too), then any the brand or SKU adds.
             found: Sequence[int] = by_category.get(category, every)
-            more = by_brand.get(brand)
+            more = brand_adds
             if more:
                 found = sorted({*found, *more}) if overlap else sorted([*found, *more])
-            more = by_sku.get(sku)
+            more = sku_adds
             if more:
                 found = sorted({*found, *more}) if overlap else sorted([*found, *more])
             earned = 0
@@ -456,34 +521,6 @@ def _on_receipt(rule: Rule) -> str:
     if effect.kind == "basket_bonus":
         return "threshold"
     return "receipt" if effect.kind == "bonus" and effect.per == "receipt" else ""
-
-
-def _line_index(rules: RuleSet, numbers: list[int]) -> _LineIndex:
-    """Rule numbers (ascending) by the category, brand and SKU they name.
-
-    Each category's group holds the rules for every line as well; a line
-    of a category no rule names meets the last group, those rules alone.
-    """
-    every: list[int] = []
-    by_category: dict[str, list[int]] = {}
-    by_brand: dict[str, list[int]] = {}
-    by_sku: dict[str, list[int]] = {}
-    for n in numbers:
-        what = rules.rules[n].what
-        if what.any:
-            every.append(n)
-        for category in what.categories:
-            by_category.setdefault(category, []).append(n)
-        for brand in what.brands:
-            by_brand.setdefault(brand, []).append(n)
-        for sku in what.skus:
-            by_sku.setdefault(sku, []).append(n)
-    return (
-        {name: tuple(sorted({*every, *group})) for name, group in by_category.items()},
-        {name: tuple(group) for name, group in by_brand.items()},
-        {name: tuple(group) for name, group in by_sku.items()},
-        tuple(every),
-    )
 
 
 _ENGINES: dict[int, tuple[RuleSet, RulesEngine]] = {}
