@@ -806,9 +806,13 @@ class SQLiteStore:
             args = (account, expired_by)
         cursor = self._conn.execute(sql + " ORDER BY earned_at, id", args)
         found: list[LotRow] = []
+        # One lot first (the oldest usually covers a redemption: each row fetched is a
+        # step through the index and a read of the lot), then more at a time.
+        size = 1
         try:
             while need > 0:
-                chunk = cursor.fetchmany(16)
+                chunk = cursor.fetchmany(size)
+                size = min(size * 4, 64)
                 if not chunk:
                     break
                 for row in chunk:
