@@ -37,7 +37,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 from itertools import islice, repeat
-from operator import itemgetter
 
 from .._errors import RulesError
 from ._model import Basket, Context, Contribution, EarnResult, LineResult, Member
@@ -60,7 +59,6 @@ _LineIndex = tuple[
 ]
 _Condition = tuple[Who, When, Where]
 _PLANS = 64  # compiled outcomes kept per engine (a rule set has few in practice)
-_SKU = itemgetter(0)  # a Line's sku (a Line is a tuple: see _model)
 _new = tuple.__new__  # (a result type, its fields): see _model
 
 
@@ -487,26 +485,25 @@ class RulesEngine:
                 ),
             )
         )
-        bounds = list(map(slice, starts, islice(starts, 1, None)))
-        lines = tuple(
-            map(
-                _new,
-                repeat(LineResult),
-                zip(
-                    range(line_count),
-                    map(_SKU, basket.lines),
-                    nets,
-                    map(sum, map(shares.__getitem__, bounds)),
-                    map(contributions.__getitem__, bounds),
-                    reasons,
-                    strict=True,
-                ),
+        # The lines in one pass: their slices and sums mapped over slice
+        # objects (a thousand instructions each to make) cost more.
+        lines: list[LineResult] = []
+        add_line = lines.append
+        start = 0
+        for index, (line, net, reason, end) in enumerate(
+            zip(basket.lines, nets, reasons, islice(starts, 1, None), strict=True)
+        ):
+            add_line(
+                _new(
+                    LineResult,
+                    (index, line[0], net, sum(shares[start:end]), contributions[start:end], reason),
+                )
             )
-        )
+            start = end
         return EarnResult(
             points,
             Fraction(total_scaled, big_d),
-            lines,
+            tuple(lines),
             contributions[starts[line_count] :],
             tuple(capped),
             today + self._pending,
