@@ -124,7 +124,11 @@ def sale(ledger: Ledger, n: int, members: int, *, batched: bool = True) -> None:
 
 
 def floor(conn: sqlite3.Connection, n: int) -> None:
-    """The same rows as a transfer, one executemany per table, no reads."""
+    """The same rows as a transfer, one executemany per table, no reads.
+
+    Written through the ledger's own connection, so into the same tables and indexes
+    its schema has (since version 3: no postings_by_account entry for the `sys:`
+    postings, no lots_due), exactly as the transfer writes them."""
     member = f"M-{n % 5}"
     paid, earned = 1000 + n % 5000, 10 + n % 50
     conn.execute("BEGIN IMMEDIATE")
