@@ -50,8 +50,20 @@ def sale_record(
 ) -> dict[str, Any]:
     """The receipt record of a completed sale."""
     at = datetime.fromisoformat(plan["at"])
+    # A whole line as `_line` writes it, inline: a sale has every line, every time.
     lines = [
-        _line(line, points) for line, points in zip(plan["lines"], receipt.line_points, strict=True)
+        {
+            "sku": sku,
+            "category": category,
+            "brand": brand,
+            "quantity": qty,
+            "unit_price": unit_price,
+            "discount": discount,
+            "points": points,
+        }
+        for (sku, qty, unit_price, category, brand, discount, *_), points in zip(
+            plan["lines"], receipt.line_points, strict=True
+        )
     ]
     vouchers = [
         {"code": use.code, "campaign": campaigns.get(use.code, ""), "amount": use.amount.minor}
