@@ -83,7 +83,11 @@ def _check_minor(_instance: object, attribute: attrs.Attribute[int], value: obje
     check_minor(value, what=attribute.name)
 
 
-@attrs.frozen(order=False)
+#: Sets a field of a frozen instance in its own __init__ (as attrs' generated one does).
+_set = object.__setattr__
+
+
+@attrs.frozen(order=False, init=False)
 class Money:
     """An exact amount of one currency, in minor units.
 
@@ -94,6 +98,16 @@ class Money:
 
     minor: int = attrs.field(validator=_check_minor)
     currency: str = attrs.field(validator=_check_currency)
+
+    # Written out rather than attrs' validators: every receipt, quote and
+    # posting builds several, and the validators' calls were most of their cost.
+    def __init__(self, minor: int, currency: str) -> None:
+        if type(minor) is not int or not -MAX_AMOUNT <= minor <= MAX_AMOUNT:
+            check_minor(minor, what="minor")
+        if type(currency) is not str or currency not in EXPONENTS:
+            exponent(currency)
+        _set(self, "minor", minor)
+        _set(self, "currency", currency)
 
     @property
     def unit(self) -> str:
@@ -183,11 +197,16 @@ class Money:
         return self.minor != 0
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, init=False)
 class Points:
     """A whole number of loyalty points."""
 
     value: int = attrs.field(validator=_check_minor)
+
+    def __init__(self, value: int) -> None:  # see Money.__init__
+        if type(value) is not int or not -MAX_AMOUNT <= value <= MAX_AMOUNT:
+            check_minor(value, what="value")
+        _set(self, "value", value)
 
     @property
     def unit(self) -> str:
