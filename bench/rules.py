@@ -16,8 +16,10 @@ core).
 
 Started with ``--phase 1|200|explain --count N`` (as callgrind runs it), it
 builds the same engines and baskets, evaluates N baskets with the phase's
-rule set (``explain``: 200 rules and the receipt text the till prints) and
-exits.
+rule set (``explain``: 200 rules and the receipt text the till prints;
+``checkout``: the demo chain's rules on 20-line baskets as bench/checkout.py
+scans them, with the receipt text, which is the rules' share of a till's
+checkout) and exits.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from _common import parse_args, result
 from _measure import counting, parse_phase, window_instructions
 
+from loyaltysdk._cli_demo import DEMO_RULES, demo_rules
 from loyaltysdk.rules import Basket, Context, Line, Member, RulesEngine, load_rules
 
 CATEGORIES = [f"cat{n}" for n in range(40)]
@@ -114,6 +117,22 @@ def baskets(count: int, rng: random.Random) -> list[Basket]:
     return out
 
 
+def checkout_baskets(count: int) -> list[Basket]:
+    """20-line baskets as bench/checkout.py's `Shop` draws them (its seed, SKUs, categories)."""
+    rng = random.Random(5)
+    skus = [(f"SKU{n}", rng.choice(DEMO_RULES["_categories"])) for n in range(500)]
+    return [
+        Basket(
+            "EUR",
+            [
+                Line(sku, rng.randint(1, 3), rng.randint(50, 2_000), category=category)
+                for sku, category in rng.sample(skus, 20)
+            ],
+        )
+        for _ in range(count)
+    ]
+
+
 def run(
     engine: RulesEngine, work: list[Basket], member: Member, context: Context
 ) -> tuple[float, float]:
@@ -144,12 +163,23 @@ def main() -> None:
     for basket in work[:WARM]:
         full.evaluate(basket, member, context).explain()
         floor.evaluate(basket, member, context).explain()
+    if phase == "checkout":  # built only where counted, so the other phases' runs are as they were
+        demo, demo_work = RulesEngine(demo_rules()), checkout_baskets(counted)
+        # bench/checkout.py's seeded members are Gold; 15:00 in Berlin, after the morning bonus.
+        gold = Member("M-0", tier="Gold")
+        for basket in demo_work[:WARM]:
+            demo.evaluate(basket, gold, context).explain()
     # The set-up's objects are not the evaluation's: out of the collector's
     # way, so a full collection costs what the evaluation allocated, not the
     # baskets, in the counted runs and in the timed ones alike.
     gc.collect()
     gc.freeze()
 
+    if count is not None and phase == "checkout":
+        with counting():
+            for n in range(count):
+                demo.evaluate(demo_work[n % len(demo_work)], gold, context).explain()
+        return
     if count is not None:  # a counted child: exactly `count` evaluations, then exit
         engine = floor if phase == "1" else full
         explain = phase == "explain"
@@ -163,7 +193,7 @@ def main() -> None:
     flags = ["--full"] if args.full else []
     counts = {
         name: window_instructions([*flags, "--phase", name], counted)
-        for name in ("1", "200", "explain")
+        for name in ("1", "200", "explain", "checkout")
     }
     run(full, work[:200], member, context)  # warm up the timed loop
     rate_floor, cpu_floor = run(floor, work, member, context)
@@ -173,6 +203,7 @@ def main() -> None:
     print(f"{'1 rule (baseline)':22}{counts['1']:14,.0f}{rate_floor:12,.0f}{cpu_floor:12,.0f}")
     print(f"{'200 rules':22}{counts['200']:14,.0f}{rate:12,.0f}{cpu:12,.0f}")
     print(f"{'200 rules + explain()':22}{counts['explain']:14,.0f}")
+    print(f"{'checkout + explain()':22}{counts['checkout']:14,.0f}  (demo rules, 20 lines)")
     print(
         f"200 rules cost {counts['200'] / counts['1']:.1f}x the baseline's instructions, "
         f"{rate_floor / rate:.1f}x its time"
