@@ -14,15 +14,15 @@ rolls the whole push back.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
+
 from .._errors import UnknownCurrency
 from .._ids import is_id, is_text
-from .._money import MAX_AMOUNT, POINTS_UNIT, check_unit
+from .._money import EXPONENTS, MAX_AMOUNT, POINTS_UNIT, check_unit
 from ..sync import BadRecord
 from ._store import HubStore
 
@@ -60,89 +60,87 @@ def _unit_of_account(account: str) -> str | None:
     return None
 
 
-# The compact form a till's ledger writes (`ledger._payload`: these fields in
-# this order, no spaces, ASCII-escaped strings), matched in one call instead
-# of decoded by `json` and checked field by field. A string here is printable
-# ASCII without backslash or quote, so its JSON value is its text and it is
-# printable; a number is a JSON integer. Whatever does not match, or matches
-# but breaks a rule, takes the general path below, which decides and names
-# the reason: both accept exactly the same records, alike.
-_STR = r"[ !#-\[\]-~]*"
-_INT = r"(?:0|[1-9][0-9]{0,18})"
-_COMPACT = re.compile(
-    rf'\{{"v":1,"origin":"({_STR})","key":"({_STR})","kind":"([a-z]+)",'
-    rf'"ref":(?:null|"({_STR})"),"at":({_INT}),"expires_at":(?:null|({_INT})),'
-    rf'"memo":(?:null|"({_STR})"),"postings":\[(.*)\]\}}'
-)
-# The postings list is read by one findall (a posting after the first comes
-# with its comma). Matches do not overlap, so when their lengths add up to
-# the list's they tile it: the list is exactly these postings, comma-separated
-# (it used to be matched whole first, then found again: two passes).
-_POSTING = re.compile(rf'(?:^|,)\["({_STR})","([DC])",({_INT}),"([A-Z]{{3}})",(null|{_INT})\]')
-#: The characters of a posting besides its account, amount and lot: `["`, `","`,
-#: the side, `",`, `,"`, the unit, `",` and `]`.
-_POSTING_FIXED: Final = 16
+# The usual record is read by orjson (a fraction of the standard decoder's
+# instructions) and kept by one expression per record and one per posting,
+# the checks `_decode` makes one by one, inlined. Whatever orjson refuses
+# (a lone surrogate, NaN) or reads differently (an integer beyond 64 bits
+# becomes a float: no field takes one), and whatever breaks a rule, takes
+# `_decode`, which decides with the standard decoder and names the reason:
+# both accept exactly the same records, alike.
 _NEEDS_REF: Final = frozenset({"post", "reversal", *_CLOSING})
+_KINDS: Final = _WITH_POSTINGS | _CLOSING
 
 
-def _compact(payload: str) -> dict[str, Any] | None:
-    """The record, if `payload` is in the compact form and keeps every rule; else None."""
-    match = _COMPACT.fullmatch(payload)
-    if match is None:
+def _lean(payload: str) -> dict[str, Any] | None:
+    """The record, if orjson reads it and it keeps every rule; else None."""
+    try:
+        record = orjson.loads(payload)
+    except ValueError:  # orjson.JSONDecodeError
         return None
-    origin, key, kind, ref, at, expires, memo, items = match.groups()
-    with_postings = kind in _WITH_POSTINGS
+    if type(record) is not dict or record.keys() != _FIELDS:
+        return None
+    v, origin, key, kind = record["v"], record["origin"], record["key"], record["kind"]
+    ref, at, expires, memo = record["ref"], record["at"], record["expires_at"], record["memo"]
+    postings = record["postings"]
     if not (
-        (with_postings or kind in _CLOSING)
+        type(v) is int
+        and v == 1
+        and type(kind) is str
+        and kind in _KINDS
+        and type(origin) is str
         and 0 < len(origin) <= 64
+        and origin.isprintable()
+        and type(key) is str
         and 0 < len(key) <= _MAX_KEY
-        and (ref is None or 0 < len(ref) <= _MAX_KEY)
+        and key.isprintable()
+        and (ref is None or (type(ref) is str and 0 < len(ref) <= _MAX_KEY and ref.isprintable()))
         and (ref is None) != (kind in _NEEDS_REF)
+        and type(at) is int
+        and 0 <= at <= _MAX_MICROS
         and (expires is None) != (kind == "hold")
-        and (memo is None or len(memo) <= _MAX_MEMO)
-        and (items != "") == with_postings
+        and (expires is None or (type(expires) is int and 0 <= expires <= _MAX_MICROS))
+        # orjson reads no lone surrogate: a string it gives is valid UTF-8.
+        and (memo is None or (type(memo) is str and len(memo) <= _MAX_MEMO and "\x00" not in memo))
+        and type(postings) is list
+        and len(postings) <= _MAX_POSTINGS
+        and (not postings) == (kind in _CLOSING)
     ):
         return None
-    at_us = int(at)
-    expires_us = None if expires is None else int(expires)
-    if at_us > _MAX_MICROS or (expires_us is not None and expires_us > _MAX_MICROS):
-        return None
-    postings: list[list[Any]] = []
-    if items:
-        found = _POSTING.findall(items)
-        # Each posting after the first has its comma: one character more.
-        length = len(found) * (_POSTING_FIXED + 1) - 1
+    if postings:
         totals: dict[str, int] = {}
-        fits = _account_fits
-        for account, side, amount, unit, lot in found:
-            length += len(account) + len(amount) + len(lot)
-            minor = int(amount)
-            if lot == "null":
-                lot_us = None
-            else:
-                lot_us = int(lot)
-                if side != "C" or unit != POINTS_UNIT or lot_us > _MAX_MICROS:
-                    return None
-            if not (0 < minor <= MAX_AMOUNT and fits(account, unit)):
+        implied_of = _IMPLIED.get
+        for posting in postings:
+            if type(posting) is not list or len(posting) != 5:
                 return None
-            postings.append([account, side, minor, unit, lot_us])
-            if side == "D":
-                totals[unit] = totals.get(unit, 0) + minor
-            else:
-                totals[unit] = totals.get(unit, 0) - minor
-        if length != len(items) or len(postings) > _MAX_POSTINGS or any(totals.values()):
+            account, side, amount, unit, lot = posting
+            if not (
+                type(account) is str
+                and type(unit) is str
+                and (side == "D" or side == "C")
+                and type(amount) is int
+                and 1 <= amount <= MAX_AMOUNT
+                and (
+                    lot is None
+                    or (
+                        type(lot) is int
+                        and 0 <= lot <= _MAX_MICROS
+                        and side == "C"
+                        and unit == POINTS_UNIT
+                    )
+                )
+                and unit in _UNITS
+            ):
+                return None
+            # `_account_fits`, inlined.
+            implied = implied_of(account, False)
+            if implied is False:
+                implied = _learn(account)
+            if implied is None or (implied and implied != unit):
+                return None
+            totals[unit] = totals.get(unit, 0) + (amount if side == "D" else -amount)
+        if any(totals.values()):
             return None
-    return {
-        "v": 1,
-        "origin": origin,
-        "key": key,
-        "kind": kind,
-        "ref": ref,
-        "at": at_us,
-        "expires_at": expires_us,
-        "memo": memo,
-        "postings": postings,
-    }
+    return record
 
 
 def parse(seq: int, payload: str) -> dict[str, Any]:
@@ -151,7 +149,7 @@ def parse(seq: int, payload: str) -> dict[str, Any]:
     Raises:
         BadRecord: what is wrong, and with which record.
     """
-    record = _compact(payload)
+    record = _lean(payload)
     return record if record is not None else _decode(seq, payload)
 
 
@@ -220,16 +218,29 @@ def _decode(seq: int, payload: str) -> dict[str, Any]:
     return record
 
 
-# Accounts repeat across records (the system accounts in every one): a memo.
-@functools.lru_cache(maxsize=32768)
+#: Units a posting may carry: points and the ISO 4217 codes.
+_UNITS: Final = frozenset({POINTS_UNIT, *EXPONENTS})
+#: Accounts seen, each with the unit its name implies ("" for none) or None if
+#: it is no identifier: accounts repeat across records (the system accounts in
+#: every one), and a dict lookup is a fifth of an `lru_cache` call.
+_IMPLIED: dict[str, str | None] = {}
+_IMPLIED_MAX: Final = 65536
+
+
 def _account_fits(account: str, unit: str) -> bool:
     """An account id and a unit a posting may carry (`_check_posting`'s rules for them)."""
-    try:
-        check_unit(unit)
-    except UnknownCurrency:
-        return False
-    implied = _unit_of_account(account)
-    return is_id(account) and (implied is None or implied == unit)
+    implied = _IMPLIED.get(account, False)
+    if implied is False:
+        implied = _learn(account)
+    return unit in _UNITS and implied is not None and (not implied or implied == unit)
+
+
+def _learn(account: str) -> str | None:
+    if len(_IMPLIED) >= _IMPLIED_MAX:
+        _IMPLIED.clear()  # a bound on memory, whatever tills send
+    implied = (_unit_of_account(account) or "") if is_id(account) else None
+    _IMPLIED[account] = implied
+    return implied
 
 
 def _check_posting(seq: int, index: int, posting: Any) -> None:

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Ingest's lean path: records in the ledger's compact form, read in one match.
+"""Ingest's lean path: a record read by orjson and kept by inlined checks.
 
-The hub reads a record a till's ledger wrote (compact JSON, fields in order)
-without the `json` module; anything else takes the general path, which
-names what is wrong. Both must accept exactly the same records, alike.
+The hub reads a record a till's ledger wrote with orjson and one expression
+per record and per posting; what orjson refuses or reads differently, and
+what breaks a rule, takes the general path (the `json` module, each check
+by itself), which names what is wrong. Both must accept exactly the same
+records, alike.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyaltysdk.hub import Hub, PostgresHubStore
-from loyaltysdk.hub._records import _compact, _decode, parse
+from loyaltysdk.hub._records import _decode, _lean, parse
 from loyaltysdk.sync import BadRecord, InsufficientOnline
 
 from .test_hub import registered, topup
@@ -88,7 +90,7 @@ def _records(draw: st.DrawFn) -> dict[str, Any]:
 @given(record=_records())
 def test_the_lean_path_accepts_what_the_general_one_does_alike(record: dict[str, Any]) -> None:
     text = _compact_json(record)
-    fast = _compact(text)
+    fast = _lean(text)
     try:
         slow: dict[str, Any] | None = _decode(1, text)
     except BadRecord:
@@ -124,10 +126,20 @@ def test_a_till_s_usual_records_take_the_lean_path() -> None:
     post = {**sale, "kind": "post", "key": "p1", "ref": "h1"}
     void = {**sale, "kind": "void", "key": "v1", "ref": "h1", "postings": []}
     for record in (sale, hold, post, void):
-        assert _compact(_compact_json(record)) == record
-    # Escapes, spaces or another field order: the general path, same answer.
-    spaced = json.dumps(sale)
-    assert _compact(spaced) is None and parse(1, spaced) == sale
+        assert _lean(_compact_json(record)) == record
+    # Spaces or another field order: still the lean path, the same answer.
+    spaced = json.dumps(dict(reversed(sale.items())), indent=1)
+    assert _lean(spaced) == sale and parse(1, spaced) == sale
+    # What orjson reads differently (an integer beyond 64 bits: a float) or
+    # refuses (a lone surrogate) goes to the general path, which decides.
+    big = _compact_json({**sale, "at": 2**64})
+    assert _lean(big) is None
+    with pytest.raises(BadRecord, match="at is a whole number"):
+        parse(1, big)
+    surrogate = _compact_json({**sale, "memo": "\ud800"})
+    assert _lean(surrogate) is None
+    with pytest.raises(BadRecord, match="a memo is text"):
+        parse(1, surrogate)
 
 
 def test_a_post_cannot_name_a_hold_that_comes_after_it(hub: Hub) -> None:
@@ -201,14 +213,31 @@ _SALE_POSTINGS = '["member:M1:wallet:EUR","D",100,"EUR",null],["sys:sales:EUR","
     ],
 )
 def test_postings_that_only_contain_good_ones_are_not_the_lean_form(postings: str) -> None:
-    """The lean path finds postings in one pass; what lies between them must be a comma."""
+    """Postings with anything but a comma between them are not JSON: refused, on both paths."""
     head = (
         '{"v":1,"origin":"T1","key":"k1","kind":"transfer","ref":null,"at":1,'
         '"expires_at":null,"memo":null,"postings":['
     )
     good = json.loads(f"{head}{_SALE_POSTINGS}]}}")
-    assert _compact(f"{head}{_SALE_POSTINGS}]}}") == good
+    assert _lean(f"{head}{_SALE_POSTINGS}]}}") == good
     text = f"{head}{postings}]}}"
-    assert _compact(text) is None
+    assert _lean(text) is None
     with pytest.raises(BadRecord):
         parse(1, text)
+
+
+@pytest.mark.postgres
+def test_copy_text_stores_every_value_as_given(pg_dsn: str) -> None:
+    """COPY lines built by the store: escapes where a value needs one, NULL, other types."""
+    store = PostgresHubStore(pg_dsn)
+    store.execute("CREATE TABLE copied (n BIGINT, a TEXT, b TEXT, f BOOLEAN)")
+    odd = ["tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\N", "", "é ü 😀"]
+    plain = [(i, f"k{i}", None, None) for i in range(200)]
+    escaped = [(1000 + i, text, text, None) for i, text in enumerate(odd)]
+    other = [(2000, "x", None, True), (2001, "y", "z", None)]  # a bool: psycopg formats
+    rows = plain + escaped + other
+    with store.transaction():
+        store.copy_rows("copied", ("n", "a", "b", "f"), rows)
+    got = store.execute("SELECT n, a, b, f FROM copied ORDER BY n")
+    assert got == sorted(rows)
+    store.close()
