@@ -517,7 +517,7 @@ class Ledger:
             row.credits_posted,
             row.debits_pending,
             row.credits_pending,
-            debit_normal=row.account.flags == AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+            debit_normal=row.account.flags == _CREDIT_LIMIT,
             expired=expired,
         )
 

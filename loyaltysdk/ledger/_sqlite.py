@@ -49,9 +49,21 @@ _TX_COLUMNS: Final = (
 )
 
 
+#: Every stored flags value, looked up: on Python 3.11 `AccountFlags(n)` takes
+#: thousands of instructions (the enum class's __getattr__ hook), per account read.
+_FLAGS: Final = {int(f): f for f in map(AccountFlags, range(4))}
+
+
 def _account_row(row: tuple[object, ...]) -> AccountRow:
     ident, unit, flags, lots, breakage, dp, cp, dpe, cpe = row
-    account = Account(str(ident), str(unit), AccountFlags(flags), bool(lots), breakage)  # type: ignore[arg-type]
+    known = _FLAGS.get(flags)  # type: ignore[call-overload]
+    account = Account(
+        str(ident),
+        str(unit),
+        AccountFlags(flags) if known is None else known,  # type: ignore[arg-type]
+        bool(lots),
+        breakage,  # type: ignore[arg-type]
+    )
     return AccountRow(account, dp, cp, dpe, cpe)  # type: ignore[arg-type]
 
 
