@@ -501,6 +501,30 @@ class Ledger:
             rows = (found[account_id] for account_id in ids)
             return [self._balance(row, now, expired) for row, expired in rows]
 
+    def available_of(self, account_ids: Sequence[str]) -> dict[str, int]:
+        """What each account may spend now, in minor units or points: the integer of
+        `balance(id).available`, for many accounts in one read and no objects.
+
+        Raises:
+            UnknownAccount: one of them does not exist.
+        """
+        with self._lock:
+            rows = self._store.available_columns(account_ids, self._now())
+        found: dict[str, int] = {}
+        for account_id, flags, dp, cp, dpe, cpe, expired in rows:
+            if flags == _CREDIT_LIMIT:  # debit-normal, as `_balance` shows it
+                found[account_id] = dp - cp - cpe
+            else:
+                unreserved = cp - dp - dpe
+                # Expired, unreserved lots are not spendable (see `_balance`).
+                expired = max(0, min(expired, unreserved)) if expired else 0
+                found[account_id] = unreserved - expired
+        if len(found) < len(account_ids):
+            missing = [account_id for account_id in account_ids if account_id not in found]
+            if missing:
+                raise UnknownAccount(f"no account {missing[0]!r}")
+        return found
+
     def _balance(self, row: AccountRow, now: int, expired_by_now: int | None = None) -> Balance:
         expired = 0
         if row.account.lots:

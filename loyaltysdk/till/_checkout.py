@@ -170,8 +170,8 @@ class Checkout:
         if self.identity is not None:
             member_id = self.identity.member.id
             accounts += (self.till.points_account(member_id), self.till.wallet_account(member_id))
-        for balance in self.till.ledger.balances_of(accounts):
-            self._available[balance.account] = (changes, self.till._minor(balance.available))
+        for account_id, available in self.till.ledger.available_of(accounts).items():
+            self._available[account_id] = (changes, available)
         return self._available[account][1]
 
     def _points_left(self, member_id: str) -> int:

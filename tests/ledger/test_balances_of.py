@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`Ledger.balances_of` gives what `balance` gives each account, in one statement."""
+"""`Ledger.balances_of` gives what `balance` gives each account, in one statement;
+`Ledger.available_of` gives each one's `available` as an integer, in one statement."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ ACCOUNTS = [
     "sys:points:issued",
     "sys:float:EUR",
     "sys:sales:EUR",
+    "sys:cash:EUR",  # debit-normal
 ]
 
 
@@ -32,7 +34,7 @@ def _connection(ledger: Ledger) -> sqlite3.Connection:
 steps = st.lists(
     st.tuples(
         st.sampled_from(["M-1", "M-2"]),
-        st.booleans(),
+        st.sampled_from(["earn", "spend", "hold"]),
         st.integers(1, 50),
         st.integers(1, 5),
         st.integers(0, 3),
@@ -44,7 +46,7 @@ steps = st.lists(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps, st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=6))
 def test_the_same_balances_as_one_read_each(
-    moves: list[tuple[str, bool, int, int, int]], asked: list[str]
+    moves: list[tuple[str, str, int, int, int]], asked: list[str]
 ) -> None:
     clock = FakeClock()
     ledger = Ledger.in_memory(clock=clock)
@@ -56,11 +58,18 @@ def test_the_same_balances_as_one_read_each(
             Posting.credit("sys:sales:EUR", Money(500, "EUR")),
         ],
     )
-    for n, (member, earn, points, lives, wait) in enumerate(moves):
+    ledger.transfer(
+        "till",
+        [
+            Posting.debit("sys:cash:EUR", Money(300, "EUR")),
+            Posting.credit("sys:sales:EUR", Money(300, "EUR")),
+        ],
+    )
+    for n, (member, what, points, lives, wait) in enumerate(moves):
         account = f"member:{member}:points"
         expires = clock.now + timedelta(days=lives)
         try:
-            if earn:
+            if what == "earn":
                 ledger.transfer(
                     f"e{n}",
                     [
@@ -69,19 +78,25 @@ def test_the_same_balances_as_one_read_each(
                     ],
                 )
             else:
-                ledger.transfer(
-                    f"s{n}",
-                    [
-                        Posting.debit(account, Points(points)),
-                        Posting.credit("sys:points:redeemed", Points(points)),
-                    ],
-                )
+                spend = [
+                    Posting.debit(account, Points(points)),
+                    Posting.credit("sys:points:redeemed", Points(points)),
+                ]
+                if what == "hold":  # pending: `available` takes it off, `posted` does not
+                    ledger.hold(f"h{n}", spend, timeout=timedelta(days=lives))
+                else:
+                    ledger.transfer(f"s{n}", spend)
         except InsufficientFunds:
             pass
         clock.advance(days=wait)  # some lots expire unbooked: `expired` must count them
     asked.append("member:M-1:wallet:EUR")
     expected = [ledger.balance(account) for account in dict.fromkeys(asked)]
     assert ledger.balances_of(asked) == expected
+    amounts = {b.account: b.available for b in expected}
+    assert ledger.available_of(asked) == {
+        account: amount.minor if isinstance(amount, Money) else amount.value
+        for account, amount in amounts.items()
+    }
 
 
 def test_one_statement_for_several_accounts_with_lots() -> None:
@@ -97,8 +112,23 @@ def test_one_statement_for_several_accounts_with_lots() -> None:
     assert len(seen) == 1
 
 
-def test_an_unknown_account_is_named() -> None:
+def test_available_of_reads_several_accounts_with_lots_in_one_statement() -> None:
+    ledger = Ledger.in_memory(clock=FakeClock())
+    open_chart(ledger)
+    seen: list[str] = []
+    conn = _connection(ledger)
+    conn.set_trace_callback(seen.append)
+    try:
+        found = ledger.available_of(["member:M-1:points", "member:M-2:points", "sys:float:EUR"])
+    finally:
+        conn.set_trace_callback(None)
+    assert len(seen) == 1
+    assert found == {"member:M-1:points": 0, "member:M-2:points": 0, "sys:float:EUR": 0}
+
+
+@pytest.mark.parametrize("read", ["balances_of", "available_of"])
+def test_an_unknown_account_is_named(read: str) -> None:
     ledger = Ledger.in_memory(clock=FakeClock())
     open_chart(ledger)
     with pytest.raises(UnknownAccount, match="member:M-9:points"):
-        ledger.balances_of(["member:M-1:points", "member:M-9:points"])
+        getattr(ledger, read)(["member:M-1:points", "member:M-9:points"])
