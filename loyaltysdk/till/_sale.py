@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 
 
 def lines_of(basket: Basket) -> list[list[Any]]:
-    return [
-        [ln.sku, ln.quantity, ln.unit_price, ln.category, ln.brand, ln.discount, ln.reference]
-        for ln in basket.lines
-    ]
+    """The stored form of the lines: sku, quantity, unit price, category, brand, discount,
+    reference. A `Line` is a tuple in that order (its currency last, not stored): sliced,
+    not read field by field (seven property calls a line, every checkout)."""
+    return [list(line[:7]) for line in basket.lines]
 
 
 def basket_of(currency: str, lines: list[list[Any]]) -> Basket:
@@ -51,11 +51,16 @@ def basket_of(currency: str, lines: list[list[Any]]) -> Basket:
 
 def goods_spend(basket: Basket) -> int:
     """What counts towards tiers: the goods, not value sold (gift cards, top-ups)."""
-    return sum(line.net for line in basket.lines if line.category not in (GIFT_CARD, STORED_VALUE))
+    value = (GIFT_CARD, STORED_VALUE)
+    # By index (see `lines_of`): quantity 1, unit price 2, category 3, discount 5.
+    return sum(ln[1] * ln[2] - ln[5] for ln in basket.lines if ln[3] not in value)
 
 
 def check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> None:
     """Gift-card lines name a voucher code; stored-value lines a known member."""
+    categories = {line[3] for line in basket.lines}  # by index, see `lines_of`
+    if GIFT_CARD not in categories and STORED_VALUE not in categories:
+        return  # the usual basket sells no value
     for line in basket.lines:
         if line.category == GIFT_CARD:
             parse_code(line.reference)
@@ -187,8 +192,10 @@ def post_sale(
         day = till.local_date(at)
         events: list[tuple[str, dict[str, Any]]] = []
         if member_id:
-            used = {c.rule for line in earn.lines for c in line.contributions if c.points}
-            used |= {c.rule for c in earn.receipt if c.points}
+            # Results are tuples (rules/_model): a contribution is (rule, description,
+            # points, ...), a line's contributions its item 4.
+            used = {c[0] for line in earn.lines for c in line[4] if c[2]}
+            used |= {c[0] for c in earn.receipt if c[2]}
             till._directory.record_sale(
                 ref, member_id, day, goods_spend(basket), points_earned, used, events
             )
@@ -205,7 +212,7 @@ def post_sale(
             currency=currency,
             total=money(total),
             points_earned=points_earned,
-            line_points=tuple(line.points for line in earn.lines)
+            line_points=tuple(line[3] for line in earn.lines)
             if member_id
             else tuple(0 for _ in basket.lines),
             earn_lines=(explained or tuple(earn.explain())) if member_id else (),  # the printer's

@@ -735,12 +735,15 @@ class Till:
         hold timeout no longer keeps anything (its completion checks the balance again)."""
         if not self._reservations:
             return 0
-        now = self.now()
-        return sum(
-            amount
+        taken = [
+            (amount, until)
             for held, amount, until in self._reservations.values()
-            if held == account and until > now
-        )
+            if held == account
+        ]
+        if not taken:
+            return 0  # the clock is read only for an account something holds
+        now = self.now()
+        return sum(amount for amount, until in taken if until > now)
 
     def member_view(self, record: MemberRecord, at: datetime | None = None) -> Member:
         """The member as the rules see them: tier, points earned this cap period, rules had."""
