@@ -32,7 +32,7 @@ from ..cards.purse import Kind, Purse
 from ..cards.transport import Transport
 from ..ledger import AccountFlags, Balance, HoldExpired, HoldResolved, Ledger, Posting
 from ..ledger import Kind as EntryKind
-from ..ledger._boundary import storage_boundary
+from ..ledger._boundary import no_storage, storage_boundary
 from ..ledger._sqlite import SQLiteStore
 from ..rules import Basket, Member, RuleSet
 from ..sync import HubLink, Update
@@ -348,9 +348,11 @@ class Till:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @no_storage
     def now(self) -> datetime:
         return self._clock()
 
+    @no_storage
     def local_date(self, moment: datetime | None = None) -> date:
         return (moment or self.now()).astimezone(self.zone).date()
 
@@ -366,18 +368,23 @@ class Till:
         for name in ("wallet:float", "wallet:tender", "card:float", "card:tender"):
             self.ledger.open_account(f"sys:{name}:{c}", c)
 
+    @no_storage
     def points_account(self, member: str) -> str:
         return f"member:{member}:points"
 
+    @no_storage
     def pending_account(self, member: str) -> str:
         return f"member:{member}:points-pending"
 
+    @no_storage
     def wallet_account(self, member: str) -> str:
         return f"member:{member}:wallet:{self.currency}"
 
+    @no_storage
     def card_account(self, uid: str) -> str:
         return f"card:{uid}:{self.currency}"
 
+    @no_storage
     def money(self, minor: int) -> Money:
         return Money._checked(minor, self.currency)
 
