@@ -19,6 +19,10 @@ NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 #: Names no till may take: ``admin`` credentials are head office's.
 RESERVED_NAMES: Final = frozenset({"admin"})
+#: A basket line's SKU (1 to this many), category and brand (up to it): what a
+#: receipt record may carry to the hub (sync's check), so a till takes no line
+#: that its sync could not deliver.
+MAX_LINE_TEXT: Final = 100
 
 
 def is_name(value: object) -> TypeGuard[str]:
@@ -46,4 +50,4 @@ def is_text(value: object, max_length: int) -> TypeGuard[str]:
     return True
 
 
-__all__ = ["NAME_PATTERN", "RESERVED_NAMES", "is_id", "is_name", "is_text"]
+__all__ = ["MAX_LINE_TEXT", "NAME_PATTERN", "RESERVED_NAMES", "is_id", "is_name", "is_text"]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import attrs
 
 from .._errors import RulesError
+from .._ids import MAX_LINE_TEXT
 from .._money import MAX_AMOUNT, Money
 
 
@@ -83,6 +84,23 @@ class _Record(tuple[Any, ...]):
     def __getnewargs__(self) -> tuple[Any, ...]:
         # pickle and copy rebuild through __new__, which takes the fields themselves.
         return tuple(self)
+
+
+def _texts(sku: object, category: object, brand: object, reference: object) -> None:
+    """A line's texts that the fast check did not pass: refused with what is wrong (the
+    hub would refuse its receipt record), or, when each is within its own limit, taken."""
+    for name, value in (("sku", sku), ("category", category), ("brand", brand)):
+        if type(value) is not str:
+            raise BasketError(f"a line's {name} is text (str), not {value!r:.40}")
+    if type(reference) is not str:
+        raise BasketError(f"a line's reference is text (str), not {reference!r:.40}")
+    if not 0 < len(cast(str, sku)) <= MAX_LINE_TEXT:
+        raise BasketError(f"a line's sku is 1 to {MAX_LINE_TEXT} characters, not {sku!r:.40}")
+    for name, value in (("category", category), ("brand", brand)):
+        if len(cast(str, value)) > MAX_LINE_TEXT:
+            raise BasketError(f"line {sku}: its {name} is at most {MAX_LINE_TEXT} characters")
+    if not (cast(str, sku) + cast(str, category) + cast(str, brand)).isprintable():
+        raise BasketError(f"line {sku!r:.40}: sku, category and brand are printable text")
 
 
 def _item(n: int, doc: str) -> Any:
@@ -165,6 +183,16 @@ class Line(_Record):
             if quantity * unit_price > MAX_AMOUNT:
                 raise BasketError(f"line {sku}: its price is beyond the maximum amount")
             raise BasketError(f"line {sku}: discount exceeds the line's price")
+        # The usual line: three short printable texts (the sum's length bounds each
+        # one's), and a text reference; anything else is decided field by field.
+        text: str | None
+        try:
+            text = sku + category + brand
+            reference + ""  # a reference that is not text raises here
+        except TypeError:
+            text = None
+        if not (type(text) is str and sku and len(text) <= MAX_LINE_TEXT and text.isprintable()):
+            _texts(sku, category, brand, reference)
         return tuple.__new__(
             cls, (sku, quantity, unit_price, category, brand, discount, reference, currency)
         )
@@ -236,7 +264,7 @@ class Basket:
         for line in self.lines:
             if not isinstance(line, Line):
                 raise BasketError(f"a basket holds Line values, not {line!r}")
-            if line.currency is not None and line.currency != self.currency:
+            if line[7] is not None and line[7] != self.currency:  # its currency, by index
                 raise BasketError(
                     f"line {line.sku} is priced in {line.currency}, the basket in {self.currency}"
                 )

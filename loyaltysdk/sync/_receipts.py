@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Final
 
-from .._ids import is_id, is_name
+from .._ids import MAX_LINE_TEXT, is_id, is_name
 from .._money import MAX_AMOUNT, check_unit
 from ._wire import BadRecord
 
@@ -96,11 +96,11 @@ def check_receipt(record: Any) -> dict[str, Any]:
         sku, category, brand = line["sku"], line["category"], line["brand"]
         if not (
             type(sku) is str
-            and 0 < len(sku) <= 100
+            and 0 < len(sku) <= MAX_LINE_TEXT
             and type(category) is str
-            and len(category) <= 100
+            and len(category) <= MAX_LINE_TEXT
             and type(brand) is str
-            and len(brand) <= 100
+            and len(brand) <= MAX_LINE_TEXT
             and (sku + category + brand).isprintable()
         ):
             raise BadRecord("a receipt line's SKU, category and brand are printable text")

@@ -93,3 +93,62 @@ def test_a_basket_total_is_read_once_and_refused_beyond_the_maximum() -> None:
     assert basket == Basket("EUR", [Line("A", 2, 150, discount=10), Line("B", 1, 99)])
     with pytest.raises(BasketError, match="maximum amount"):
         Basket("EUR", [Line("A", 1, MAX_AMOUNT), Line("B", 1, 1)])
+
+
+texts = st.one_of(
+    st.text(max_size=3),
+    st.text(min_size=99, max_size=102),
+    st.sampled_from(["", "A\x00", "A\n", "\u2028", "Caf\u00e9"]),
+    st.integers(0, 9),
+    st.none(),
+)
+
+
+@given(texts, texts, texts, st.one_of(st.text(max_size=3), st.none()))
+def test_a_line_is_taken_exactly_when_its_receipt_record_can_reach_the_hub(
+    sku: Any, category: Any, brand: Any, reference: Any
+) -> None:
+    """What the till takes, sync delivers: the hub's check of a receipt's line texts
+    (`check_receipt`) is the rule, so no completed sale waits forever at a refusal."""
+    from loyaltysdk.sync import check_receipt
+    from loyaltysdk.sync._wire import BadRecord
+
+    record = {
+        "v": 1,
+        "type": "sale",
+        "ref": "R-1",
+        "receipt": "R-1",
+        "store": "S001",
+        "till": "S001-T1",
+        "at": "2026-12-06T10:00:00+01:00",
+        "day": "2026-12-06",
+        "hour": 10,
+        "member": None,
+        "currency": "EUR",
+        "total": 100,
+        "lines": [
+            {
+                "sku": sku,
+                "category": category,
+                "brand": brand,
+                "quantity": 1,
+                "unit_price": 100,
+                "discount": 0,
+                "points": 0,
+            }
+        ],
+        "points_earned": 0,
+        "points_redeemed": 0,
+        "tenders": {"points": 0, "vouchers": [], "wallet": 0, "card": 0, "cash": 100},
+    }
+    try:
+        check_receipt(record)
+        deliverable = isinstance(reference, str)
+    except BadRecord:
+        deliverable = False
+    try:
+        Line(sku, 1, 100, category=category, brand=brand, reference=reference)
+    except BasketError:
+        assert not deliverable
+    else:
+        assert deliverable

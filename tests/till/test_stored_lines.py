@@ -20,11 +20,11 @@ lines = st.builds(
         discount=min(off, qty * price),
         reference=ref,
     ),
-    st.text(min_size=1, max_size=6),
+    st.text("AZaz09 -\u00e9", min_size=1, max_size=6),
     st.integers(1, 5),
     st.integers(0, 10_000),
     st.sampled_from(["food", "toys", GIFT_CARD, STORED_VALUE]),
-    st.text(max_size=4),
+    st.text("AZaz09 -", max_size=4),
     st.integers(0, 10_000),
     st.text(max_size=4),
 )
