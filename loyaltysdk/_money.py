@@ -83,10 +83,6 @@ def _check_minor(_instance: object, attribute: attrs.Attribute[int], value: obje
     check_minor(value, what=attribute.name)
 
 
-#: Sets a field of a frozen instance in its own __init__ (as attrs' generated one does).
-_set = object.__setattr__
-
-
 @attrs.frozen(order=False, init=False)
 class Money:
     """An exact amount of one currency, in minor units.
@@ -106,8 +102,8 @@ class Money:
             check_minor(minor, what="minor")
         if type(currency) is not str or currency not in EXPONENTS:
             exponent(currency)
-        _set(self, "minor", minor)
-        _set(self, "currency", currency)
+        _set_minor(self, minor)
+        _set_currency(self, currency)
 
     @property
     def unit(self) -> str:
@@ -119,9 +115,9 @@ class Money:
         """`Money(minor, currency)`, cheaper where `currency` is known good (a till's own)."""
         if type(minor) is not int or not -MAX_AMOUNT <= minor <= MAX_AMOUNT:
             return cls(minor, currency)  # raises the typed error
-        money = object.__new__(cls)
-        object.__setattr__(money, "minor", minor)
-        object.__setattr__(money, "currency", currency)
+        money = _new(cls)
+        _set_minor(money, minor)
+        _set_currency(money, currency)
         return money
 
     @classmethod
@@ -197,6 +193,12 @@ class Money:
         return self.minor != 0
 
 
+# The slots' own setters, for the written-out __init__s and `_checked`: cheaper than
+# object.__setattr__ by name (as attrs' generated frozen __init__ calls it).
+_new = object.__new__
+_set_minor, _set_currency = (vars(Money)[name].__set__ for name in ("minor", "currency"))
+
+
 @attrs.frozen(order=True, init=False)
 class Points:
     """A whole number of loyalty points."""
@@ -206,7 +208,7 @@ class Points:
     def __init__(self, value: int) -> None:  # see Money.__init__
         if type(value) is not int or not -MAX_AMOUNT <= value <= MAX_AMOUNT:
             check_minor(value, what="value")
-        _set(self, "value", value)
+        _set_value(self, value)
 
     @property
     def unit(self) -> str:
@@ -234,6 +236,9 @@ class Points:
 
 #: An amount the ledger can post: money or points.
 Amount = Money | Points
+
+
+_set_value = vars(Points)["value"].__set__
 
 
 def amount_of(minor: int, unit: str) -> Amount:

@@ -261,14 +261,16 @@ class Basket:
             and self.currency.isupper()
         ):
             raise BasketError(f"a basket's currency is an ISO 4217 code, not {self.currency!r}")
+        # One pass, a Line read by index (quantity 1, unit price 2, discount 5, currency 7).
+        total = 0
         for line in self.lines:
             if not isinstance(line, Line):
                 raise BasketError(f"a basket holds Line values, not {line!r}")
-            if line[7] is not None and line[7] != self.currency:  # its currency, by index
+            if line[7] is not None and line[7] != self.currency:
                 raise BasketError(
                     f"line {line.sku} is priced in {line.currency}, the basket in {self.currency}"
                 )
-        total = sum(line[1] * line[2] - line[5] for line in self.lines)
+            total += line[1] * line[2] - line[5]
         if total > MAX_AMOUNT:
             raise BasketError(f"the basket's total is beyond the maximum amount {MAX_AMOUNT}")
         object.__setattr__(self, "_total", total)

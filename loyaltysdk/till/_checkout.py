@@ -86,7 +86,7 @@ class Checkout:
         self._fingerprint = Fingerprint(self._lines, self._member_id_or_none())
         #: The stored receipt when this session re-runs one the till completed.
         self._replayed = self._stored(receipt_ref) if receipt_ref is not None else None
-        check_value_lines(till, basket, identity)
+        self._value_lines = check_value_lines(till, basket, identity)
         self.session = os.urandom(8).hex()
         self.at = till.now()
         self._points = 0
@@ -149,10 +149,12 @@ class Checkout:
         card = self._card[1] if self._card else 0
         return vouchers + self._wallet + card
 
-    def _points_value(self) -> int:
+    def _points_value(self, others: int | None = None) -> int:
+        """What the points pay: their value, capped at what the other tenders leave
+        (`others`, when the caller has it already)."""
         num, den = self._per_point
         value = self._points * num // den
-        return max(0, min(value, self._total - self._others()))
+        return max(0, min(value, self._total - (self._others() if others is None else others)))
 
     def _points_for(self, minor: int) -> int:
         """The fewest points that pay `minor` (the last point may be worth more than is left)."""
@@ -202,8 +204,11 @@ class Checkout:
             member_id = self.identity.member.id
             available = self._points_left(member_id) + self._points
             wallet = self._wallet_left(member_id) + self._wallet
-        rest = self._due() + self._points_value()
-        max_redeemable = min(available, self._points_for(rest))
+        # Each figure once: what the other tenders pay, what the points pay, what is due.
+        others = self._others()
+        points_value = self._points_value(others)
+        due = self._total - points_value - others
+        max_redeemable = min(available, self._points_for(due + points_value))
         money = self.till.money
         return Quote(
             self.till.currency,
@@ -212,13 +217,13 @@ class Checkout:
             self._earn_lines,
             available,
             self._points,
-            money(self._points_value()),
+            money(points_value),
             max_redeemable,
             tuple(use for _, use in self._vouchers),
             money(wallet),
             money(self._wallet),
             money(self._card[1] if self._card else 0),
-            money(self._due()),
+            money(due),
             self._mode,
         )
 
@@ -497,7 +502,7 @@ class Checkout:
                 None,
                 self._earn,
                 self._seen,
-                session=(self.basket, self._earn_lines),
+                session=(self.basket, self._earn_lines, self._value_lines),
                 fingerprint=self._fingerprint,
             )
             if not posted:

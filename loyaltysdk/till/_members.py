@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from ..rules import Member, RuleSet, period_of
+from ..rules import EarnResult, Member, RuleSet, period_of
 from ..sync import Snapshot
 from ._errors import CardInUse, UnknownCard, UnknownMember, UnknownTier
 
@@ -210,10 +210,11 @@ class Directory:
         day: date,
         spend: int,
         points: int,
-        rules_used: set[str],
+        earn: EarnResult,
         events: list[tuple[str, dict[str, Any]]],
     ) -> None:
-        """A completed sale's spend, points and once-per rules (inside its commit).
+        """A completed sale's spend, points and the once-per rules `earn` used (inside
+        its commit).
 
         Its event joins `events`, which the caller writes with its own, and
         then calls `upgrade` (a chain member's spend counts the events).
@@ -227,12 +228,22 @@ class Directory:
                 "INSERT INTO till_earnings (ref, member, local_date, points) VALUES (?, ?, ?, ?)",
                 (ref, member_id, day.isoformat(), points),
             )
-        for rule in self._rules.rules:
-            if rule.once_per and rule.id in rules_used:
+        once = [(rule.id, rule.once_per) for rule in self._rules.rules if rule.once_per]
+        # The rules that gave points, only where a once-per rule is there to ask:
+        # results are tuples (rules/_model), a contribution (rule, description,
+        # points, ...), a line's contributions its item 4.
+        used = (
+            {c[0] for line in earn.lines for c in line[4] if c[2]}
+            | {c[0] for c in earn.receipt if c[2]}
+            if once
+            else set()
+        )
+        for rule_id, per in once:
+            if rule_id in used:
                 self._conn.execute(
                     "INSERT INTO till_rule_uses (member, rule, period, receipt)"
                     " VALUES (?, ?, ?, ?)",
-                    (member_id, rule.id, period_of(rule.once_per, day)[0], ref),
+                    (member_id, rule_id, period_of(per, day)[0], ref),
                 )
         events.append(
             (

@@ -13,7 +13,8 @@ evaluation is reused only when that state is what it saw.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
 
 from .._json import compact
 from .._money import Money, Points
@@ -29,6 +30,10 @@ from ._refunds import GIFT_CARD, STORED_VALUE
 if TYPE_CHECKING:
     from ._fingerprint import Fingerprint
     from ._till import Identity, Till
+
+
+#: A LineResult's points (results are tuples, see rules/_model).
+_LINE_POINTS: Final = itemgetter(3)
 
 
 def lines_of(basket: Basket) -> list[list[Any]]:
@@ -49,18 +54,29 @@ def basket_of(currency: str, lines: list[list[Any]]) -> Basket:
     )
 
 
-def goods_spend(basket: Basket) -> int:
-    """What counts towards tiers: the goods, not value sold (gift cards, top-ups)."""
+def sells_value(basket: Basket) -> bool:
+    """Whether a line sells value itself: a gift card or a stored-value top-up."""
+    categories = {line[3] for line in basket.lines}  # by index, see `lines_of`
+    return GIFT_CARD in categories or STORED_VALUE in categories
+
+
+def goods_spend(basket: Basket, value_lines: bool = True) -> int:
+    """What counts towards tiers: the goods, not value sold (gift cards, top-ups).
+
+    `value_lines` False says the basket has none (`sells_value`): the total.
+    """
+    if not value_lines:
+        return basket.total
     value = (GIFT_CARD, STORED_VALUE)
     # By index (see `lines_of`): quantity 1, unit price 2, category 3, discount 5.
     return sum(ln[1] * ln[2] - ln[5] for ln in basket.lines if ln[3] not in value)
 
 
-def check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> None:
-    """Gift-card lines name a voucher code; stored-value lines a known member."""
-    categories = {line[3] for line in basket.lines}  # by index, see `lines_of`
-    if GIFT_CARD not in categories and STORED_VALUE not in categories:
-        return  # the usual basket sells no value
+def check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> bool:
+    """Gift-card lines name a voucher code; stored-value lines a known member. Returns
+    whether there are any (`sells_value`)."""
+    if not sells_value(basket):
+        return False  # the usual basket
     for line in basket.lines:
         if line.category == GIFT_CARD:
             parse_code(line.reference)
@@ -69,6 +85,7 @@ def check_value_lines(till: Till, basket: Basket, identity: Identity | None) -> 
             if not member:
                 raise NoMember("a stored-value top-up line needs the member it credits")
             till.member(member)
+    return True
 
 
 def finish_sale(
@@ -92,7 +109,7 @@ def post_sale(
     seen: Member | None = None,
     *,
     chip: int | None = None,
-    session: tuple[Basket, tuple[str, ...]] | None = None,
+    session: tuple[Basket, tuple[str, ...], bool] | None = None,
     fingerprint: Fingerprint | None = None,
 ) -> tuple[Receipt, bool]:
     """Post a sale's plan: holds, vouchers, card value, points earned, receipt row. One commit.
@@ -105,8 +122,9 @@ def post_sale(
         chip: the card's balance after its debit, from the card's log: the
             card holds its value, so its ledger shadow is brought to the chip
             before the debit is booked, and a card loaded elsewhere pays here.
-        session: the live session's basket and `earn`'s explanation, so a
-            completion does not rebuild what a replay from the plan must.
+        session: the live session's basket, `earn`'s explanation and whether
+            the basket sells value (`sells_value`), so a completion does not
+            rebuild what a replay from the plan must.
         fingerprint: the session's basket and member: a receipt number
             completed with another is refused (`ReceiptConflict`).
     """
@@ -116,6 +134,7 @@ def post_sale(
     at = datetime.fromisoformat(plan["at"])
     basket = session[0] if session else basket_of(currency, plan["lines"])
     explained = session[1] if session else None
+    value_lines = session[2] if session else sells_value(basket)
     with till.ledger.atomic():
         existing = till._stored_receipt(ref, fingerprint=fingerprint)
         if existing is not None:
@@ -182,7 +201,8 @@ def post_sale(
                 compact({"receipt": ref, "card": card_uid}),
             )
         total = basket.total
-        _sell_value(till, ref, basket, member_id, entries)
+        if value_lines:
+            _sell_value(till, ref, basket, member_id, entries)
         points_earned = earn.points if member_id else 0
         voucher_total = sum(use.amount.minor for use in uses)
         if points_earned:
@@ -192,12 +212,8 @@ def post_sale(
         day = till.local_date(at)
         events: list[tuple[str, dict[str, Any]]] = []
         if member_id:
-            # Results are tuples (rules/_model): a contribution is (rule, description,
-            # points, ...), a line's contributions its item 4.
-            used = {c[0] for line in earn.lines for c in line[4] if c[2]}
-            used |= {c[0] for c in earn.receipt if c[2]}
             till._directory.record_sale(
-                ref, member_id, day, goods_spend(basket), points_earned, used, events
+                ref, member_id, day, goods_spend(basket, value_lines), points_earned, earn, events
             )
         if intent_id is not None:
             till._journal.mark(intent_id, "done")
@@ -212,7 +228,7 @@ def post_sale(
             currency=currency,
             total=money(total),
             points_earned=points_earned,
-            line_points=tuple(line[3] for line in earn.lines)
+            line_points=tuple(map(_LINE_POINTS, earn.lines))
             if member_id
             else tuple(0 for _ in basket.lines),
             earn_lines=(explained or tuple(earn.explain())) if member_id else (),  # the printer's
