@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from typing import Any, Protocol
 
 from .._extras import require
+from .._sale_record import record_from_head
 from ..vouchers import VoucherTerms
 
 REPORT_TABLES = (
@@ -294,10 +295,18 @@ def mark_voided(db: Any, sales: Sequence[tuple[str, str]]) -> None:
 
 def load_from_till(db: SQLiteDb) -> int:
     """Fill the report tables from a till's own file: its receipt records and members."""
+    # A sale's event holds its record's head; the rest is its receipt row (_sale_record).
     records = [
-        json.loads(payload)
-        for (payload,) in db.query(
-            "SELECT payload FROM till_events WHERE kind = 'receipt' ORDER BY seq"
+        record_from_head(head, json.loads(plan), json.loads(receipt)) if plan else head
+        for head, plan, receipt in (
+            (json.loads(payload), plan, receipt)
+            for payload, plan, receipt in db.query(
+                "SELECT e.payload, r.plan, r.receipt FROM till_events AS e"
+                " LEFT JOIN till_receipts AS r"
+                " ON json_extract(e.payload, '$.stored_in') = 'till_receipts'"
+                " AND r.ref = json_extract(e.payload, '$.ref')"
+                " WHERE e.kind = 'receipt' ORDER BY e.seq"
+            )
         )
     ]
     for table in ("report_receipts", "report_lines", "report_vouchers"):

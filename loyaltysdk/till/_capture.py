@@ -11,9 +11,11 @@ revenue net of refunds is a plain sum and a voided sale nets to zero.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .._sale_record import head, is_head, record_from_head
 from ._receipt import Receipt, Refund
 
 if TYPE_CHECKING:
@@ -45,52 +47,53 @@ def _line(
     }
 
 
+def sale_head(
+    till: Till, plan: dict[str, Any], ref: str, campaigns: dict[str, str]
+) -> dict[str, Any]:
+    """What a completed sale's commit stores of its receipt record: the head (see
+    `_sale_record`); the record is joined with the receipt row when it is read."""
+    return head(
+        {
+            "v": RECEIPT_VERSION,
+            "type": "sale",
+            "ref": ref,
+            "receipt": ref,
+            "store": till.store,
+            "till": till.till_id,
+            **_when(till, datetime.fromisoformat(plan["at"])),
+        },
+        campaigns,
+    )
+
+
 def sale_record(
     till: Till, plan: dict[str, Any], receipt: Receipt, campaigns: dict[str, str]
 ) -> dict[str, Any]:
-    """The receipt record of a completed sale."""
-    at = datetime.fromisoformat(plan["at"])
-    # A whole line as `_line` writes it, inline: a sale has every line, every time.
-    lines = [
-        {
-            "sku": sku,
-            "category": category,
-            "brand": brand,
-            "quantity": qty,
-            "unit_price": unit_price,
-            "discount": discount,
-            "points": points,
-        }
-        for (sku, qty, unit_price, category, brand, discount, *_), points in zip(
-            plan["lines"], receipt.line_points, strict=True
+    """The receipt record of a completed sale, whole."""
+    return record_from_head(sale_head(till, plan, receipt.ref, campaigns), plan, receipt.to_json())
+
+
+def whole_records(
+    conn: sqlite3.Connection, events: list[tuple[int, str, Any]]
+) -> list[tuple[int, str, Any]]:
+    """Events as a till sends them: each sale's head joined with its receipt row."""
+    refs = [payload["ref"] for _, kind, payload in events if kind == "receipt" and is_head(payload)]
+    if not refs:
+        return events
+    marks = ",".join("?" * len(refs))
+    rows = {
+        ref: (json.loads(plan), json.loads(receipt))
+        for ref, plan, receipt in conn.execute(
+            f"SELECT ref, plan, receipt FROM till_receipts WHERE ref IN ({marks})",  # noqa: S608
+            refs,
         )
-    ]
-    vouchers = [
-        {"code": use.code, "campaign": campaigns.get(use.code, ""), "amount": use.amount.minor}
-        for use in receipt.vouchers
-    ]
-    return {
-        "v": RECEIPT_VERSION,
-        "type": "sale",
-        "ref": receipt.ref,
-        "receipt": receipt.ref,
-        "store": till.store,
-        "till": till.till_id,
-        **_when(till, at),
-        "member": receipt.member,
-        "currency": receipt.currency,
-        "total": receipt.total.minor,
-        "lines": lines,
-        "points_earned": receipt.points_earned,
-        "points_redeemed": receipt.points_redeemed,
-        "tenders": {
-            "points": receipt.points_value.minor,
-            "vouchers": vouchers,
-            "wallet": receipt.wallet_paid.minor,
-            "card": receipt.card_paid.minor,
-            "cash": receipt.to_pay.minor,
-        },
     }
+    return [
+        (seq, kind, record_from_head(payload, *rows[payload["ref"]]))
+        if kind == "receipt" and is_head(payload)
+        else (seq, kind, payload)
+        for seq, kind, payload in events
+    ]
 
 
 def refund_record(
@@ -172,4 +175,11 @@ def backfill(till: Till) -> int:
     return made
 
 
-__all__ = ["RECEIPT_VERSION", "backfill", "refund_record", "sale_record"]
+__all__ = [
+    "RECEIPT_VERSION",
+    "backfill",
+    "refund_record",
+    "sale_head",
+    "sale_record",
+    "whole_records",
+]

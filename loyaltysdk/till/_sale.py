@@ -21,7 +21,7 @@ from .._money import Money, Points
 from ..ledger import AccountFlags, HoldExpired, HoldResolved, InsufficientFunds, Posting
 from ..rules import Basket, Context, EarnResult, Line, Member, evaluate
 from ..vouchers import parse_code
-from ._capture import sale_record
+from ._capture import sale_head
 from ._errors import NoMember, NotEnoughPoints, WalletShort
 from ._online import record_offline
 from ._receipt import Receipt, VoucherUse
@@ -257,7 +257,8 @@ def post_sale(
                 till.now().isoformat(),
             ),
         )
-        events.append(("receipt", sale_record(till, plan, receipt, campaigns)))
+        # The record's head: the rest is this commit's receipt row (see _sale_record).
+        events.append(("receipt", sale_head(till, plan, ref, campaigns)))
         till._events(events)
         if member_id:
             till._directory.upgrade(member_id, day, (member.tier, review))

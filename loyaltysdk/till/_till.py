@@ -46,7 +46,7 @@ from ..vouchers import (
     VoucherRegistry,
     VoucherTemplate,
 )
-from ._capture import backfill
+from ._capture import backfill, whole_records
 from ._cards import CardJournal, Pending
 from ._chain import ChainView
 from ._checkout import SESSION_HOLD, Checkout
@@ -1122,7 +1122,9 @@ class Till:
             "SELECT seq, kind, payload FROM till_events WHERE seq > ? ORDER BY seq LIMIT ?",
             (acked, limit),
         )
-        return [(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
+        return whole_records(
+            self._conn, [(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
+        )
 
     def events_sent(self, upto: int) -> None:
         """The hub has this till's events up to `upto`."""

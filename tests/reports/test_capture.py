@@ -196,3 +196,69 @@ def test_an_older_till_file_makes_its_receipt_records_once(tmp_path: Path) -> No
     refund = next(r for r in records if r["ref"] == "F1")
     assert refund["day"] == next(r for r in records if r["ref"] == "R1")["day"]
     assert json.dumps(refund)  # plain JSON
+
+
+def test_a_sale_stores_its_lines_once_and_sends_its_record_whole(tmp_path: Path) -> None:
+    """The commit stores the record's head; the sync and the till's reports get the
+    whole record, joined with the receipt row, as a file from before stored it."""
+    now = datetime.now(UTC)
+    gift = VoucherIssuer(ISSUER).issue(
+        VoucherTemplate(
+            "value", 300, "EUR", now - timedelta(days=1), now + timedelta(days=30), campaign="XMAS"
+        )
+    )
+    till = open_till(tmp_path / "till.db", "S1")
+    till.vouchers.register(gift.terms)
+    till.enrol("M1")
+    sell(till, "R1", "M1", 1_000, 250, voucher=gift)
+    conn = till.ledger.store.connection  # type: ignore[attr-defined]
+    (stored,) = conn.execute("SELECT payload FROM till_events WHERE kind = 'receipt'").fetchone()
+    assert "lines" not in json.loads(stored) and len(stored) < 400
+    [(seq, record)] = [(s, p) for s, kind, p in till.unsent_events() if kind == "receipt"]
+    check_receipt(record)
+    day = record["day"]
+    assert record == {
+        "v": 1,
+        "type": "sale",
+        "ref": "R1",
+        "receipt": "R1",
+        "store": "S1",
+        "till": "S1-T1",
+        "at": record["at"],
+        "day": day,
+        "hour": record["hour"],
+        "member": "M1",
+        "currency": "EUR",
+        "total": 2_500,
+        "lines": [
+            {
+                "sku": f"SKU{n}",
+                "category": "food",
+                "brand": "B",
+                "quantity": 2,
+                "unit_price": price,
+                "discount": 0,
+                "points": points,
+            }
+            for n, (price, points) in enumerate([(1_000, 20), (250, 5)])
+        ],
+        "points_earned": 25,
+        "points_redeemed": 0,
+        "tenders": {
+            "points": 0,
+            "vouchers": [{"code": gift.terms.code, "campaign": "XMAS", "amount": 300}],
+            "wallet": 0,
+            "card": 0,
+            "cash": 2_200,
+        },
+    }
+    till.void("R1")  # the row's status changes; its record does not
+    assert next(p for _, kind, p in till.unsent_events() if kind == "receipt") == record
+    with till.ledger.atomic():  # a file from before: the whole record in the event
+        conn.execute("UPDATE till_events SET payload = ? WHERE seq = ?", (json.dumps(record), seq))
+    assert next(p for _, kind, p in till.unsent_events() if kind == "receipt") == record
+    path = till.ledger.store.path  # type: ignore[attr-defined]
+    till.close()
+    db = connect(str(path))
+    assert load_from_till(db) == 2  # the sale and its void, from either form
+    db.close()
