@@ -219,14 +219,15 @@ class Directory:
         Its event joins `events`, which the caller writes with its own, and
         then calls `upgrade` (a chain member's spend counts the events).
         """
+        day_text = day.isoformat()
         self._conn.execute(
             "INSERT INTO till_spend (ref, member, local_date, amount) VALUES (?, ?, ?, ?)",
-            (ref, member_id, day.isoformat(), spend),
+            (ref, member_id, day_text, spend),
         )
         if points:
             self._conn.execute(
                 "INSERT INTO till_earnings (ref, member, local_date, points) VALUES (?, ?, ?, ?)",
-                (ref, member_id, day.isoformat(), points),
+                (ref, member_id, day_text, points),
             )
         once = [(rule.id, rule.once_per) for rule in self._rules.rules if rule.once_per]
         # The rules that gave points, only where a once-per rule is there to ask:
@@ -251,7 +252,7 @@ class Directory:
                 {
                     "member": member_id,
                     "ref": ref,
-                    "day": day.isoformat(),
+                    "day": day_text,
                     "spend": spend,
                     "points": points,
                 },

@@ -205,11 +205,12 @@ def post_sale(
             _sell_value(till, ref, basket, member_id, entries)
         points_earned = earn.points if member_id else 0
         voucher_total = sum(use.amount.minor for use in uses)
+        day = till.local_date(at)
+        day_text = day.isoformat()  # an ISO text costs thousands of instructions: made once
         if points_earned:
             summary = {"total": total, "redeemed": points, "vouchers": voucher_total}
-            _credit_points(till, ref, member_id, points_earned, earn, at, summary, entries)
+            _credit_points(till, ref, member_id, points_earned, earn, day_text, summary, entries)
         entries.flush()
-        day = till.local_date(at)
         events: list[tuple[str, dict[str, Any]]] = []
         if member_id:
             till._directory.record_sale(
@@ -245,6 +246,7 @@ def post_sale(
             wallet_balance=None if wallet_balance is None else money(wallet_balance),
             card_balance=None if card_balance is None else money(card_balance),
         )
+        now_text = till.now().isoformat()  # the receipt row's and the events' time
         till._conn.execute(
             "INSERT INTO till_receipts (ref, fingerprint, plan, receipt, status, local_date,"
             " created_at) VALUES (?, ?, ?, ?, 'completed', ?, ?)",
@@ -253,13 +255,13 @@ def post_sale(
                 plan["fingerprint"],
                 compact(plan),
                 compact(receipt.to_json()),
-                day.isoformat(),
-                till.now().isoformat(),
+                day_text,
+                now_text,
             ),
         )
         # The record's head: the rest is this commit's receipt row (see _sale_record).
         events.append(("receipt", sale_head(till, plan, ref, campaigns)))
-        till._events(events)
+        till._events(events, at=now_text)
         if member_id:
             till._directory.upgrade(member_id, day, (member.tier, review))
     return receipt, True
@@ -411,7 +413,7 @@ def _credit_points(
     member_id: str,
     points: int,
     earn: EarnResult,
-    at: datetime,
+    day: str,
     summary: dict[str, int],
     entries: _Entries,
 ) -> None:
@@ -426,7 +428,7 @@ def _credit_points(
             "rules": earn.ruleset_version,
             "member": member_id,
             "store": till.store,
-            "day": till.local_date(at).isoformat(),
+            "day": day,
             "total": summary.get("total", 0),
             "redeemed": summary.get("redeemed", 0),
             "vouchers": summary.get("vouchers", 0),

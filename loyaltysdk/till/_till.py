@@ -1139,11 +1139,13 @@ class Till:
         """
         self._events([(kind, payload)])
 
-    def _events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        """Several events in one statement (a sale's, in its commit)."""
+    def _events(self, events: list[tuple[str, dict[str, Any]]], at: str | None = None) -> None:
+        """Several events in one statement (a sale's, in its commit), made `at` (ISO text;
+        default now)."""
         if self._quiet or not events:
             return
-        at = self.now().isoformat()
+        if at is None:
+            at = self.now().isoformat()
         rows = [(kind, compact(payload), at) for kind, payload in events]
         values = ", ".join(["(?, ?, ?)"] * len(rows))  # placeholders only
         self._conn.execute(
