@@ -18,7 +18,13 @@ from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Final, cast
 
-from .._errors import CurrencyMismatch, IdempotencyConflict, InvalidAmount, LedgerError
+from .._errors import (
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InvalidAmount,
+    LedgerError,
+    WrongType,
+)
 from .._ids import is_id, is_text
 from .._money import POINTS_UNIT, Amount, Money, Points, amount_of, check_unit
 from ._boundary import storage_boundary
@@ -490,7 +496,10 @@ class Ledger:
 
         Raises:
             UnknownAccount: one of them does not exist.
+            WrongType: `account_ids` is one id (a str), not a sequence of them.
         """
+        if isinstance(account_ids, str):
+            raise WrongType(f"balances_of takes a sequence of account ids, not {account_ids!r}")
         ids = list(dict.fromkeys(account_ids))
         with self._lock:
             now = self._now()
@@ -507,7 +516,10 @@ class Ledger:
 
         Raises:
             UnknownAccount: one of them does not exist.
+            WrongType: `account_ids` is one id (a str), not a sequence of them.
         """
+        if isinstance(account_ids, str):
+            raise WrongType(f"available_of takes a sequence of account ids, not {account_ids!r}")
         with self._lock:
             rows = self._store.available_columns(account_ids, self._now())
         found: dict[str, int] = {}

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._sale_record import head, is_head, record_from_head
+from ..ledger import LedgerCorrupted
 from ._receipt import Receipt, Refund
 
 if TYPE_CHECKING:
@@ -88,6 +89,9 @@ def whole_records(
             refs,
         )
     }
+    missing = [ref for ref in refs if ref not in rows]
+    if missing:  # written in one commit with its head: the file was altered
+        raise LedgerCorrupted(f"receipt {missing[0]}: its event has no receipt row")
     return [
         (seq, kind, record_from_head(payload, *rows[payload["ref"]]))
         if kind == "receipt" and is_head(payload)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loyaltysdk import Money, Points
+from loyaltysdk import Money, Points, WrongType
 from loyaltysdk.ledger import InsufficientFunds, Ledger, Posting, UnknownAccount
 
 from .conftest import FakeClock, open_chart
@@ -132,3 +132,11 @@ def test_an_unknown_account_is_named(read: str) -> None:
     open_chart(ledger)
     with pytest.raises(UnknownAccount, match="member:M-9:points"):
         getattr(ledger, read)(["member:M-1:points", "member:M-9:points"])
+
+
+@pytest.mark.parametrize("read", ["balances_of", "available_of"])
+def test_one_id_instead_of_a_list_is_a_wrong_type(read: str) -> None:
+    ledger = Ledger.in_memory(clock=FakeClock())
+    open_chart(ledger)
+    with pytest.raises(WrongType, match="a sequence of account ids"):
+        getattr(ledger, read)("member:M-1:points")

@@ -18,6 +18,7 @@ import pytest
 
 from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.hub import Hub, PostgresHubStore, SQLiteHubStore
+from loyaltysdk.ledger import LedgerCorrupted
 from loyaltysdk.reports import (
     campaigns,
     connect,
@@ -262,3 +263,15 @@ def test_a_sale_stores_its_lines_once_and_sends_its_record_whole(tmp_path: Path)
     db = connect(str(path))
     assert load_from_till(db) == 2  # the sale and its void, from either form
     db.close()
+
+
+def test_a_head_without_its_receipt_row_is_a_damaged_file(tmp_path: Path) -> None:
+    """A head and its row are one commit: a file without the row was altered, said so."""
+    till = open_till(tmp_path / "till.db", "S1")
+    sell(till, "R1", None, 1_000)
+    conn = till.ledger.store.connection  # type: ignore[attr-defined]
+    with till.ledger.atomic():
+        conn.execute("DELETE FROM till_receipts WHERE ref = 'R1'")
+    with pytest.raises(LedgerCorrupted, match="R1"):
+        till.unsent_events()
+    till.close()
