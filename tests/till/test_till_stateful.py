@@ -50,6 +50,7 @@ from loyaltysdk import Basket, Line, Money, Till, load_rules
 from loyaltysdk.cards.purse import Purse
 from loyaltysdk.simulators.desfire import VirtualDesfire
 from loyaltysdk.simulators.reader import VirtualReader
+from loyaltysdk.sync import check_receipt
 from loyaltysdk.till import (
     CardInUse,
     NotEnoughPoints,
@@ -793,6 +794,25 @@ class TillMachine(RuleBasedStateMachine):
         assert till.pending_card_intents() == []
         assert till.card_differences() == []  # a lone till's chips never surprise it
         till.ledger.check()
+
+    @invariant()
+    def every_receipt_record_reaches_the_hub_whole(self) -> None:
+        """What the sync would send: records the hub accepts, a sale's as the model sold it
+        (a sale's commit stores a head, joined with its receipt row when read)."""
+        sales: dict[str, dict[str, Any]] = {}
+        for _, kind, record in self.till.unsent_events(limit=100_000):
+            if kind == "receipt":
+                check_receipt(record)
+                if record["type"] == "sale":
+                    sales[record["ref"]] = record
+        for ref, sold in self.receipts.items():
+            record = sales[ref]
+            assert (record["member"], record["total"], record["points_earned"]) == (
+                sold["member"],
+                sold["total"],
+                sold["points"],
+            ), ref
+            assert [line["points"] for line in record["lines"]] == sold["line_points"], ref
 
 
 def test_the_till_against_its_model() -> None:
