@@ -8,9 +8,10 @@ same: readers parse it (``json.loads``, SQLite's ``json_extract``) and
 never compare its bytes. Where orjson refuses a value the standard encoder
 takes (a lone surrogate, an integer beyond 64 bits, a key that is not a
 string, a tuple subclass), the standard encoder writes it, so what stored
-before still stores. `parse` reads JSON the same way round: orjson first
-(a member's segments, read twice a checkout, cost the standard decoder
-about 9 k instructions each), the standard decoder for the rest.
+before still stores. `parse_texts` reads JSON of strings the same way round:
+orjson first (a member's segments, read twice a checkout, cost the
+standard decoder about 9 k instructions each), the standard decoder for
+what orjson refuses.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ def compact(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-def parse(text: str | bytes) -> Any:
-    """JSON text as Python values, as `json.loads` reads it (orjson first; what orjson
-    refuses, such as NaN or an integer beyond 64 bits, the standard decoder reads or
-    refuses itself)."""
+def parse_texts(text: str | bytes) -> Any:
+    """JSON text that holds strings (in lists and objects), read as `json.loads` reads
+    it: orjson first, the standard decoder for what orjson refuses (a lone surrogate).
+
+    Not for numbers: orjson reads an integer beyond 64 bits as a float, where the
+    standard decoder keeps it whole.
+    """
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
 
 
-__all__ = ["compact", "parse"]
+__all__ = ["compact", "parse_texts"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .._json import parse
+from .._json import parse_texts
 from ..rules import EarnResult, Member, RuleSet, period_of
 from ..sync import Snapshot
 from ._errors import CardInUse, UnknownCard, UnknownMember, UnknownTier
@@ -429,4 +429,4 @@ class Directory:
 def _record(row: tuple[Any, ...]) -> MemberRecord:
     """A member from (id, tier, segments, birthday, ...) as the directory's reads select them."""
     birthday = date.fromisoformat(row[3]) if row[3] else None
-    return MemberRecord(row[0], row[1], frozenset(parse(row[2])), birthday)
+    return MemberRecord(row[0], row[1], frozenset(parse_texts(row[2])), birthday)
