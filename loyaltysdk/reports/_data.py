@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from .._errors import StorageError
 from .._extras import require
-from .._sale_record import record_from_head
+from .._sale_record import is_head, record_from_head
 from ..vouchers import VoucherTerms
 
 REPORT_TABLES = (
@@ -296,19 +297,20 @@ def mark_voided(db: Any, sales: Sequence[tuple[str, str]]) -> None:
 def load_from_till(db: SQLiteDb) -> int:
     """Fill the report tables from a till's own file: its receipt records and members."""
     # A sale's event holds its record's head; the rest is its receipt row (_sale_record).
-    records = [
-        record_from_head(head, json.loads(plan), json.loads(receipt)) if plan else head
-        for head, plan, receipt in (
-            (json.loads(payload), plan, receipt)
-            for payload, plan, receipt in db.query(
-                "SELECT e.payload, r.plan, r.receipt FROM till_events AS e"
-                " LEFT JOIN till_receipts AS r"
-                " ON json_extract(e.payload, '$.stored_in') = 'till_receipts'"
-                " AND r.ref = json_extract(e.payload, '$.ref')"
-                " WHERE e.kind = 'receipt' ORDER BY e.seq"
-            )
-        )
-    ]
+    records = []
+    for payload, plan, receipt in db.query(
+        "SELECT e.payload, r.plan, r.receipt FROM till_events AS e"
+        " LEFT JOIN till_receipts AS r"
+        " ON json_extract(e.payload, '$.stored_in') = 'till_receipts'"
+        " AND r.ref = json_extract(e.payload, '$.ref')"
+        " WHERE e.kind = 'receipt' ORDER BY e.seq"
+    ):
+        record = json.loads(payload)
+        if is_head(record):
+            if plan is None:  # written in one commit with its head: the file was altered
+                raise StorageError(f"receipt {record['ref']}: its event has no receipt row")
+            record = record_from_head(record, json.loads(plan), json.loads(receipt))
+        records.append(record)
     for table in ("report_receipts", "report_lines", "report_vouchers"):
         db.execute(f"DELETE FROM {table}")  # noqa: S608 - a load replaces what it loaded
     loaded = load_records(db, records)

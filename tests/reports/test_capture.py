@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from loyaltysdk import Basket, Line, Money, Till, load_rules
+from loyaltysdk import Basket, Line, Money, StorageError, Till, load_rules
 from loyaltysdk.hub import Hub, PostgresHubStore, SQLiteHubStore
 from loyaltysdk.ledger import LedgerCorrupted
 from loyaltysdk.reports import (
@@ -274,4 +274,9 @@ def test_a_head_without_its_receipt_row_is_a_damaged_file(tmp_path: Path) -> Non
         conn.execute("DELETE FROM till_receipts WHERE ref = 'R1'")
     with pytest.raises(LedgerCorrupted, match="R1"):
         till.unsent_events()
+    path = till.ledger.store.path  # type: ignore[attr-defined]
     till.close()
+    db = connect(str(path))
+    with pytest.raises(StorageError, match="R1"):
+        load_from_till(db)
+    db.close()
