@@ -54,6 +54,14 @@ _TX_COLUMNS: Final = (
 _FLAGS: Final = {int(f): f for f in map(AccountFlags, range(4))}
 
 
+#: Per row of `accounts`: what its open lots hold that expired by the bound time
+#: (0 for an account without lots), as `expired_remaining` sums it for one account.
+_EXPIRED_REMAINING: Final = (
+    "CASE WHEN lots THEN (SELECT coalesce(sum(remaining), 0) FROM lots l"
+    " WHERE l.account = accounts.id AND l.remaining > 0 AND l.expires_at <= ?) ELSE 0 END"
+)
+
+
 def _account_row(row: tuple[object, ...]) -> AccountRow:
     ident, unit, flags, lots, breakage, dp, cp, dpe, cpe = row
     known = _FLAGS.get(flags)  # type: ignore[call-overload]
@@ -550,9 +558,7 @@ class SQLiteStore:
         expired by `now`: the balances a checkout shows, in one read."""
         marks = ",".join("?" * len(account_ids))
         rows = self._conn.execute(
-            f"SELECT {_ACCOUNT_COLUMNS}, CASE WHEN lots THEN (SELECT coalesce(sum(remaining), 0)"
-            " FROM lots l WHERE l.account = accounts.id AND l.remaining > 0"
-            f" AND l.expires_at <= ?) ELSE 0 END FROM accounts WHERE id IN ({marks})",
+            f"SELECT {_ACCOUNT_COLUMNS}, {_EXPIRED_REMAINING} FROM accounts WHERE id IN ({marks})",
             (now, *account_ids),
         ).fetchall()
         return {row[0]: (_account_row(row[:-1]), int(row[-1])) for row in rows}
@@ -566,9 +572,7 @@ class SQLiteStore:
         marks = ",".join("?" * len(account_ids))
         return self._conn.execute(
             "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending,"
-            " CASE WHEN lots THEN (SELECT coalesce(sum(remaining), 0) FROM lots l"
-            " WHERE l.account = accounts.id AND l.remaining > 0 AND l.expires_at <= ?)"
-            f" ELSE 0 END FROM accounts WHERE id IN ({marks})",
+            f" {_EXPIRED_REMAINING} FROM accounts WHERE id IN ({marks})",
             (now, *account_ids),
         ).fetchall()
 

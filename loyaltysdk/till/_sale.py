@@ -302,20 +302,30 @@ class _Entries:
 def _balances_after(
     till: Till, member_id: str | None, card_uid: str | None
 ) -> tuple[int | None, int | None, int | None]:
-    """What the receipt shows: the member's points and wallet available (one read), the
-    card's balance (posted)."""
-    points = wallet = card = None
-    if member_id:
+    """What the receipt shows: the member's points and wallet available, the card's
+    balance (posted), in one read."""
+    if card_uid is None:  # the usual sale: two integers, no Balance objects
+        if not member_id:
+            return None, None, None
         points_account, wallet_account = (
             till.points_account(member_id),
             till.wallet_account(member_id),
         )
-        found = till.ledger.available_of((points_account, wallet_account))
-        points = found[points_account] - till._reserved(points_account)
-        wallet = found[wallet_account] - till._reserved(wallet_account)
-    if card_uid:
-        card = till._minor(till.ledger.balance(till.card_account(card_uid)).posted)
-    return points, wallet, card
+        available = till.ledger.available_of((points_account, wallet_account))
+        return (
+            available[points_account] - till._reserved(points_account),
+            available[wallet_account] - till._reserved(wallet_account),
+            None,
+        )
+    accounts: list[str] = []
+    if member_id:
+        accounts += (till.points_account(member_id), till.wallet_account(member_id))
+    accounts.append(till.card_account(card_uid))
+    found = {b.account: b for b in till.ledger.balances_of(accounts)}
+    points = wallet = None
+    if member_id:
+        points, wallet = till._spendable(found[accounts[0]]), till._spendable(found[accounts[1]])
+    return points, wallet, till._minor(found[accounts[-1]].posted)
 
 
 def tender_postings(till: Till, kind: str, member: str, amount: int) -> list[Posting]:
